@@ -1,0 +1,96 @@
+# lkvm - build, test, install.  See README.md.
+#   make            ./lkvm and liblkvm.a (and the x86 test guests)
+#   make check      every test; last line "total: N passed, N failed"
+#   make run        boot the demo guest
+#   make install PREFIX=/usr/local
+#   make ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-
+
+HOST_ARCH := $(shell uname -m)
+ARCH ?= $(if $(filter aarch64 arm64,$(HOST_ARCH)),arm64,x86_64)
+CROSS_COMPILE ?=
+CC := $(CROSS_COMPILE)gcc
+AR := $(CROSS_COMPILE)ar
+PREFIX ?= /usr/local
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -pthread -MMD -MP
+LDFLAGS += -pthread
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+
+ifeq ($(ARCH),x86_64)
+ARCH_DIR := x86
+else ifeq ($(ARCH),arm64)
+ARCH_DIR := arm64
+else
+$(error unsupported ARCH=$(ARCH))
+endif
+
+B := build/$(ARCH)
+CORE_SRCS := $(filter-out vmm/main.c vmm/cli.c vmm/term.c,$(wildcard vmm/*.c))
+LIB_SRCS := $(CORE_SRCS) $(wildcard $(ARCH_DIR)/*.c)
+CLI_SRCS := vmm/cli.c vmm/term.c
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(B)/obj/%.o)
+SAN_OBJS := $(LIB_SRCS:%.c=$(B)/san/%.o) $(CLI_SRCS:%.c=$(B)/san/%.o)
+
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_COMMON := tests/unit/test.h
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+UNIT_SAN_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests-san/%)
+
+all: lkvm liblkvm.a guests
+
+lkvm: $(B)/obj/vmm/main.o $(CLI_OBJS) liblkvm.a
+	$(CC) $(LDFLAGS) -o $@ $^
+
+liblkvm.a: $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(B)/tests/%: tests/unit/%.c $(LIB_OBJS) $(CLI_OBJS) $(UNIT_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(CLI_OBJS) $(LDFLAGS)
+
+$(B)/tests-san/%: tests/unit/%.c $(SAN_OBJS) $(UNIT_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(SAN_OBJS) $(LDFLAGS)
+
+# Test guests: freestanding x86 kernels (guest/Makefile.inc).
+ifeq ($(ARCH),x86_64)
+include guest/guest.mk
+else
+guests:
+endif
+
+unit-tests: $(UNIT_BINS) $(UNIT_SAN_BINS)
+
+check: all unit-tests
+	@B=$(B) tests/run.sh
+
+run: lkvm guests
+	./lkvm run -k guest/build/hello.bin -m 64 -c 2
+
+install: lkvm liblkvm.a
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 lkvm $(DESTDIR)$(PREFIX)/bin/lkvm
+	install -m 644 liblkvm.a $(DESTDIR)$(PREFIX)/lib/liblkvm.a
+	install -m 644 include/lkvm.h $(DESTDIR)$(PREFIX)/include/lkvm.h
+	install -m 644 doc/lkvm.1 $(DESTDIR)$(PREFIX)/share/man/man1/lkvm.1
+
+clean:
+	rm -rf build lkvm liblkvm.a guest/build
+
+.PHONY: all check run install clean guests unit-tests
+
+-include $(shell find build -name '*.d' 2>/dev/null)

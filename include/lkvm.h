@@ -1,0 +1,122 @@
+/*
+ * lkvm.h - the embedding API of lkvm, a lightweight KVM virtual machine
+ * monitor.  This is the only public header: the lkvm command line tool is
+ * built on exactly this interface.
+ *
+ * Life of a VM:
+ *	struct lkvm_config cfg;
+ *	lkvm_config_init(&cfg);
+ *	cfg.kernel = "bzImage"; cfg.mem_mib = 256; ...
+ *	struct lkvm *vm;
+ *	int err = lkvm_create(&cfg, &vm, errbuf, sizeof(errbuf));
+ *	struct lkvm_result res;
+ *	err = lkvm_run(vm, &res);	(blocks until the guest ends)
+ *	lkvm_destroy(vm);
+ *
+ * The library keeps no mutable global state: two VMs may live in one
+ * process.  It never exits the process and never prints except through
+ * cfg.log.  Errors are negative errno values plus a message.
+ *
+ * Process-wide effects: lkvm_run() installs a handler for cfg.kick_signal
+ * (default SIGRTMIN) that does nothing; it is used to kick vCPU threads out
+ * of KVM_RUN.  Pick another signal if the embedder uses that one.
+ */
+#ifndef LKVM_H
+#define LKVM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LKVM_VERSION "0.1.0"
+
+struct lkvm;
+
+enum lkvm_log_level {
+	LKVM_LOG_ERROR,
+	LKVM_LOG_WARN,
+	LKVM_LOG_INFO,
+	LKVM_LOG_DEBUG,
+};
+
+typedef void (*lkvm_log_fn)(void *opaque, enum lkvm_log_level level,
+			    const char *msg);
+
+struct lkvm_config {
+	const char *name;	/* for thread names and messages */
+	const char *kernel;	/* bzImage, flat binary or PVH ELF */
+	const char *initrd;	/* optional */
+	const char *cmdline;	/* optional kernel command line */
+	uint64_t mem_mib;	/* guest RAM in MiB */
+	unsigned int cpus;
+	const char **disks;	/* -d specifications, ndisks of them */
+	unsigned int ndisks;
+
+	int console_in;		/* fd read for guest console input, or -1 */
+	int console_out;	/* fd the guest console is written to, or -1 */
+	int console_log;	/* fd that also receives console output, or -1 */
+	int console_escape;	/* Ctrl-A x on console_in stops the VM */
+
+	uint64_t timeout_ms;	/* 0: none */
+	int kick_signal;	/* 0: SIGRTMIN */
+
+	lkvm_log_fn log;	/* NULL: messages are dropped */
+	void *log_opaque;
+	enum lkvm_log_level log_level;
+};
+
+enum lkvm_exit_reason {
+	LKVM_EXIT_POWEROFF,	/* guest powered off */
+	LKVM_EXIT_RESET,	/* guest asked for a reset (ends the run) */
+	LKVM_EXIT_DEBUG,	/* guest wrote status to the debug-exit port */
+	LKVM_EXIT_PANIC,	/* guest reported a panic (pvpanic) */
+	LKVM_EXIT_TIMEOUT,	/* cfg.timeout_ms elapsed */
+	LKVM_EXIT_STOPPED,	/* lkvm_stop() or console escape */
+	LKVM_EXIT_ERROR,	/* VMM or guest error, see message */
+};
+
+struct lkvm_result {
+	enum lkvm_exit_reason reason;
+	int status;		/* LKVM_EXIT_DEBUG: the value written */
+	char message[2048];	/* LKVM_EXIT_ERROR: what happened */
+};
+
+/* Exit-reason counters, read with lkvm_stats(). */
+struct lkvm_stats {
+	uint64_t exits_io;
+	uint64_t exits_mmio;
+	uint64_t exits_intr;	/* KVM_RUN interrupted (signal, kick) */
+	uint64_t exits_other;
+	uint64_t pio_unhandled;	/* accesses to ports nobody claimed */
+	uint64_t mmio_unhandled;
+};
+
+void lkvm_config_init(struct lkvm_config *cfg);
+
+/* Returns 0, or a negative errno with a message in err. */
+int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp,
+		char *err, size_t errlen);
+
+/*
+ * Runs the guest until it ends; fills res.  Returns 0 when the run
+ * happened (whatever the guest did), a negative errno if it could not
+ * start (message in res->message).
+ */
+int lkvm_run(struct lkvm *vm, struct lkvm_result *res);
+
+/* Asks a running VM to stop.  Async-signal-safe, callable from any thread. */
+void lkvm_stop(struct lkvm *vm);
+
+void lkvm_stats(struct lkvm *vm, struct lkvm_stats *st);
+
+void lkvm_destroy(struct lkvm *vm);
+
+const char *lkvm_exit_reason_name(enum lkvm_exit_reason r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,40 @@
+/*
+ * arch.h - the one interface through which x86/ and arm64/ plug into the
+ * arch-independent core.  Exactly one arch_ops table is linked in.
+ */
+#ifndef LKVM_ARCH_H
+#define LKVM_ARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lkvm/memory.h"
+
+struct lkvm;
+struct vcpu;
+
+struct arch_ops {
+	const char *name;
+	unsigned int max_cpus;
+	/* Guest RAM layout for a VM of mem bytes; returns region count. */
+	unsigned int (*mem_layout)(uint64_t mem, struct mem_region *r,
+				   unsigned int max);
+	/* After memory exists: irqchip, timers, platform devices. */
+	int (*vm_init)(struct lkvm *vm, char *err, size_t errlen);
+	/* Loads kernel/initrd/command line; decides the boot state. */
+	int (*load_kernel)(struct lkvm *vm, char *err, size_t errlen);
+	/* Per vCPU, before its thread starts. */
+	int (*vcpu_init)(struct vcpu *vcpu, char *err, size_t errlen);
+	/*
+	 * Handles an exit reason the core does not know.  Returns 0 to keep
+	 * running, 1 when the vCPU must stop (vm_request_exit done).
+	 */
+	int (*vcpu_exit)(struct vcpu *vcpu);
+	/* Appends a register dump (and instruction bytes) to buf. */
+	void (*vcpu_dump)(struct vcpu *vcpu, char *buf, size_t len);
+	void (*vm_free)(struct lkvm *vm);
+};
+
+extern const struct arch_ops arch_ops;
+
+#endif

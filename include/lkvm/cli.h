@@ -1,0 +1,49 @@
+/*
+ * cli.h - the lkvm command line: option parsing for "lkvm run" into an
+ * lkvm_config, kept apart from main() so unit tests can feed it argv
+ * vectors.  Used only by the lkvm program, not part of liblkvm.a.
+ */
+#ifndef LKVM_CLI_H
+#define LKVM_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lkvm.h"
+
+/* Exit statuses of the lkvm program (README and lkvm(1) document them). */
+#define LKVM_STATUS_OK		0
+#define LKVM_STATUS_ERROR	1
+#define LKVM_STATUS_USAGE	2
+#define LKVM_STATUS_PANIC	123
+#define LKVM_STATUS_TIMEOUT	124
+
+struct cli_run {
+	struct lkvm_config cfg;
+	const char *log_path;
+	bool stats;
+	bool help;
+	const char **disks;	/* malloc'd array of argv pointers */
+};
+
+/*
+ * Parses "run" options (argv[0] is "run").  Returns 0, or -EINVAL/-ENOENT
+ * with one line of explanation in err.  Checks that the named files can
+ * be read.  Free with cli_run_free().
+ */
+int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err,
+		  size_t errlen);
+void cli_run_free(struct cli_run *r);
+
+/* Maps a finished run to the program's exit status. */
+int cli_exit_status(const struct lkvm_result *res);
+
+extern const char cli_run_usage[];
+extern const char cli_usage[];
+
+/* Raw terminal mode for the console; restored by term_restore(). */
+struct termios;
+int term_raw(int fd, struct termios *saved);
+void term_restore(int fd, const struct termios *saved);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * util.h - small helpers shared by every layer: sizes, number parsing,
+ * error messages.  Nothing here keeps state.
+ */
+#ifndef LKVM_UTIL_H
+#define LKVM_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define ALIGN_DOWN(x, a) ((x) & ~((uint64_t)(a) - 1))
+#define ALIGN_UP(x, a) ALIGN_DOWN((x) + (a) - 1, (a))
+
+#define KiB (1024ULL)
+#define MiB (1024ULL * KiB)
+#define GiB (1024ULL * MiB)
+
+/*
+ * Parses a memory size for -m: a plain number is MiB; suffixes K, M, G, T
+ * (optionally followed by "iB" or "B") scale it.  Returns 0 and the size in
+ * bytes, or -EINVAL (bad syntax, zero, not a whole number of MiB) or
+ * -ERANGE (overflow).
+ */
+int parse_mem_size(const char *s, uint64_t *bytes);
+
+/* Parses a decimal unsigned integer in [min, max]; -EINVAL or -ERANGE. */
+int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Formats into buf (always terminated) and returns err, for "return errf(...)". */
+int errf(char *buf, size_t len, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Reads a whole file up to max bytes into a malloc'd buffer. */
+int read_file(const char *path, size_t max, uint8_t **data, size_t *size);
+
+static inline bool range_overflows(uint64_t base, uint64_t len)
+{
+	return base + len < base;
+}
+
+/* True if [base, base+len) lies inside [lo, lo+size). */
+static inline bool range_within(uint64_t base, uint64_t len, uint64_t lo,
+				uint64_t size)
+{
+	return !range_overflows(base, len) && base >= lo &&
+	       base - lo <= size && len <= size - (base - lo);
+}
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+#endif

@@ -1,0 +1,80 @@
+/*
+ * vm.h - the VM object.  Everything a VM owns hangs off struct lkvm so
+ * that several VMs can live in one process.
+ *
+ * Threads: the thread calling lkvm_run() runs the control loop (console
+ * input, timeout, stop requests); each vCPU has its own thread.  The first
+ * thread to call vm_request_exit() decides the result; everyone else's
+ * request is ignored.
+ */
+#ifndef LKVM_VM_H
+#define LKVM_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lkvm.h"
+#include "lkvm/bus.h"
+#include "lkvm/console.h"
+#include "lkvm/memory.h"
+#include "lkvm/pci.h"
+
+struct arch_ops;
+
+struct vcpu {
+	struct lkvm *vm;
+	unsigned int id;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool started;
+};
+
+struct lkvm {
+	struct lkvm_config cfg;		/* strings owned (copied) */
+	char **disks;
+
+	int kvm_fd;
+	int vm_fd;
+	struct guest_memory mem;
+	struct io_bus pio;
+	struct io_bus mmio;
+	struct pci_bus pci;
+	struct console console;
+
+	struct vcpu *vcpus;
+	unsigned int ncpus;
+
+	void *arch;			/* owned by arch/ */
+	void *uart;			/* the serial console */
+
+	int stop_fd;			/* eventfd: control loop wake-up */
+	atomic_bool stopping;
+	atomic_bool result_set;
+	struct lkvm_result result;
+	bool running;
+
+	struct {
+		atomic_uint_fast64_t io, mmio, intr, other;
+	} exits;
+};
+
+/*
+ * Ends the run with this result unless one was already recorded.  Safe
+ * from any thread except inside a signal handler.
+ */
+void vm_request_exit(struct lkvm *vm, enum lkvm_exit_reason reason,
+		     int status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Raises or lowers an interrupt line of the in-kernel irqchip. */
+int vm_irq_line(struct lkvm *vm, unsigned int gsi, int level);
+
+/* ioctl on the /dev/kvm fd with error translation. */
+int kvm_check_extension(struct lkvm *vm, long cap);
+
+#endif

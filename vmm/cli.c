@@ -1,0 +1,262 @@
+/*
+ * cli.c - option parsing for "lkvm run" (kvmtool-compatible names) and
+ * the mapping from a run's result to the exit status.  Everything the
+ * user typed is untrusted: every value is checked, and any problem is one
+ * line of explanation for stderr and exit status 2.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lkvm/cli.h"
+#include "lkvm/util.h"
+
+#define CLI_MAX_DISKS 256
+#define CLI_MAX_TIMEOUT_S (365ULL * 24 * 3600)
+
+const char cli_usage[] =
+	"usage: lkvm <command> [options]\n"
+	"\n"
+	"commands:\n"
+	"  run       boot a guest (lkvm run --help for options)\n"
+	"  version   print the version\n"
+	"  help      print this text\n";
+
+const char cli_run_usage[] =
+	"usage: lkvm run -k KERNEL [options]\n"
+	"\n"
+	"  -k, --kernel FILE     bzImage, PVH ELF (vmlinux) or flat binary\n"
+	"  -i, --initrd FILE     initial ramdisk\n"
+	"  -p, --params TEXT     kernel command line\n"
+	"  -m, --mem SIZE        guest RAM: MiB, or with a suffix (512M, 2G)\n"
+	"  -c, --cpus N          number of vCPUs\n"
+	"  -d, --disk SPEC       disk image (repeatable)\n"
+	"      --name NAME       guest name\n"
+	"      --console serial  guest console device (COM1 at 0x3f8)\n"
+	"      --timeout SECONDS stop the guest after this long (exit 124)\n"
+	"      --log FILE        copy the guest console to FILE\n"
+	"      --stats           print VM exit counters when the guest ends\n"
+	"      --debug           print debug messages\n"
+	"  -h, --help            this text\n"
+	"\n"
+	"exit status: 0 guest powered off or reset; N guest wrote N to port\n"
+	"0x501; 123 guest panicked; 124 timeout; 2 usage error; 1 VMM error.\n";
+
+enum {
+	OPT_NAME = 0x100,
+	OPT_CONSOLE,
+	OPT_TIMEOUT,
+	OPT_LOG,
+	OPT_STATS,
+	OPT_DEBUG,
+};
+
+static const struct option run_options[] = {
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "initrd", required_argument, NULL, 'i' },
+	{ "params", required_argument, NULL, 'p' },
+	{ "mem", required_argument, NULL, 'm' },
+	{ "cpus", required_argument, NULL, 'c' },
+	{ "disk", required_argument, NULL, 'd' },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "stats", no_argument, NULL, OPT_STATS },
+	{ "debug", no_argument, NULL, OPT_DEBUG },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Seconds with up to three decimals ("2", "0.5"), into milliseconds. */
+static int parse_timeout(const char *s, uint64_t *ms)
+{
+	const char *dot = strchr(s, '.');
+	char whole[32];
+	uint64_t sec, frac = 0, scale = 100;
+	size_t n = dot ? (size_t)(dot - s) : strlen(s);
+	int ret;
+
+	if (n == 0 || n >= sizeof(whole))
+		return -EINVAL;
+	memcpy(whole, s, n);
+	whole[n] = '\0';
+	ret = parse_uint(whole, 0, CLI_MAX_TIMEOUT_S, &sec);
+	if (ret)
+		return ret;
+	if (dot) {
+		const char *f = dot + 1;
+
+		if (!*f || strlen(f) > 3)
+			return -EINVAL;
+		for (; *f; f++, scale /= 10) {
+			if (*f < '0' || *f > '9')
+				return -EINVAL;
+			frac += (*f - '0') * scale;
+		}
+	}
+	*ms = sec * 1000 + frac;
+	return *ms ? 0 : -EINVAL;
+}
+
+static int check_readable(const char *what, const char *path, char *err,
+			  size_t errlen)
+{
+	if (access(path, R_OK) < 0)
+		return errf(err, errlen, -ENOENT, "cannot read %s '%s': %s",
+			    what, path, strerror(errno));
+	return 0;
+}
+
+static int cli_add_disk(struct cli_run *r, const char *spec, char *err,
+			size_t errlen)
+{
+	const char **d;
+
+	if (!*spec)
+		return errf(err, errlen, -EINVAL, "empty --disk argument");
+	if (r->cfg.ndisks >= CLI_MAX_DISKS)
+		return errf(err, errlen, -EINVAL, "more than %d disks",
+			    CLI_MAX_DISKS);
+	d = realloc(r->disks, (r->cfg.ndisks + 1) * sizeof(*d));
+	if (!d)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	d[r->cfg.ndisks++] = spec;
+	r->disks = d;
+	r->cfg.disks = d;
+	return 0;
+}
+
+static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
+			 const char *opt, char *err, size_t errlen)
+{
+	uint64_t v;
+	int ret;
+
+	switch (c) {
+	case 'k':
+		r->cfg.kernel = arg;
+		return 0;
+	case 'i':
+		r->cfg.initrd = arg;
+		return 0;
+	case 'p':
+		r->cfg.cmdline = arg;
+		return 0;
+	case 'm':
+		ret = parse_mem_size(arg, &v);
+		if (ret)
+			return errf(err, errlen, -EINVAL,
+				    "bad memory size '%s' (want MiB, or a number with K/M/G/T making whole MiB)",
+				    arg);
+		r->cfg.mem_mib = v / MiB;
+		return 0;
+	case 'c':
+		ret = parse_uint(arg, 1, 1024, &v);
+		if (ret)
+			return errf(err, errlen, -EINVAL,
+				    "bad CPU count '%s' (want 1 to 1024)", arg);
+		r->cfg.cpus = v;
+		return 0;
+	case 'd':
+		return cli_add_disk(r, arg, err, errlen);
+	case OPT_NAME:
+		if (!*arg || strlen(arg) > 64)
+			return errf(err, errlen, -EINVAL,
+				    "bad guest name (1 to 64 characters)");
+		r->cfg.name = arg;
+		return 0;
+	case OPT_CONSOLE:
+		if (strcmp(arg, "serial"))
+			return errf(err, errlen, -EINVAL,
+				    "unsupported console '%s' (supported: serial)",
+				    arg);
+		return 0;
+	case OPT_TIMEOUT:
+		if (parse_timeout(arg, &r->cfg.timeout_ms))
+			return errf(err, errlen, -EINVAL,
+				    "bad timeout '%s' (want seconds, e.g. 2 or 0.5)",
+				    arg);
+		return 0;
+	case OPT_LOG:
+		r->log_path = arg;
+		return 0;
+	case OPT_STATS:
+		r->stats = true;
+		return 0;
+	case OPT_DEBUG:
+		r->cfg.log_level = LKVM_LOG_DEBUG;
+		return 0;
+	case 'h':
+		r->help = true;
+		return 0;
+	case ':':
+		return errf(err, errlen, -EINVAL, "option %s needs an argument",
+			    opt);
+	default:
+		return errf(err, errlen, -EINVAL, "unknown option %s", opt);
+	}
+}
+
+int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err,
+		  size_t errlen)
+{
+	int c, ret;
+
+	memset(r, 0, sizeof(*r));
+	lkvm_config_init(&r->cfg);
+	optind = 0;	/* GNU: start over, parsing may run more than once */
+	opterr = 0;
+	for (;;) {
+		int prev = optind ? optind : 1;
+
+		c = getopt_long(argc, argv, ":k:i:p:m:c:d:h", run_options,
+				NULL);
+		if (c == -1)
+			break;
+		ret = cli_parse_opt(r, c, optarg,
+				    prev < argc ? argv[prev] : "?", err,
+				    errlen);
+		if (ret)
+			return ret;
+	}
+	if (optind < argc)
+		return errf(err, errlen, -EINVAL, "unexpected argument '%s'",
+			    argv[optind]);
+	if (r->help)
+		return 0;
+	if (!r->cfg.kernel)
+		return errf(err, errlen, -EINVAL,
+			    "no kernel given (lkvm run -k FILE)");
+	ret = check_readable("kernel", r->cfg.kernel, err, errlen);
+	if (!ret && r->cfg.initrd)
+		ret = check_readable("initrd", r->cfg.initrd, err, errlen);
+	return ret;
+}
+
+void cli_run_free(struct cli_run *r)
+{
+	free(r->disks);
+	r->disks = NULL;
+}
+
+int cli_exit_status(const struct lkvm_result *res)
+{
+	switch (res->reason) {
+	case LKVM_EXIT_POWEROFF:
+	case LKVM_EXIT_RESET:
+	case LKVM_EXIT_STOPPED:
+		return LKVM_STATUS_OK;
+	case LKVM_EXIT_DEBUG:
+		return res->status & 0xff;
+	case LKVM_EXIT_PANIC:
+		return LKVM_STATUS_PANIC;
+	case LKVM_EXIT_TIMEOUT:
+		return LKVM_STATUS_TIMEOUT;
+	case LKVM_EXIT_ERROR:
+	default:
+		return LKVM_STATUS_ERROR;
+	}
+}

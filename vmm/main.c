@@ -1,0 +1,187 @@
+/*
+ * main.c - the lkvm program: commands, the console terminal, signals and
+ * exit statuses around the embedding API.  The only place in lkvm that
+ * prints to stderr or exits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "lkvm.h"
+#include "lkvm/cli.h"
+
+/* Signal handlers can reach nothing else: one VM per lkvm process. */
+static struct lkvm *signal_vm;
+static volatile sig_atomic_t signal_seen;
+
+static void on_signal(int sig)
+{
+	signal_seen = sig;
+	if (signal_vm)
+		lkvm_stop(signal_vm);
+}
+
+static void log_to_stderr(void *opaque, enum lkvm_log_level level,
+			  const char *msg)
+{
+	static const char *const names[] = { "error", "warning", "info",
+					     "debug" };
+
+	(void)opaque;
+	fprintf(stderr, "lkvm: %s: %s\n", names[level], msg);
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	/* A console reader that goes away must not kill the VMM. */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void report(const struct cli_run *r, struct lkvm *vm,
+		   const struct lkvm_result *res)
+{
+	struct lkvm_stats st;
+
+	switch (res->reason) {
+	case LKVM_EXIT_ERROR:
+		fprintf(stderr, "lkvm: %s\n", res->message);
+		break;
+	case LKVM_EXIT_TIMEOUT:
+	case LKVM_EXIT_PANIC:
+		fprintf(stderr, "lkvm: %s\n", res->message);
+		break;
+	default:
+		break;
+	}
+	if (r->stats) {
+		lkvm_stats(vm, &st);
+		fprintf(stderr,
+			"lkvm: exits: io %llu mmio %llu intr %llu other %llu; "
+			"unhandled: pio %llu mmio %llu\n",
+			(unsigned long long)st.exits_io,
+			(unsigned long long)st.exits_mmio,
+			(unsigned long long)st.exits_intr,
+			(unsigned long long)st.exits_other,
+			(unsigned long long)st.pio_unhandled,
+			(unsigned long long)st.mmio_unhandled);
+	}
+}
+
+static int usage_status(int err)
+{
+	switch (err) {
+	case -EINVAL:
+	case -ENOENT:
+	case -ENOEXEC:
+	case -E2BIG:
+	case -EACCES:
+		return LKVM_STATUS_USAGE;
+	default:
+		return LKVM_STATUS_ERROR;
+	}
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct termios saved;
+	struct lkvm_result res;
+	struct cli_run r;
+	struct lkvm *vm;
+	char err[512];
+	bool raw = false;
+	int ret, status, log_fd = -1;
+
+	ret = cli_parse_run(argc, argv, &r, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "lkvm run: %s\n", err);
+		cli_run_free(&r);
+		return LKVM_STATUS_USAGE;
+	}
+	if (r.help) {
+		fputs(cli_run_usage, stdout);
+		cli_run_free(&r);
+		return LKVM_STATUS_OK;
+	}
+	if (r.log_path) {
+		log_fd = open(r.log_path, O_WRONLY | O_CREAT | O_TRUNC |
+			      O_CLOEXEC, 0644);
+		if (log_fd < 0) {
+			fprintf(stderr, "lkvm run: cannot open log '%s': %s\n",
+				r.log_path, strerror(errno));
+			cli_run_free(&r);
+			return LKVM_STATUS_USAGE;
+		}
+	}
+	r.cfg.console_in = fcntl(STDIN_FILENO, F_GETFL) < 0 ? -1 : STDIN_FILENO;
+	r.cfg.console_out = STDOUT_FILENO;
+	r.cfg.console_log = log_fd;
+	r.cfg.log = log_to_stderr;
+	/* Ctrl-A x leaves an interactive console, whose ^C goes to the guest. */
+	r.cfg.console_escape = r.cfg.console_in >= 0 && isatty(STDIN_FILENO);
+
+	ret = lkvm_create(&r.cfg, &vm, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "lkvm run: %s\n", err);
+		status = usage_status(ret);
+		goto out;
+	}
+	signal_vm = vm;
+	install_signals();
+	if (r.cfg.console_escape && term_raw(STDIN_FILENO, &saved) == 0)
+		raw = true;
+	ret = lkvm_run(vm, &res);
+	if (raw)
+		term_restore(STDIN_FILENO, &saved);
+	signal_vm = NULL;
+	if (ret) {
+		fprintf(stderr, "lkvm run: %s\n", res.message);
+		status = LKVM_STATUS_ERROR;
+	} else if (res.reason == LKVM_EXIT_STOPPED && signal_seen) {
+		status = 128 + signal_seen;
+	} else {
+		report(&r, vm, &res);
+		status = cli_exit_status(&res);
+	}
+	lkvm_destroy(vm);
+out:
+	if (log_fd >= 0)
+		close(log_fd);
+	cli_run_free(&r);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd) {
+		fputs(cli_usage, stderr);
+		return LKVM_STATUS_USAGE;
+	}
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		printf("lkvm %s\n", LKVM_VERSION);
+		return LKVM_STATUS_OK;
+	}
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
+	    !strcmp(cmd, "-h")) {
+		fputs(cli_usage, stdout);
+		return LKVM_STATUS_OK;
+	}
+	fprintf(stderr, "lkvm: unknown command '%s' (try 'lkvm help')\n", cmd);
+	return LKVM_STATUS_USAGE;
+}

@@ -1,0 +1,188 @@
+/*
+ * run.c - lkvm_run(): starts the vCPU threads and runs the control loop
+ * on the caller's thread until the guest ends.  The loop owns console
+ * input and the timeout; everything that ends a run (a vCPU, a device,
+ * lkvm_stop(), the timer) funnels through vm->stop_fd.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "lkvm/log.h"
+#include "lkvm/util.h"
+#include "lkvm/vcpu.h"
+#include "lkvm/vm.h"
+
+enum { EV_STOP, EV_TIMER, EV_INPUT, EV_SPACE };
+
+static void kick_handler(int sig)
+{
+	(void)sig;	/* only there to make KVM_RUN return EINTR */
+}
+
+static int install_kick_handler(int sig)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(sig, &sa, NULL) < 0 ? -errno : 0;
+}
+
+static int epoll_add(int ep, int fd, uint32_t events, uint64_t tag)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = tag };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static int epoll_mod(int ep, int fd, uint32_t events, uint64_t tag)
+{
+	struct epoll_event ev = { .events = events, .data.u64 = tag };
+
+	return epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static int timer_arm(uint64_t ms)
+{
+	struct itimerspec its = {
+		.it_value.tv_sec = ms / 1000,
+		.it_value.tv_nsec = (ms % 1000) * 1000000,
+	};
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (timerfd_settime(fd, 0, &its, NULL) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+static void drain_fd(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0) {
+		/* nothing pending: fine */
+	}
+}
+
+/* Control loop.  Returns when a result has been recorded. */
+static void control_loop(struct lkvm *vm, int ep)
+{
+	struct console *con = &vm->console;
+	bool input = false;
+
+	if (con->in >= 0 && con->sink &&
+	    epoll_add(ep, con->in, EPOLLIN, EV_INPUT) == 0)
+		input = true;	/* regular files and /dev/null cannot be polled */
+
+	while (!atomic_load(&vm->result_set)) {
+		struct epoll_event evs[4];
+		int i, n;
+
+		n = epoll_wait(ep, evs, ARRAY_SIZE(evs), -1);
+		if (n < 0 && errno != EINTR) {
+			vm_request_exit(vm, LKVM_EXIT_ERROR, 1,
+					"epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			switch (evs[i].data.u64) {
+			case EV_STOP:
+				drain_fd(vm->stop_fd);
+				vm_request_exit(vm, LKVM_EXIT_STOPPED, 0,
+						"stopped on request");
+				break;
+			case EV_TIMER:
+				vm_request_exit(vm, LKVM_EXIT_TIMEOUT, 0,
+						"timed out after %llu ms",
+						(unsigned long long)
+						vm->cfg.timeout_ms);
+				break;
+			case EV_INPUT:
+				if (console_input(con))
+					break;
+				if (con->in_eof) {
+					epoll_ctl(ep, EPOLL_CTL_DEL, con->in,
+						  NULL);
+					input = false;
+				} else {
+					/* Sink full: wait for its signal. */
+					epoll_mod(ep, con->in, 0, EV_INPUT);
+				}
+				break;
+			case EV_SPACE:
+				drain_fd(con->space_fd);
+				if (input)
+					epoll_mod(ep, con->in, EPOLLIN,
+						  EV_INPUT);
+				break;
+			}
+		}
+	}
+	if (input)
+		epoll_ctl(ep, EPOLL_CTL_DEL, con->in, NULL);
+}
+
+int lkvm_run(struct lkvm *vm, struct lkvm_result *res)
+{
+	int ep = -1, timer_fd = -1, ret;
+
+	memset(res, 0, sizeof(*res));
+	if (vm->running || atomic_load(&vm->result_set)) {
+		res->reason = LKVM_EXIT_ERROR;
+		return errf(res->message, sizeof(res->message), -EBUSY,
+			    "this VM has already run");
+	}
+	vm->running = true;
+	if (!vm->cfg.kick_signal)
+		vm->cfg.kick_signal = SIGRTMIN;
+	ret = install_kick_handler(vm->cfg.kick_signal);
+	if (ret)
+		goto fail;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = epoll_add(ep, vm->stop_fd, EPOLLIN, EV_STOP);
+	if (!ret)
+		ret = epoll_add(ep, vm->console.space_fd, EPOLLIN, EV_SPACE);
+	if (!ret && vm->cfg.timeout_ms) {
+		timer_fd = timer_arm(vm->cfg.timeout_ms);
+		ret = timer_fd < 0 ? timer_fd :
+		      epoll_add(ep, timer_fd, EPOLLIN, EV_TIMER);
+	}
+	if (ret)
+		goto fail;
+	ret = vcpus_start(vm, res->message, sizeof(res->message));
+	if (ret) {
+		vm_request_exit(vm, LKVM_EXIT_ERROR, 1, "%s", res->message);
+		vcpus_stop(vm);
+		goto out;
+	}
+	control_loop(vm, ep);
+	vcpus_stop(vm);
+out:
+	*res = vm->result;
+	if (timer_fd >= 0)
+		close(timer_fd);
+	close(ep);
+	return ret;
+fail:
+	if (ep >= 0)
+		close(ep);
+	if (timer_fd >= 0)
+		close(timer_fd);
+	res->reason = LKVM_EXIT_ERROR;
+	return errf(res->message, sizeof(res->message), ret,
+		    "cannot start the VM: %s", strerror(-ret));
+}

@@ -1,0 +1,157 @@
+/*
+ * util.c - number and size parsing, error formatting, file reading.
+ * Pure functions; any thread.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lkvm/util.h"
+
+int errf(char *buf, size_t len, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf && len) {
+		va_start(ap, fmt);
+		vsnprintf(buf, len, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+/* Digits only: strtoull would also take signs, spaces and hex. */
+static int parse_digits(const char **sp, uint64_t *out)
+{
+	const char *s = *sp;
+	uint64_t v = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*s); s++) {
+		unsigned int d = *s - '0';
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*sp = s;
+	*out = v;
+	return 0;
+}
+
+int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = parse_digits(&s, &v);
+	if (ret)
+		return ret;
+	if (*s)
+		return -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int parse_mem_size(const char *s, uint64_t *bytes)
+{
+	uint64_t v, scale = MiB;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = parse_digits(&s, &v);
+	if (ret)
+		return ret;
+	switch (toupper((unsigned char)*s)) {
+	case '\0':
+		break;
+	case 'K':
+		scale = KiB;
+		break;
+	case 'M':
+		scale = MiB;
+		break;
+	case 'G':
+		scale = GiB;
+		break;
+	case 'T':
+		scale = 1024 * GiB;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*s) {
+		s++;
+		if (!strcasecmp(s, "ib") || !strcasecmp(s, "b"))
+			s += strlen(s);
+		if (*s)
+			return -EINVAL;
+	}
+	if (v == 0)
+		return -EINVAL;
+	if (v > UINT64_MAX / scale)
+		return -ERANGE;
+	v *= scale;
+	if (v % MiB)
+		return -EINVAL;
+	*bytes = v;
+	return 0;
+}
+
+int read_file(const char *path, size_t max, uint8_t **data, size_t *size)
+{
+	struct stat st;
+	uint8_t *buf;
+	size_t got = 0;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		ret = -EFBIG;
+		goto out;
+	}
+	buf = malloc(st.st_size ? st.st_size : 1);
+	if (!buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ret = n < 0 ? -errno : -EIO;
+			free(buf);
+			goto out;
+		}
+		got += n;
+	}
+	*data = buf;
+	*size = got;
+	ret = 0;
+out:
+	close(fd);
+	return ret;
+}

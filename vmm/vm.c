@@ -1,0 +1,314 @@
+/*
+ * vm.c - VM object lifecycle: configuration checks, KVM VM creation,
+ * guest memory, platform set-up through arch_ops, vCPU creation, and
+ * teardown.  lkvm_create() and lkvm_destroy() run on the embedder's
+ * thread while no vCPU thread exists.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include "lkvm/arch.h"
+#include "lkvm/log.h"
+#include "lkvm/util.h"
+#include "lkvm/vcpu.h"
+#include "lkvm/vm.h"
+
+#define KVM_API_EXPECTED 12
+#define MIN_MEM_MIB 2
+
+void lkvm_config_init(struct lkvm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->name = "guest";
+	cfg->mem_mib = 256;
+	cfg->cpus = 1;
+	cfg->console_in = -1;
+	cfg->console_out = -1;
+	cfg->console_log = -1;
+	cfg->log_level = LKVM_LOG_WARN;
+}
+
+const char *lkvm_exit_reason_name(enum lkvm_exit_reason r)
+{
+	static const char *const names[] = {
+		[LKVM_EXIT_POWEROFF] = "poweroff",
+		[LKVM_EXIT_RESET] = "reset",
+		[LKVM_EXIT_DEBUG] = "debug-exit",
+		[LKVM_EXIT_PANIC] = "panic",
+		[LKVM_EXIT_TIMEOUT] = "timeout",
+		[LKVM_EXIT_STOPPED] = "stopped",
+		[LKVM_EXIT_ERROR] = "error",
+	};
+
+	if ((unsigned int)r < ARRAY_SIZE(names) && names[r])
+		return names[r];
+	return "unknown";
+}
+
+void vm_request_exit(struct lkvm *vm, enum lkvm_exit_reason reason,
+		     int status, const char *fmt, ...)
+{
+	uint64_t one = 1;
+	va_list ap;
+
+	if (atomic_exchange(&vm->result_set, true))
+		return;
+	vm->result.reason = reason;
+	vm->result.status = status;
+	va_start(ap, fmt);
+	vsnprintf(vm->result.message, sizeof(vm->result.message), fmt, ap);
+	va_end(ap);
+	atomic_store(&vm->stopping, true);
+	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
+		/* the control loop also polls 'stopping' */
+	}
+}
+
+void lkvm_stop(struct lkvm *vm)
+{
+	uint64_t one = 1;
+
+	/* Only write(): this must be async-signal-safe. */
+	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
+		/* saturated counter: a wake-up is already pending */
+	}
+}
+
+int vm_irq_line(struct lkvm *vm, unsigned int gsi, int level)
+{
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0 ? -errno : 0;
+}
+
+int kvm_check_extension(struct lkvm *vm, long cap)
+{
+	int ret = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, cap);
+
+	return ret < 0 ? 0 : ret;
+}
+
+void lkvm_stats(struct lkvm *vm, struct lkvm_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->exits_io = atomic_load(&vm->exits.io);
+	st->exits_mmio = atomic_load(&vm->exits.mmio);
+	st->exits_intr = atomic_load(&vm->exits.intr);
+	st->exits_other = atomic_load(&vm->exits.other);
+	st->pio_unhandled = __atomic_load_n(&vm->pio.unhandled,
+					    __ATOMIC_RELAXED);
+	st->mmio_unhandled = __atomic_load_n(&vm->mmio.unhandled,
+					     __ATOMIC_RELAXED);
+}
+
+static char *strdup_or_null(const char *s, bool *fail)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*fail = true;
+	return d;
+}
+
+/* Own copies of every string, so the caller's config may go away. */
+static int vm_copy_config(struct lkvm *vm, const struct lkvm_config *cfg)
+{
+	bool fail = false;
+	unsigned int i;
+
+	vm->cfg = *cfg;
+	vm->cfg.name = strdup_or_null(cfg->name ? cfg->name : "guest", &fail);
+	vm->cfg.kernel = strdup_or_null(cfg->kernel, &fail);
+	vm->cfg.initrd = strdup_or_null(cfg->initrd, &fail);
+	vm->cfg.cmdline = strdup_or_null(cfg->cmdline, &fail);
+	vm->cfg.disks = NULL;
+	if (cfg->ndisks) {
+		vm->disks = calloc(cfg->ndisks, sizeof(*vm->disks));
+		if (!vm->disks)
+			return -ENOMEM;
+		for (i = 0; i < cfg->ndisks; i++)
+			vm->disks[i] = strdup_or_null(cfg->disks[i], &fail);
+		vm->cfg.disks = (const char **)vm->disks;
+	}
+	return fail ? -ENOMEM : 0;
+}
+
+static int vm_check_config(const struct lkvm_config *cfg, char *err,
+			   size_t errlen)
+{
+	struct sysinfo si;
+	uint64_t host_mib;
+
+	if (!cfg->kernel)
+		return errf(err, errlen, -EINVAL, "no kernel given");
+	if (cfg->mem_mib < MIN_MEM_MIB)
+		return errf(err, errlen, -EINVAL,
+			    "memory size %llu MiB is below the minimum of %u MiB",
+			    (unsigned long long)cfg->mem_mib, MIN_MEM_MIB);
+	if (sysinfo(&si) == 0) {
+		host_mib = (uint64_t)si.totalram * si.mem_unit / MiB;
+		if (cfg->mem_mib > host_mib)
+			return errf(err, errlen, -E2BIG,
+				    "memory size %llu MiB is more than the host's %llu MiB",
+				    (unsigned long long)cfg->mem_mib,
+				    (unsigned long long)host_mib);
+	}
+	if (cfg->cpus < 1 || cfg->cpus > arch_ops.max_cpus)
+		return errf(err, errlen, -EINVAL,
+			    "%u CPUs requested; %s supports 1 to %u",
+			    cfg->cpus, arch_ops.name, arch_ops.max_cpus);
+	return 0;
+}
+
+static int vm_open_kvm(struct lkvm *vm, char *err, size_t errlen)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_HALT_POLL };
+	int ret, max;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return errf(err, errlen, -errno, "cannot open /dev/kvm: %s",
+			    strerror(errno));
+	ret = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (ret != KVM_API_EXPECTED)
+		return errf(err, errlen, -ENOTSUP,
+			    "/dev/kvm speaks API version %d, lkvm needs %d",
+			    ret, KVM_API_EXPECTED);
+	do {
+		vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	} while (vm->vm_fd < 0 && errno == EINTR);
+	if (vm->vm_fd < 0)
+		return errf(err, errlen, -errno, "KVM_CREATE_VM failed: %s",
+			    strerror(errno));
+	max = kvm_check_extension(vm, KVM_CAP_MAX_VCPUS);
+	if (!max)
+		max = kvm_check_extension(vm, KVM_CAP_NR_VCPUS);
+	if (max && vm->cfg.cpus > (unsigned int)max)
+		return errf(err, errlen, -EINVAL,
+			    "%u CPUs requested; KVM here allows at most %d",
+			    vm->cfg.cpus, max);
+	/*
+	 * Halt polling makes an idle vCPU spin after each wake-up; a VMM
+	 * for many small guests would rather give the CPU back.
+	 */
+	if (kvm_check_extension(vm, KVM_CAP_HALT_POLL))
+		ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap);
+	return 0;
+}
+
+static int vm_init_memory(struct lkvm *vm, char *err, size_t errlen)
+{
+	struct mem_region r[GUEST_MEM_MAX_SLOTS];
+	unsigned int n;
+	int ret;
+
+	n = arch_ops.mem_layout(vm->cfg.mem_mib * MiB, r, ARRAY_SIZE(r));
+	ret = guest_memory_init(&vm->mem, r, n);
+	if (ret)
+		return errf(err, errlen, ret,
+			    "cannot map %llu MiB of guest memory: %s",
+			    (unsigned long long)vm->cfg.mem_mib,
+			    strerror(-ret));
+	ret = guest_memory_register(&vm->mem, vm->vm_fd);
+	if (ret)
+		return errf(err, errlen, ret,
+			    "KVM refused the guest memory: %s", strerror(-ret));
+	return 0;
+}
+
+int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,
+		size_t errlen)
+{
+	struct lkvm *vm;
+	int ret;
+
+	if (err && errlen)
+		err[0] = '\0';
+	ret = vm_check_config(cfg, err, errlen);
+	if (ret)
+		return ret;
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	vm->console.space_fd = -1;
+	io_bus_init(&vm->pio);
+	io_bus_init(&vm->mmio);
+	ret = console_init(&vm->console, vm, cfg->console_in, cfg->console_out,
+			   cfg->console_log, cfg->console_escape);
+	if (ret) {
+		errf(err, errlen, ret, "cannot set up the console");
+		goto fail;
+	}
+	ret = vm_copy_config(vm, cfg);
+	if (ret) {
+		errf(err, errlen, ret, "out of memory");
+		goto fail;
+	}
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0) {
+		ret = errf(err, errlen, -errno, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	ret = vm_open_kvm(vm, err, errlen);
+	if (ret)
+		goto fail;
+	ret = vm_init_memory(vm, err, errlen);
+	if (ret)
+		goto fail;
+	ret = arch_ops.vm_init(vm, err, errlen);
+	if (ret)
+		goto fail;
+	ret = arch_ops.load_kernel(vm, err, errlen);
+	if (ret)
+		goto fail;
+	ret = vcpus_create(vm, err, errlen);
+	if (ret)
+		goto fail;
+	*vmp = vm;
+	return 0;
+fail:
+	lkvm_destroy(vm);
+	return ret;
+}
+
+void lkvm_destroy(struct lkvm *vm)
+{
+	unsigned int i;
+
+	if (!vm)
+		return;
+	vcpus_destroy(vm);
+	if (vm->pci.vm)
+		pci_bus_free(&vm->pci);
+	arch_ops.vm_free(vm);
+	io_bus_free(&vm->pio);
+	io_bus_free(&vm->mmio);
+	guest_memory_free(&vm->mem);
+	console_free(&vm->console);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->stop_fd >= 0)
+		close(vm->stop_fd);
+	for (i = 0; vm->disks && i < vm->cfg.ndisks; i++)
+		free(vm->disks[i]);
+	free(vm->disks);
+	free((char *)vm->cfg.name);
+	free((char *)vm->cfg.kernel);
+	free((char *)vm->cfg.initrd);
+	free((char *)vm->cfg.cmdline);
+	free(vm);
+}
