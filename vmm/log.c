@@ -9,7 +9,7 @@
 
 void vm_log(struct lkvm *vm, enum lkvm_log_level level, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[2048];
 	va_list ap;
 
 	if (!vm || !vm->cfg.log || level > vm->cfg.log_level)

@@ -12,6 +12,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "lkvm/arch.h"
 #include "lkvm/log.h"
 #include "lkvm/util.h"
 #include "lkvm/vcpu.h"
@@ -132,6 +133,21 @@ static void control_loop(struct lkvm *vm, int ep)
 		epoll_ctl(ep, EPOLL_CTL_DEL, con->in, NULL);
 }
 
+/* Where a hung guest was stuck: a debug-level register dump per vCPU. */
+static void log_vcpu_state(struct lkvm *vm)
+{
+	char dump[1536];
+	unsigned int i;
+
+	if (vm->cfg.log_level < LKVM_LOG_DEBUG)
+		return;
+	for (i = 0; i < vm->ncpus; i++) {
+		dump[0] = '\0';
+		arch_ops.vcpu_dump(&vm->vcpus[i], dump, sizeof(dump));
+		vm_dbg(vm, "vCPU %u at timeout:\n%s", i, dump);
+	}
+}
+
 int lkvm_run(struct lkvm *vm, struct lkvm_result *res)
 {
 	int ep = -1, timer_fd = -1, ret;
@@ -171,6 +187,8 @@ int lkvm_run(struct lkvm *vm, struct lkvm_result *res)
 	}
 	control_loop(vm, ep);
 	vcpus_stop(vm);
+	if (vm->result.reason == LKVM_EXIT_TIMEOUT)
+		log_vcpu_state(vm);
 out:
 	*res = vm->result;
 	if (timer_fd >= 0)

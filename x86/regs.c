@@ -23,6 +23,9 @@
 #define CR0_WP	(1ULL << 16)
 #define CR0_PG	(1ULL << 31)
 #define CR4_PAE	(1ULL << 5)
+#define CR4_OSFXSR (1ULL << 9)
+#define CR4_OSXMMEXCPT (1ULL << 10)
+#define EFER_SCE (1ULL << 0)
 #define EFER_LME (1ULL << 8)
 #define EFER_LMA (1ULL << 10)
 
@@ -122,8 +125,8 @@ int x86_regs_setup(struct vcpu *v, const struct x86_boot *b)
 		sregs_protected(&s, X86_SEL_CODE64, true);
 		s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
 		s.cr3 = X86_PML4_ADDR;
-		s.cr4 = CR4_PAE;
-		s.efer = EFER_LME | EFER_LMA;
+		s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+		s.efer = EFER_SCE | EFER_LME | EFER_LMA;
 		r.rip = b->entry;
 		r.rsi = b->arg;
 		break;
