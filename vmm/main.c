@@ -168,7 +168,7 @@ int main(int argc, char **argv)
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
 	if (!cmd) {
-		fputs(cli_usage, stderr);
+		fputs("lkvm: no command given (try 'lkvm help')\n", stderr);
 		return LKVM_STATUS_USAGE;
 	}
 	if (!strcmp(cmd, "run"))
