@@ -65,6 +65,11 @@ $(B)/tests-san/%: tests/unit/%.c $(SAN_OBJS) $(UNIT_COMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(SAN_OBJS) $(LDFLAGS)
 
+# End-to-end programs that embed the library.
+$(B)/e2e/%: tests/e2e/%.c liblkvm.a include/lkvm.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< liblkvm.a $(LDFLAGS)
+
 # Test guests: freestanding x86 kernels (guest/Makefile.inc).
 ifeq ($(ARCH),x86_64)
 include guest/guest.mk
@@ -72,7 +77,9 @@ else
 guests:
 endif
 
-unit-tests: $(UNIT_BINS) $(UNIT_SAN_BINS)
+E2E_BINS := $(patsubst tests/e2e/%.c,$(B)/e2e/%,$(wildcard tests/e2e/*.c))
+
+unit-tests: $(UNIT_BINS) $(UNIT_SAN_BINS) $(E2E_BINS)
 
 check: all unit-tests
 	@B=$(B) tests/run.sh

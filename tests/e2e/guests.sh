@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End to end: ./lkvm boots every test guest and the exit status and
 # console output are what the guest did.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/common.bash"
 need_kvm
 
 lkvm_run run -k $GUESTS/hello.bin -m 64 -c 1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bad command lines: one clear line on stderr, exit status 2, no crash.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/common.bash"
 
 usage_error() {
 	local name=$1 want=$2
