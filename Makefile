@@ -84,6 +84,9 @@ unit-tests: $(UNIT_BINS) $(UNIT_SAN_BINS) $(E2E_BINS)
 check: all unit-tests
 	@B=$(B) tests/run.sh
 
+bench: lkvm guests
+	tests/bench/startup.sh
+
 run: lkvm guests
 	./lkvm run -k guest/build/hello.bin -m 64 -c 2
 
@@ -98,6 +101,6 @@ install: lkvm liblkvm.a
 clean:
 	rm -rf build lkvm liblkvm.a guest/build
 
-.PHONY: all check run install clean guests unit-tests
+.PHONY: all check run bench install clean guests unit-tests
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lkvm.h"
@@ -50,8 +51,33 @@ static void install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Peak resident set of this process, from the kernel's high-water mark. */
+static long peak_rss_kib(void)
+{
+	char line[128];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmHWM: %ld", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
 static void report(const struct cli_run *r, struct lkvm *vm,
-		   const struct lkvm_result *res)
+		   const struct lkvm_result *res, double create_ms,
+		   double run_ms)
 {
 	struct lkvm_stats st;
 
@@ -77,6 +103,9 @@ static void report(const struct cli_run *r, struct lkvm *vm,
 			(unsigned long long)st.exits_other,
 			(unsigned long long)st.pio_unhandled,
 			(unsigned long long)st.mmio_unhandled);
+		fprintf(stderr,
+			"lkvm: time: create %.2f ms, run %.2f ms; peak RSS %ld KiB\n",
+			create_ms, run_ms, peak_rss_kib());
 	}
 }
 
@@ -97,6 +126,8 @@ static int usage_status(int err)
 static int cmd_run(int argc, char **argv)
 {
 	struct termios saved;
+	struct timespec t0;
+	double create_ms, run_ms;
 	struct lkvm_result res;
 	struct cli_run r;
 	struct lkvm *vm;
@@ -132,7 +163,9 @@ static int cmd_run(int argc, char **argv)
 	/* Ctrl-A x leaves an interactive console, whose ^C goes to the guest. */
 	r.cfg.console_escape = r.cfg.console_in >= 0 && isatty(STDIN_FILENO);
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = lkvm_create(&r.cfg, &vm, err, sizeof(err));
+	create_ms = ms_since(&t0);
 	if (ret) {
 		fprintf(stderr, "lkvm run: %s\n", err);
 		status = usage_status(ret);
@@ -142,7 +175,9 @@ static int cmd_run(int argc, char **argv)
 	install_signals();
 	if (r.cfg.console_escape && term_raw(STDIN_FILENO, &saved) == 0)
 		raw = true;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = lkvm_run(vm, &res);
+	run_ms = ms_since(&t0);
 	if (raw)
 		term_restore(STDIN_FILENO, &saved);
 	signal_vm = NULL;
@@ -152,7 +187,7 @@ static int cmd_run(int argc, char **argv)
 	} else if (res.reason == LKVM_EXIT_STOPPED && signal_seen) {
 		status = 128 + signal_seen;
 	} else {
-		report(&r, vm, &res);
+		report(&r, vm, &res, create_ms, run_ms);
 		status = cli_exit_status(&res);
 	}
 	lkvm_destroy(vm);

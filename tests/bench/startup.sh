@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Start-up cost of a whole lkvm process: exec to exit of
+#   ./lkvm run -k guest/build/hello.bin -m 64 -c 1
+# over N runs (default 10): median wall time beside /bin/true's (the cost
+# of any process here), lkvm's own create/run split and its peak RSS
+# (VmHWM, from --stats).  Prints a table; not a pass/fail test.
+set -eu
+cd "$(dirname "$0")/../.."
+N=${1:-10}
+python3 - "$N" <<'PY'
+import os, re, statistics, subprocess, sys, time
+
+n = int(sys.argv[1])
+cmd = ["./lkvm", "run", "-k", "guest/build/hello.bin", "-m", "64", "-c", "1",
+       "--stats"]
+
+def timed(argv):
+    t = time.perf_counter()
+    p = subprocess.run(argv, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    return (time.perf_counter() - t) * 1000, p
+
+walls, true_walls, creates, runs, rss = [], [], [], [], []
+for _ in range(n):
+    w, p = timed(cmd)
+    if p.returncode != 0:
+        sys.exit("lkvm failed: " + p.stderr)
+    m = re.search(r"create ([\d.]+) ms, run ([\d.]+) ms; peak RSS (\d+) KiB",
+                  p.stderr)
+    walls.append(w)
+    creates.append(float(m.group(1)))
+    runs.append(float(m.group(2)))
+    rss.append(int(m.group(3)))
+    true_walls.append(timed(["/bin/true"])[0])
+
+med = statistics.median
+print("start-up, %d runs of: %s" % (n, " ".join(cmd[:-1])))
+print("%-34s %10s" % ("what", "median"))
+print("%-34s %7.2f ms" % ("lkvm wall time, exec to exit", med(walls)))
+print("%-34s %7.2f ms" % ("/bin/true wall time (baseline)", med(true_walls)))
+print("%-34s %7.2f ms" % ("lkvm_create (KVM VM, memory, load)", med(creates)))
+print("%-34s %7.2f ms" % ("lkvm_run (threads + guest running)", med(runs)))
+print("%-34s %7.2f ms" % ("VMM time outside lkvm_run", med(walls) - med(runs)))
+print("%-34s %7d KiB (max %d)" % ("peak RSS", med(rss), max(rss)))
+print("lkvm / true wall-time ratio: %.1fx" % (med(walls) / med(true_walls)))
+PY
