@@ -102,5 +102,7 @@ clean:
 	rm -rf build lkvm liblkvm.a guest/build
 
 .PHONY: all check run bench install clean guests unit-tests
+# Keep every intermediate object (sanitizer builds are only prerequisites).
+.SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)
