@@ -75,16 +75,10 @@ static long peak_rss_kib(void)
 	return kib;
 }
 
-static void report(const struct cli_run *r, struct lkvm *vm,
-		   const struct lkvm_result *res, double create_ms,
-		   double run_ms)
+static void report(const struct lkvm_result *res)
 {
-	struct lkvm_stats st;
-
 	switch (res->reason) {
 	case LKVM_EXIT_ERROR:
-		fprintf(stderr, "lkvm: %s\n", res->message);
-		break;
 	case LKVM_EXIT_TIMEOUT:
 	case LKVM_EXIT_PANIC:
 		fprintf(stderr, "lkvm: %s\n", res->message);
@@ -92,21 +86,24 @@ static void report(const struct cli_run *r, struct lkvm *vm,
 	default:
 		break;
 	}
-	if (r->stats) {
-		lkvm_stats(vm, &st);
-		fprintf(stderr,
-			"lkvm: exits: io %llu mmio %llu intr %llu other %llu; "
-			"unhandled: pio %llu mmio %llu\n",
-			(unsigned long long)st.exits_io,
-			(unsigned long long)st.exits_mmio,
-			(unsigned long long)st.exits_intr,
-			(unsigned long long)st.exits_other,
-			(unsigned long long)st.pio_unhandled,
-			(unsigned long long)st.mmio_unhandled);
-		fprintf(stderr,
-			"lkvm: time: create %.2f ms, run %.2f ms; peak RSS %ld KiB\n",
-			create_ms, run_ms, peak_rss_kib());
-	}
+}
+
+static void report_stats(const struct lkvm_stats *st, double create_ms,
+			 double run_ms, double destroy_ms)
+{
+	fprintf(stderr,
+		"lkvm: exits: io %llu mmio %llu intr %llu other %llu; "
+		"unhandled: pio %llu mmio %llu\n",
+		(unsigned long long)st->exits_io,
+		(unsigned long long)st->exits_mmio,
+		(unsigned long long)st->exits_intr,
+		(unsigned long long)st->exits_other,
+		(unsigned long long)st->pio_unhandled,
+		(unsigned long long)st->mmio_unhandled);
+	fprintf(stderr,
+		"lkvm: time: create %.2f ms, run %.2f ms, destroy %.2f ms; "
+		"peak RSS %ld KiB\n",
+		create_ms, run_ms, destroy_ms, peak_rss_kib());
 }
 
 static int usage_status(int err)
@@ -128,6 +125,7 @@ static int cmd_run(int argc, char **argv)
 	struct termios saved;
 	struct timespec t0;
 	double create_ms, run_ms;
+	struct lkvm_stats st;
 	struct lkvm_result res;
 	struct cli_run r;
 	struct lkvm *vm;
@@ -187,10 +185,14 @@ static int cmd_run(int argc, char **argv)
 	} else if (res.reason == LKVM_EXIT_STOPPED && signal_seen) {
 		status = 128 + signal_seen;
 	} else {
-		report(&r, vm, &res, create_ms, run_ms);
+		report(&res);
 		status = cli_exit_status(&res);
 	}
+	lkvm_stats(vm, &st);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	lkvm_destroy(vm);
+	if (r.stats)
+		report_stats(&st, create_ms, run_ms, ms_since(&t0));
 out:
 	if (log_fd >= 0)
 		close(log_fd);

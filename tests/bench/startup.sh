@@ -20,27 +20,31 @@ def timed(argv):
                        stderr=subprocess.PIPE, text=True)
     return (time.perf_counter() - t) * 1000, p
 
-walls, true_walls, creates, runs, rss = [], [], [], [], []
+walls, true_walls, creates, runs, destroys, rss = [], [], [], [], [], []
 for _ in range(n):
     w, p = timed(cmd)
     if p.returncode != 0:
         sys.exit("lkvm failed: " + p.stderr)
-    m = re.search(r"create ([\d.]+) ms, run ([\d.]+) ms; peak RSS (\d+) KiB",
-                  p.stderr)
+    m = re.search(r"create ([\d.]+) ms, run ([\d.]+) ms, destroy ([\d.]+) ms;"
+                  r" peak RSS (\d+) KiB", p.stderr)
     walls.append(w)
     creates.append(float(m.group(1)))
     runs.append(float(m.group(2)))
-    rss.append(int(m.group(3)))
+    destroys.append(float(m.group(3)))
+    rss.append(int(m.group(4)))
     true_walls.append(timed(["/bin/true"])[0])
 
 med = statistics.median
 print("start-up, %d runs of: %s" % (n, " ".join(cmd[:-1])))
-print("%-34s %10s" % ("what", "median"))
+print("%-36s %10s" % ("what", "median"))
 print("%-34s %7.2f ms" % ("lkvm wall time, exec to exit", med(walls)))
 print("%-34s %7.2f ms" % ("/bin/true wall time (baseline)", med(true_walls)))
 print("%-34s %7.2f ms" % ("lkvm_create (KVM VM, memory, load)", med(creates)))
 print("%-34s %7.2f ms" % ("lkvm_run (threads + guest running)", med(runs)))
-print("%-34s %7.2f ms" % ("VMM time outside lkvm_run", med(walls) - med(runs)))
+print("%-34s %7.2f ms" % ("lkvm_destroy (mostly KVM teardown)", med(destroys)))
+print("%-34s %7.2f ms" % ("the rest (exec, libc, exit)",
+                          med([w - c - r - d for w, c, r, d in
+                               zip(walls, creates, runs, destroys)])))
 print("%-34s %7d KiB (max %d)" % ("peak RSS", med(rss), max(rss)))
 print("lkvm / true wall-time ratio: %.1fx" % (med(walls) / med(true_walls)))
 PY
