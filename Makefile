@@ -29,7 +29,7 @@ endif
 
 B := build/$(ARCH)
 CORE_SRCS := $(filter-out vmm/main.c vmm/cli.c vmm/term.c,$(wildcard vmm/*.c))
-LIB_SRCS := $(CORE_SRCS) $(wildcard $(ARCH_DIR)/*.c)
+LIB_SRCS := $(CORE_SRCS) $(wildcard virtio/*.c) $(wildcard $(ARCH_DIR)/*.c)
 CLI_SRCS := vmm/cli.c vmm/term.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/obj/%.o)
@@ -65,6 +65,26 @@ $(B)/tests-san/%: tests/unit/%.c $(SAN_OBJS) $(UNIT_COMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(SAN_OBJS) $(LDFLAGS)
 
+# Fuzz targets: a replay build (gcc, random inputs) runs in make check;
+# make fuzz builds them with clang's libFuzzer and runs each for a minute.
+FUZZ_SRCS := $(wildcard tests/fuzz/*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz-replay/%)
+FUZZ_TIME ?= 60
+CLANG ?= clang
+
+$(B)/fuzz-replay/%: tests/fuzz/%.c $(SAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN_OBJS) $(LDFLAGS)
+
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -DLKVM_LIBFUZZER -Iinclude \
+		-fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) -pthread
+
+fuzz: $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
+	@for f in $^; do mkdir -p $(B)/corpus/$$(basename $$f); \
+		$$f -max_total_time=$(FUZZ_TIME) $(B)/corpus/$$(basename $$f) || exit 1; done
+
 # End-to-end programs that embed the library.
 $(B)/e2e/%: tests/e2e/%.c liblkvm.a include/lkvm.h
 	@mkdir -p $(dir $@)
@@ -79,7 +99,7 @@ endif
 
 E2E_BINS := $(patsubst tests/e2e/%.c,$(B)/e2e/%,$(wildcard tests/e2e/*.c))
 
-unit-tests: $(UNIT_BINS) $(UNIT_SAN_BINS) $(E2E_BINS)
+unit-tests: $(UNIT_BINS) $(UNIT_SAN_BINS) $(E2E_BINS) $(FUZZ_BINS)
 
 check: all unit-tests
 	@B=$(B) tests/run.sh
@@ -101,7 +121,7 @@ install: lkvm liblkvm.a
 clean:
 	rm -rf build lkvm liblkvm.a guest/build
 
-.PHONY: all check run bench install clean guests unit-tests
+.PHONY: all check run bench fuzz install clean guests unit-tests
 # Keep every intermediate object (sanitizer builds are only prerequisites).
 .SECONDARY:
 

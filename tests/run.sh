@@ -42,6 +42,10 @@ done
 for t in "$B"/tests-san/*; do
 	[ -x "$t" ] && run_test "unit-asan/$(basename "$t")" "$t"
 done
+for t in "$B"/fuzz-replay/*; do
+	[ -x "$t" ] && run_test "fuzz-replay/$(basename "$t")" "$t"
+done
+run_test "fuzz/libfuzzer" bash tests/fuzz/libfuzzer.sh
 for t in tests/e2e/*.sh; do
 	run_test "e2e/$(basename "$t" .sh)" bash "$t"
 done

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Short libFuzzer runs of every fuzz target (make fuzz runs them longer).
+# Needs clang with libFuzzer; says SKIP without it.
+set -u
+cd "$(dirname "$0")/../.."
+B=${B:-build/x86_64}
+SECS=${FUZZ_SECS:-10}
+pass=0
+fail=0
+if ! command -v clang > /dev/null; then
+	echo "SKIP: clang (with libFuzzer) is not installed"
+	echo "0 passed, 0 failed"
+	exit 0
+fi
+for src in tests/fuzz/*.c; do
+	name=$(basename "$src" .c)
+	if ! make -s "$B/fuzz/$name" > "/tmp/lkvm-fuzz-build.$$" 2>&1; then
+		tail -n 5 "/tmp/lkvm-fuzz-build.$$"
+		echo "SKIP $name: libFuzzer build failed (libclang-rt missing?)"
+		continue
+	fi
+	mkdir -p "$B/corpus/$name"
+	if "$B/fuzz/$name" -max_total_time="$SECS" "$B/corpus/$name" > "/tmp/lkvm-fuzz.$$" 2>&1; then
+		echo "PASS $name: $(grep -E '^Done' "/tmp/lkvm-fuzz.$$")"
+		pass=$((pass + 1))
+	else
+		tail -n 30 "/tmp/lkvm-fuzz.$$"
+		echo "FAIL $name"
+		fail=$((fail + 1))
+	fi
+done
+rm -f "/tmp/lkvm-fuzz-build.$$" "/tmp/lkvm-fuzz.$$"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
