@@ -60,6 +60,9 @@ struct lkvm_config {
 	int console_log;	/* fd that also receives console output, or -1 */
 	int console_escape;	/* Ctrl-A x on console_in stops the VM */
 
+	int rng;		/* add a virtio-rng device */
+	int console_virtio;	/* guest console on virtio-console (hvc0) */
+
 	uint64_t timeout_ms;	/* 0: none */
 	int kick_signal;	/* 0: SIGRTMIN */
 
@@ -90,6 +93,7 @@ struct lkvm_stats {
 	uint64_t exits_mmio;
 	uint64_t exits_intr;	/* KVM_RUN interrupted (signal, kick) */
 	uint64_t exits_other;
+	uint64_t exits_notify;	/* virtio queue notifies that exited */
 	uint64_t pio_unhandled;	/* accesses to ports nobody claimed */
 	uint64_t mmio_unhandled;
 };

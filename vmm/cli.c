@@ -34,7 +34,10 @@ const char cli_run_usage[] =
 	"  -c, --cpus N          number of vCPUs\n"
 	"  -d, --disk SPEC       disk image (repeatable)\n"
 	"      --name NAME       guest name\n"
-	"      --console serial  guest console device (COM1 at 0x3f8)\n"
+	"      --console serial|virtio  guest console: COM1 (0x3f8) or\n"
+	"                        virtio-console (hvc0)\n"
+	"      --rng             add a virtio-rng device\n"
+	"      --virtio-transport mmio  how virtio devices attach\n"
 	"      --timeout SECONDS stop the guest after this long (exit 124)\n"
 	"      --log FILE        copy the guest console to FILE\n"
 	"      --stats           print VM exit counters when the guest ends\n"
@@ -51,6 +54,8 @@ enum {
 	OPT_LOG,
 	OPT_STATS,
 	OPT_DEBUG,
+	OPT_RNG,
+	OPT_TRANSPORT,
 };
 
 static const struct option run_options[] = {
@@ -66,6 +71,8 @@ static const struct option run_options[] = {
 	{ "log", required_argument, NULL, OPT_LOG },
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "debug", no_argument, NULL, OPT_DEBUG },
+	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -169,9 +176,22 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 		r->cfg.name = arg;
 		return 0;
 	case OPT_CONSOLE:
-		if (strcmp(arg, "serial"))
+		if (!strcmp(arg, "virtio"))
+			r->cfg.console_virtio = 1;
+		else if (!strcmp(arg, "serial"))
+			r->cfg.console_virtio = 0;
+		else
 			return errf(err, errlen, -EINVAL,
-				    "unsupported console '%s' (supported: serial)",
+				    "unsupported console '%s' (supported: serial, virtio)",
+				    arg);
+		return 0;
+	case OPT_RNG:
+		r->cfg.rng = 1;
+		return 0;
+	case OPT_TRANSPORT:
+		if (strcmp(arg, "mmio"))
+			return errf(err, errlen, -EINVAL,
+				    "unsupported virtio transport '%s' (supported: mmio)",
 				    arg);
 		return 0;
 	case OPT_TIMEOUT:

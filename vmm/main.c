@@ -92,12 +92,13 @@ static void report_stats(const struct lkvm_stats *st, double create_ms,
 			 double run_ms, double destroy_ms)
 {
 	fprintf(stderr,
-		"lkvm: exits: io %llu mmio %llu intr %llu other %llu; "
-		"unhandled: pio %llu mmio %llu\n",
+		"lkvm: exits: io %llu mmio %llu intr %llu other %llu "
+		"notify %llu; unhandled: pio %llu mmio %llu\n",
 		(unsigned long long)st->exits_io,
 		(unsigned long long)st->exits_mmio,
 		(unsigned long long)st->exits_intr,
 		(unsigned long long)st->exits_other,
+		(unsigned long long)st->exits_notify,
 		(unsigned long long)st->pio_unhandled,
 		(unsigned long long)st->mmio_unhandled);
 	fprintf(stderr,

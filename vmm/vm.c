@@ -19,6 +19,7 @@
 #include "lkvm/log.h"
 #include "lkvm/util.h"
 #include "lkvm/vcpu.h"
+#include "lkvm/virtio/devices.h"
 #include "lkvm/vm.h"
 
 #define KVM_API_EXPECTED 12
@@ -103,6 +104,7 @@ void lkvm_stats(struct lkvm *vm, struct lkvm_stats *st)
 	st->exits_mmio = atomic_load(&vm->exits.mmio);
 	st->exits_intr = atomic_load(&vm->exits.intr);
 	st->exits_other = atomic_load(&vm->exits.other);
+	st->exits_notify = atomic_load(&vm->exits.notify);
 	st->pio_unhandled = __atomic_load_n(&vm->pio.unhandled,
 					    __ATOMIC_RELAXED);
 	st->mmio_unhandled = __atomic_load_n(&vm->mmio.unhandled,
@@ -270,6 +272,9 @@ int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,
 	ret = arch_ops.vm_init(vm, err, errlen);
 	if (ret)
 		goto fail;
+	ret = virtio_devices_create(vm, err, errlen);
+	if (ret)
+		goto fail;
 	ret = arch_ops.load_kernel(vm, err, errlen);
 	if (ret)
 		goto fail;
@@ -290,6 +295,7 @@ void lkvm_destroy(struct lkvm *vm)
 	if (!vm)
 		return;
 	vcpus_destroy(vm);
+	virtio_devices_free(vm);
 	if (vm->pci.vm)
 		pci_bus_free(&vm->pci);
 	arch_ops.vm_free(vm);

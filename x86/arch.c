@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -109,6 +110,8 @@ static int x86_write_mptable(struct lkvm *vm, char *err, size_t errlen)
 		return errf(err, errlen, -ENOMEM, "no room for the MP table");
 	x86_cpuid_signature(x->cpuid, &p.cpu_signature, &p.cpu_features);
 	p.npci_irqs = x86_pci_irqs(vm, irqs);
+	p.level_gsi_base = X86_VIRTIO_MMIO_GSI;
+	p.nlevel_gsis = X86_VIRTIO_MMIO_SLOTS;
 	ret = mptable_build(buf, X86_MPTABLE_MAX, X86_MPTABLE_ADDR, &p);
 	return ret < 0 ? errf(err, errlen, ret, "MP table: %s",
 			      strerror(-ret)) : 0;
@@ -146,10 +149,21 @@ static int x86_load_kernel(struct lkvm *vm, char *err, size_t errlen)
 	};
 	int ret;
 
+	char *cmdline = NULL;
+
+	/* The kernel's own command line, then what the devices add. */
+	if (vm->cmdline_extra &&
+	    asprintf(&cmdline, "%s%s", vm->cfg.cmdline ? vm->cfg.cmdline : "",
+		     vm->cmdline_extra) < 0)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	if (cmdline)
+		a.cmdline = cmdline;
 	ret = open_image(vm->cfg.kernel, "kernel", &a.kernel_size, err,
 			 errlen);
-	if (ret < 0)
+	if (ret < 0) {
+		free(cmdline);
 		return ret;
+	}
 	a.kernel_fd = ret;
 	a.head_len = MIN(sizeof(head), a.kernel_size);
 	memset(head, 0, sizeof(head));
@@ -180,6 +194,7 @@ static int x86_load_kernel(struct lkvm *vm, char *err, size_t errlen)
 		vm_dbg(vm, "loaded %s as %s, entry 0x%llx", vm->cfg.kernel,
 		       x->boot.format, (unsigned long long)x->boot.entry);
 out:
+	free(cmdline);
 	close(a.kernel_fd);
 	if (a.initrd_fd >= 0)
 		close(a.initrd_fd);
@@ -234,6 +249,9 @@ static void x86_vm_free(struct lkvm *vm)
 const struct arch_ops arch_ops = {
 	.name = "x86_64",
 	.max_cpus = X86_MAX_CPUS,
+	.virtio_mmio_base = X86_VIRTIO_MMIO_BASE,
+	.virtio_mmio_gsi = X86_VIRTIO_MMIO_GSI,
+	.virtio_mmio_slots = X86_VIRTIO_MMIO_SLOTS,
 	.mem_layout = x86_mem_layout,
 	.vm_init = x86_vm_init,
 	.load_kernel = x86_load_kernel,

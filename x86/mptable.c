@@ -35,6 +35,7 @@ enum {
 /* Polarity bits 0-1, trigger bits 2-3: PCI is active low, level. */
 #define MP_IRQ_CONFORMING	0x0
 #define MP_IRQ_PCI		0xf
+#define MP_IRQ_LEVEL_HIGH	0xd
 
 struct mp_writer {
 	uint8_t *buf;
@@ -155,6 +156,12 @@ int mptable_build(uint8_t *buf, size_t len, uint32_t base,
 	for (i = 0; i < 16; i++)
 		mp_intr(&w, MP_IOINTR, MP_INT, MP_IRQ_CONFORMING, MP_BUS_ISA,
 			i, ioapic_id, i);
+	if (p->level_gsi_base + p->nlevel_gsis > MPTABLE_IOAPIC_PINS)
+		return -EINVAL;
+	for (i = 0; i < p->nlevel_gsis; i++)
+		mp_intr(&w, MP_IOINTR, MP_INT, MP_IRQ_LEVEL_HIGH, MP_BUS_ISA,
+			p->level_gsi_base + i, ioapic_id,
+			p->level_gsi_base + i);
 	for (i = 0; i < p->npci_irqs; i++) {
 		const struct mptable_pci_irq *r = &p->pci_irqs[i];
 

@@ -16,6 +16,10 @@ struct vcpu;
 struct arch_ops {
 	const char *name;
 	unsigned int max_cpus;
+	/* virtio-mmio slots: 0x200 bytes each from base, GSIs from gsi. */
+	uint64_t virtio_mmio_base;
+	unsigned int virtio_mmio_gsi;
+	unsigned int virtio_mmio_slots;
 	/* Guest RAM layout for a VM of mem bytes; returns region count. */
 	unsigned int (*mem_layout)(uint64_t mem, struct mem_region *r,
 				   unsigned int max);

@@ -23,6 +23,8 @@
 #include "lkvm/pci.h"
 
 struct arch_ops;
+struct iothread;
+struct virtio_device;
 
 struct vcpu {
 	struct lkvm *vm;
@@ -58,8 +60,13 @@ struct lkvm {
 	struct lkvm_result result;
 	bool running;
 
+	struct virtio_device *virtio_devs;
+	unsigned int virtio_slots;
+	struct iothread *lowrate;	/* shared by low-rate devices */
+	char *cmdline_extra;		/* appended to the kernel's */
+
 	struct {
-		atomic_uint_fast64_t io, mmio, intr, other;
+		atomic_uint_fast64_t io, mmio, intr, other, notify;
 	} exits;
 };
 

@@ -21,6 +21,9 @@ struct mptable_params {
 	uint32_t cpu_features;	/* CPUID.1:EDX */
 	const struct mptable_pci_irq *pci_irqs;
 	unsigned int npci_irqs;
+	/* Level-triggered, active-high lines (virtio-mmio), pin = irq. */
+	unsigned int level_gsi_base;
+	unsigned int nlevel_gsis;
 };
 
 /*

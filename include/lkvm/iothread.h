@@ -1,0 +1,50 @@
+/*
+ * iothread.h - the I/O thread primitive.  A thread owns a set of fds (a
+ * queue's kick eventfd, a backend's completion fd, an interrupt resample
+ * fd) and runs their handlers, and nothing else touches what it owns.
+ *
+ * Control is a handshake: iothread_pause() (from a vCPU thread that wrote
+ * a device status or queue register) returns once the thread is parked
+ * between handler calls; iothread_resume() lets it go on.  No lock is
+ * taken on the data path: the thread sleeps in epoll_wait and runs
+ * handlers without holding anything.
+ */
+#ifndef LKVM_IOTHREAD_H
+#define LKVM_IOTHREAD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef void (*iothread_fn)(void *opaque, uint32_t events);
+
+struct iot_handler;
+
+enum iothread_state { IOT_RUN, IOT_PAUSE_REQ, IOT_PAUSED, IOT_STOP_REQ };
+
+struct iothread {
+	char name[16];
+	pthread_t thread;
+	bool started;
+	int epfd;
+	int ctl_fd;
+	pthread_mutex_t lock;		/* control state only */
+	pthread_cond_t cond;
+	enum iothread_state state;
+	struct iot_handler *handlers;	/* registrations, under lock */
+};
+
+int iothread_init(struct iothread *t, const char *name);
+/* Adds fd; the handler runs on the thread with the epoll events. */
+int iothread_add(struct iothread *t, int fd, uint32_t events, iothread_fn fn,
+		 void *opaque);
+int iothread_del(struct iothread *t, int fd);
+int iothread_start(struct iothread *t);
+void iothread_pause(struct iothread *t);
+void iothread_resume(struct iothread *t);
+/* Stops and joins the thread; fds added stay open (their owners close). */
+void iothread_stop(struct iothread *t);
+void iothread_free(struct iothread *t);
+bool iothread_is_current(const struct iothread *t);
+
+#endif

@@ -1,0 +1,134 @@
+/*
+ * device.h - a virtio device, written once and carried by any transport.
+ *
+ * A device fills one virtio_device_ops; a transport (mmio, later pci)
+ * fills virtio_transport_ops and turns register accesses into calls on
+ * the device core (virtio/device.c).
+ *
+ * Threads: register accesses come from vCPU threads; each queue belongs
+ * to one I/O thread, which alone touches its virtqueue and runs the
+ * device's drain for it.  Reset and queue set-up pause the owning
+ * threads first (iothread_pause), so the rings never change under them.
+ * status and isr are atomics: an I/O thread may set NEEDS_RESET or an
+ * interrupt bit while a vCPU reads them.
+ */
+#ifndef LKVM_VIRTIO_DEVICE_H
+#define LKVM_VIRTIO_DEVICE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lkvm/iothread.h"
+#include "lkvm/virtio/virtqueue.h"
+
+#define VIRTIO_STATUS_ACKNOWLEDGE	1
+#define VIRTIO_STATUS_DRIVER		2
+#define VIRTIO_STATUS_DRIVER_OK		4
+#define VIRTIO_STATUS_FEATURES_OK	8
+#define VIRTIO_STATUS_NEEDS_RESET	0x40
+#define VIRTIO_STATUS_FAILED		0x80
+
+#define VIRTIO_ISR_QUEUE		1
+#define VIRTIO_ISR_CONFIG		2
+
+#define VIRTIO_ID_NET			1
+#define VIRTIO_ID_BLOCK			2
+#define VIRTIO_ID_CONSOLE		3
+#define VIRTIO_ID_RNG			4
+
+#define VIRTIO_QUEUE_MAX_IOV		256
+
+struct lkvm;
+struct virtio_device;
+
+struct virtio_queue {
+	struct virtio_device *dev;
+	unsigned int index;
+	/* Registers, written by vCPU threads while the owner is paused. */
+	uint16_t num;
+	uint64_t desc, driver, device;
+	bool ready;
+	/* Owned by the I/O thread. */
+	struct virtqueue vq;
+	struct vq_elem elem;
+	struct iovec iov[VIRTIO_QUEUE_MAX_IOV];
+	int kick_fd;			/* eventfd; KVM_IOEVENTFD target */
+	struct iothread *thread;
+	uint64_t kicks, batches, chains, irqs;	/* statistics */
+};
+
+struct virtio_device_ops {
+	const char *name;
+	uint32_t device_id;
+	unsigned int nqueues;
+	uint16_t queue_max;
+	uint64_t features;		/* device-specific feature bits */
+	uint32_t config_size;
+	void (*config_read)(struct virtio_device *d, uint32_t off, void *data,
+			    unsigned int len);
+	void (*config_write)(struct virtio_device *d, uint32_t off,
+			     const void *data, unsigned int len);
+	/*
+	 * On the queue's thread: take chains with virtio_queue_pop() and
+	 * complete them with virtio_queue_push() until there is nothing
+	 * more to do.  The core turns notifications off around it and
+	 * interrupts the guest once afterwards if needed.
+	 */
+	void (*drain)(struct virtio_device *d, struct virtio_queue *q);
+	/* Device state back to power-on; queue threads are paused. */
+	void (*reset)(struct virtio_device *d);
+	void (*free)(struct virtio_device *d);
+};
+
+struct virtio_transport_ops {
+	const char *name;
+	/* Interrupt the guest for used buffers on q, or a config change. */
+	void (*signal_queue)(struct virtio_device *d, struct virtio_queue *q);
+	void (*signal_config)(struct virtio_device *d);
+	void (*free)(struct virtio_device *d);
+};
+
+struct virtio_device {
+	struct lkvm *vm;
+	const struct virtio_device_ops *ops;
+	void *priv;
+	char name[16];
+	uint64_t features;		/* offered: device bits + core bits */
+	uint64_t acked;			/* driver's choice */
+	uint32_t dev_feat_sel, drv_feat_sel, queue_sel;
+	atomic_uint status;
+	atomic_uint isr;
+	uint32_t config_gen;
+	struct virtio_queue *queues;
+	const struct virtio_transport_ops *tr;
+	void *tr_priv;
+	atomic_bool error_logged;
+	struct virtio_device *next;	/* the VM's device list */
+};
+
+int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
+		       const struct virtio_device_ops *ops, void *priv,
+		       const char *name);
+/* Gives queue qi to an I/O thread (which may serve other queues too). */
+int virtio_queue_attach(struct virtio_device *d, unsigned int qi,
+			struct iothread *t);
+void virtio_device_free(struct virtio_device *d);
+
+/* Register-level operations the transports call (vCPU threads). */
+void virtio_set_status(struct virtio_device *d, uint32_t status);
+uint32_t virtio_features_word(struct virtio_device *d, uint32_t sel);
+void virtio_set_features_word(struct virtio_device *d, uint32_t sel,
+			      uint32_t v);
+void virtio_queue_set_ready(struct virtio_device *d, struct virtio_queue *q,
+			    bool ready);
+struct virtio_queue *virtio_selected_queue(struct virtio_device *d);
+
+/* Data path helpers for drain(), on the queue's thread. */
+struct vq_elem *virtio_queue_pop(struct virtio_queue *q);
+void virtio_queue_push(struct virtio_queue *q, struct vq_elem *e,
+		       uint32_t len);
+/* Runs a drain now, on the calling (owner) thread: after backend input. */
+void virtio_queue_service(struct virtio_queue *q);
+
+#endif

@@ -1,0 +1,265 @@
+/*
+ * device.c - the transport-independent part of every virtio device:
+ * feature negotiation, the status register and reset, queue set-up, and
+ * the per-queue drain loop that batches interrupts (see device.h for the
+ * thread rules).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "lkvm/log.h"
+#include "lkvm/util.h"
+#include "lkvm/virtio/device.h"
+#include "lkvm/vm.h"
+
+/* Features every device offers: modern interface, indirect, event idx. */
+#define VIRTIO_CORE_FEATURES ((1ULL << VIRTIO_F_VERSION_1) | \
+			      (1ULL << VIRTIO_F_INDIRECT_DESC) | \
+			      (1ULL << VIRTIO_F_EVENT_IDX))
+
+int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
+		       const struct virtio_device_ops *ops, void *priv,
+		       const char *name)
+{
+	unsigned int i;
+
+	memset(d, 0, sizeof(*d));
+	d->vm = vm;
+	d->ops = ops;
+	d->priv = priv;
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	d->features = ops->features | VIRTIO_CORE_FEATURES;
+	d->queues = calloc(ops->nqueues, sizeof(*d->queues));
+	if (!d->queues)
+		return -ENOMEM;
+	for (i = 0; i < ops->nqueues; i++) {
+		struct virtio_queue *q = &d->queues[i];
+
+		q->dev = d;
+		q->index = i;
+		q->num = ops->queue_max;
+		q->elem.iov = q->iov;
+		q->elem.max_iov = VIRTIO_QUEUE_MAX_IOV;
+		q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->kick_fd < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+void virtio_device_free(struct virtio_device *d)
+{
+	unsigned int i;
+
+	if (d->tr && d->tr->free)
+		d->tr->free(d);
+	for (i = 0; d->queues && i < d->ops->nqueues; i++)
+		if (d->queues[i].kick_fd >= 0)
+			close(d->queues[i].kick_fd);
+	free(d->queues);
+	d->queues = NULL;
+	if (d->ops->free)
+		d->ops->free(d);
+}
+
+/* The guest broke a ring: report NEEDS_RESET, log once, stop the queue. */
+static void virtio_device_fail(struct virtio_device *d,
+			       struct virtio_queue *q)
+{
+	atomic_fetch_or(&d->status, VIRTIO_STATUS_NEEDS_RESET);
+	if (!atomic_exchange(&d->error_logged, true))
+		vm_warn(d->vm, "%s: queue %u: %s; device needs reset", d->name,
+			q->index, vq_error_name(q->vq.error));
+	if (d->tr)
+		d->tr->signal_config(d);
+}
+
+struct vq_elem *virtio_queue_pop(struct virtio_queue *q)
+{
+	int r = vq_pop(&q->vq, &q->elem);
+
+	if (r <= 0)
+		return NULL;
+	q->chains++;
+	return &q->elem;
+}
+
+void virtio_queue_push(struct virtio_queue *q, struct vq_elem *e,
+		       uint32_t len)
+{
+	/* Never claim more than the chain's writable part. */
+	vq_push(&q->vq, e->head, MIN((uint64_t)len, e->in_bytes));
+}
+
+void virtio_queue_service(struct virtio_queue *q)
+{
+	struct virtio_device *d = q->dev;
+	uint16_t used_before = q->vq.used_idx;
+
+	if (!q->vq.size || !(atomic_load(&d->status) &
+			     VIRTIO_STATUS_DRIVER_OK))
+		return;
+	do {
+		vq_notify_off(&q->vq);
+		d->ops->drain(d, q);
+	} while (vq_notify_on(&q->vq));
+	q->batches++;
+	if (q->vq.broken) {
+		virtio_device_fail(d, q);
+		return;
+	}
+	if (q->vq.used_idx != used_before && vq_should_notify(&q->vq)) {
+		q->irqs++;
+		d->tr->signal_queue(d, q);
+	}
+}
+
+static void virtio_queue_kick(void *opaque, uint32_t events)
+{
+	struct virtio_queue *q = opaque;
+	uint64_t v;
+
+	(void)events;
+	if (read(q->kick_fd, &v, sizeof(v)) == sizeof(v))
+		q->kicks += v;
+	virtio_queue_service(q);
+}
+
+int virtio_queue_attach(struct virtio_device *d, unsigned int qi,
+			struct iothread *t)
+{
+	struct virtio_queue *q = &d->queues[qi];
+
+	q->thread = t;
+	return iothread_add(t, q->kick_fd, EPOLLIN, virtio_queue_kick, q);
+}
+
+struct virtio_queue *virtio_selected_queue(struct virtio_device *d)
+{
+	return d->queue_sel < d->ops->nqueues ? &d->queues[d->queue_sel] :
+						NULL;
+}
+
+uint32_t virtio_features_word(struct virtio_device *d, uint32_t sel)
+{
+	return sel < 2 ? d->features >> (32 * sel) : 0;
+}
+
+void virtio_set_features_word(struct virtio_device *d, uint32_t sel,
+			      uint32_t v)
+{
+	/* Only before FEATURES_OK; the spec makes later writes invalid. */
+	if (sel >= 2 || (atomic_load(&d->status) & VIRTIO_STATUS_FEATURES_OK))
+		return;
+	d->acked &= ~(0xffffffffULL << (32 * sel));
+	d->acked |= (uint64_t)v << (32 * sel);
+}
+
+static void virtio_pause_all(struct virtio_device *d)
+{
+	unsigned int i;
+
+	for (i = 0; i < d->ops->nqueues; i++)
+		if (d->queues[i].thread)
+			iothread_pause(d->queues[i].thread);
+}
+
+static void virtio_resume_all(struct virtio_device *d)
+{
+	unsigned int i;
+
+	for (i = 0; i < d->ops->nqueues; i++)
+		if (d->queues[i].thread)
+			iothread_resume(d->queues[i].thread);
+}
+
+static void virtio_reset(struct virtio_device *d)
+{
+	unsigned int i;
+
+	virtio_pause_all(d);
+	for (i = 0; i < d->ops->nqueues; i++) {
+		struct virtio_queue *q = &d->queues[i];
+
+		vq_reset(&q->vq);
+		q->ready = false;
+		q->num = d->ops->queue_max;
+		q->desc = q->driver = q->device = 0;
+	}
+	if (d->ops->reset)
+		d->ops->reset(d);
+	d->acked = 0;
+	d->dev_feat_sel = d->drv_feat_sel = d->queue_sel = 0;
+	atomic_store(&d->isr, 0);
+	atomic_store(&d->status, 0);
+	atomic_store(&d->error_logged, false);
+	virtio_resume_all(d);
+}
+
+void virtio_set_status(struct virtio_device *d, uint32_t status)
+{
+	uint32_t old = atomic_load(&d->status);
+
+	if (status == 0) {
+		virtio_reset(d);
+		return;
+	}
+	status &= 0xff;
+	if ((status & VIRTIO_STATUS_FEATURES_OK) &&
+	    !(old & VIRTIO_STATUS_FEATURES_OK)) {
+		/* Refuse what we did not offer, and legacy drivers. */
+		if ((d->acked & ~d->features) ||
+		    !(d->acked & (1ULL << VIRTIO_F_VERSION_1)))
+			status &= ~VIRTIO_STATUS_FEATURES_OK;
+	}
+	/* NEEDS_RESET is the device's to set, not the driver's. */
+	status = (status & ~VIRTIO_STATUS_NEEDS_RESET) |
+		 (old & VIRTIO_STATUS_NEEDS_RESET);
+	atomic_store(&d->status, status);
+	if ((status & VIRTIO_STATUS_DRIVER_OK) &&
+	    !(old & VIRTIO_STATUS_DRIVER_OK)) {
+		unsigned int i;
+
+		/* Buffers may already be waiting: look once on each queue. */
+		for (i = 0; i < d->ops->nqueues; i++) {
+			uint64_t one = 1;
+
+			if (d->queues[i].ready &&
+			    write(d->queues[i].kick_fd, &one, sizeof(one)) < 0) {
+				/* saturated: the thread will look anyway */
+			}
+		}
+	}
+}
+
+void virtio_queue_set_ready(struct virtio_device *d, struct virtio_queue *q,
+			    bool ready)
+{
+	int ret;
+
+	if (q->thread)
+		iothread_pause(q->thread);
+	if (!ready) {
+		vq_reset(&q->vq);
+		q->ready = false;
+	} else {
+		ret = vq_setup(&q->vq, &d->vm->mem, q->num, q->desc, q->driver,
+			       q->device, d->acked);
+		q->ready = ret == 0;
+		if (ret) {
+			atomic_fetch_or(&d->status, VIRTIO_STATUS_NEEDS_RESET);
+			vm_warn(d->vm, "%s: queue %u: bad ring (size %u at 0x%llx/0x%llx/0x%llx)",
+				d->name, q->index, q->num,
+				(unsigned long long)q->desc,
+				(unsigned long long)q->driver,
+				(unsigned long long)q->device);
+		}
+	}
+	if (q->thread)
+		iothread_resume(q->thread);
+}

@@ -1,0 +1,343 @@
+/*
+ * mmio.c - virtio-mmio version 2 (virtio 1.2, section 4.2).
+ *
+ * vCPU threads access the registers.  QueueNotify is normally never seen
+ * here: KVM_IOEVENTFD with the queue index as datamatch signals the
+ * queue's kick eventfd inside the kernel.  A notify that does exit (no
+ * ioeventfd support, or an index with no queue) is counted.
+ *
+ * Interrupts: InterruptStatus bits are set by I/O threads, cleared by the
+ * driver's InterruptACK.  The line is a level-triggered GSI driven
+ * through an irqfd with a resample fd: after the guest's EOI, KVM lowers
+ * the line and signals the resample fd, and we raise it again if bits are
+ * still pending.  The resample fd is served by queue 0's I/O thread.
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "lkvm/log.h"
+#include "lkvm/util.h"
+#include "lkvm/virtio/device.h"
+#include "lkvm/virtio/mmio.h"
+#include "lkvm/vm.h"
+
+#define REG_MAGIC		0x000
+#define REG_VERSION		0x004
+#define REG_DEVICE_ID		0x008
+#define REG_VENDOR_ID		0x00c
+#define REG_DEVICE_FEATURES	0x010
+#define REG_DEVICE_FEATURES_SEL	0x014
+#define REG_DRIVER_FEATURES	0x020
+#define REG_DRIVER_FEATURES_SEL	0x024
+#define REG_QUEUE_SEL		0x030
+#define REG_QUEUE_NUM_MAX	0x034
+#define REG_QUEUE_NUM		0x038
+#define REG_QUEUE_READY		0x044
+#define REG_QUEUE_NOTIFY	0x050
+#define REG_INTERRUPT_STATUS	0x060
+#define REG_INTERRUPT_ACK	0x064
+#define REG_STATUS		0x070
+#define REG_QUEUE_DESC_LOW	0x080
+#define REG_QUEUE_DESC_HIGH	0x084
+#define REG_QUEUE_DRIVER_LOW	0x090
+#define REG_QUEUE_DRIVER_HIGH	0x094
+#define REG_QUEUE_DEVICE_LOW	0x0a0
+#define REG_QUEUE_DEVICE_HIGH	0x0a4
+#define REG_CONFIG_GENERATION	0x0fc
+#define REG_CONFIG		0x100
+
+#define LKVM_VENDOR_ID		0x4d564b4c	/* "LKVM" */
+
+struct virtio_mmio {
+	struct virtio_device *d;
+	uint64_t base;
+	unsigned int gsi;
+	int irq_fd;		/* irqfd, or -1: KVM_IRQ_LINE instead */
+	int resample_fd;
+	bool ioeventfd;
+};
+
+static void mmio_raise(struct virtio_mmio *m)
+{
+	uint64_t one = 1;
+
+	if (m->irq_fd >= 0) {
+		if (write(m->irq_fd, &one, sizeof(one)) < 0) {
+			/* saturated: the line is being raised anyway */
+		}
+	} else {
+		vm_irq_line(m->d->vm, m->gsi, 1);
+	}
+}
+
+static void mmio_signal_queue(struct virtio_device *d, struct virtio_queue *q)
+{
+	(void)q;
+	atomic_fetch_or(&d->isr, VIRTIO_ISR_QUEUE);
+	mmio_raise(d->tr_priv);
+}
+
+static void mmio_signal_config(struct virtio_device *d)
+{
+	atomic_fetch_or(&d->isr, VIRTIO_ISR_CONFIG);
+	mmio_raise(d->tr_priv);
+}
+
+static void mmio_resample(void *opaque, uint32_t events)
+{
+	struct virtio_mmio *m = opaque;
+	uint64_t v;
+
+	(void)events;
+	if (read(m->resample_fd, &v, sizeof(v)) < 0)
+		return;
+	if (atomic_load(&m->d->isr))
+		mmio_raise(m);
+}
+
+static uint32_t mmio_reg_read(struct virtio_mmio *m, uint64_t off)
+{
+	struct virtio_device *d = m->d;
+	struct virtio_queue *q = virtio_selected_queue(d);
+
+	switch (off) {
+	case REG_MAGIC:
+		return VIRTIO_MMIO_MAGIC;
+	case REG_VERSION:
+		return 2;
+	case REG_DEVICE_ID:
+		return d->ops->device_id;
+	case REG_VENDOR_ID:
+		return LKVM_VENDOR_ID;
+	case REG_DEVICE_FEATURES:
+		return virtio_features_word(d, d->dev_feat_sel);
+	case REG_QUEUE_NUM_MAX:
+		return q ? d->ops->queue_max : 0;
+	case REG_QUEUE_READY:
+		return q ? q->ready : 0;
+	case REG_INTERRUPT_STATUS:
+		return atomic_load(&d->isr);
+	case REG_STATUS:
+		return atomic_load(&d->status);
+	case REG_CONFIG_GENERATION:
+		return d->config_gen;
+	default:
+		return 0;
+	}
+}
+
+/* Queue registers may change only while the queue is not ready. */
+static void mmio_queue_write(struct virtio_mmio *m, struct virtio_queue *q,
+			     uint64_t off, uint32_t v)
+{
+	if (!q || (q->ready && off != REG_QUEUE_READY))
+		return;
+	switch (off) {
+	case REG_QUEUE_NUM:
+		q->num = v;
+		break;
+	case REG_QUEUE_READY:
+		virtio_queue_set_ready(m->d, q, v & 1);
+		break;
+	case REG_QUEUE_DESC_LOW:
+		q->desc = (q->desc & ~0xffffffffULL) | v;
+		break;
+	case REG_QUEUE_DESC_HIGH:
+		q->desc = (q->desc & 0xffffffffULL) | (uint64_t)v << 32;
+		break;
+	case REG_QUEUE_DRIVER_LOW:
+		q->driver = (q->driver & ~0xffffffffULL) | v;
+		break;
+	case REG_QUEUE_DRIVER_HIGH:
+		q->driver = (q->driver & 0xffffffffULL) | (uint64_t)v << 32;
+		break;
+	case REG_QUEUE_DEVICE_LOW:
+		q->device = (q->device & ~0xffffffffULL) | v;
+		break;
+	case REG_QUEUE_DEVICE_HIGH:
+		q->device = (q->device & 0xffffffffULL) | (uint64_t)v << 32;
+		break;
+	}
+}
+
+static void mmio_reg_write(struct virtio_mmio *m, uint64_t off, uint32_t v)
+{
+	struct virtio_device *d = m->d;
+	uint64_t one = 1;
+
+	switch (off) {
+	case REG_DEVICE_FEATURES_SEL:
+		d->dev_feat_sel = v;
+		break;
+	case REG_DRIVER_FEATURES:
+		virtio_set_features_word(d, d->drv_feat_sel, v);
+		break;
+	case REG_DRIVER_FEATURES_SEL:
+		d->drv_feat_sel = v;
+		break;
+	case REG_QUEUE_SEL:
+		d->queue_sel = v;
+		break;
+	case REG_QUEUE_NOTIFY:
+		atomic_fetch_add(&d->vm->exits.notify, 1);
+		if (v < d->ops->nqueues &&
+		    write(d->queues[v].kick_fd, &one, sizeof(one)) < 0) {
+			/* saturated: a kick is pending anyway */
+		}
+		break;
+	case REG_INTERRUPT_ACK:
+		if (!(atomic_fetch_and(&d->isr, ~v) & ~v) && m->irq_fd < 0)
+			vm_irq_line(d->vm, m->gsi, 0);
+		break;
+	case REG_STATUS:
+		virtio_set_status(d, v);
+		break;
+	default:
+		mmio_queue_write(m, virtio_selected_queue(d), off, v);
+		break;
+	}
+}
+
+static void mmio_read(void *opaque, uint64_t off, void *data, unsigned int len)
+{
+	struct virtio_mmio *m = opaque;
+	struct virtio_device *d = m->d;
+	uint32_t v;
+
+	memset(data, 0, len);
+	if (off >= REG_CONFIG) {
+		off -= REG_CONFIG;
+		if (d->ops->config_read &&
+		    range_within(off, len, 0, d->ops->config_size))
+			d->ops->config_read(d, off, data, len);
+		return;
+	}
+	if (len != 4 || off & 3)
+		return;		/* registers are 32-bit only */
+	v = mmio_reg_read(m, off);
+	memcpy(data, &v, 4);
+}
+
+static void mmio_write(void *opaque, uint64_t off, const void *data,
+		       unsigned int len)
+{
+	struct virtio_mmio *m = opaque;
+	struct virtio_device *d = m->d;
+	uint32_t v;
+
+	if (off >= REG_CONFIG) {
+		off -= REG_CONFIG;
+		if (d->ops->config_write &&
+		    range_within(off, len, 0, d->ops->config_size))
+			d->ops->config_write(d, off, data, len);
+		return;
+	}
+	if (len != 4 || off & 3)
+		return;
+	memcpy(&v, data, 4);
+	mmio_reg_write(m, off, v);
+}
+
+static const struct io_ops mmio_ops = {
+	.read = mmio_read,
+	.write = mmio_write,
+};
+
+static int mmio_ioeventfd(struct virtio_mmio *m, unsigned int qi, bool assign)
+{
+	struct kvm_ioeventfd io = {
+		.datamatch = qi,
+		.addr = m->base + REG_QUEUE_NOTIFY,
+		.len = 4,
+		.fd = m->d->queues[qi].kick_fd,
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH |
+			 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	};
+
+	return ioctl(m->d->vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+static int mmio_irqfd(struct virtio_mmio *m, bool assign)
+{
+	struct kvm_irqfd irq = {
+		.fd = m->irq_fd,
+		.gsi = m->gsi,
+		.flags = assign ? KVM_IRQFD_FLAG_RESAMPLE : KVM_IRQFD_FLAG_DEASSIGN,
+		.resamplefd = m->resample_fd,
+	};
+
+	return ioctl(m->d->vm->vm_fd, KVM_IRQFD, &irq) < 0 ? -errno : 0;
+}
+
+static void mmio_free(struct virtio_device *d)
+{
+	struct virtio_mmio *m = d->tr_priv;
+	unsigned int i;
+
+	if (!m)
+		return;
+	if (m->ioeventfd)
+		for (i = 0; i < d->ops->nqueues; i++)
+			mmio_ioeventfd(m, i, false);
+	if (m->irq_fd >= 0) {
+		mmio_irqfd(m, false);
+		close(m->irq_fd);
+	}
+	if (m->resample_fd >= 0)
+		close(m->resample_fd);
+	free(m);
+	d->tr_priv = NULL;
+}
+
+static const struct virtio_transport_ops mmio_transport = {
+	.name = "mmio",
+	.signal_queue = mmio_signal_queue,
+	.signal_config = mmio_signal_config,
+	.free = mmio_free,
+};
+
+int virtio_mmio_register(struct virtio_device *d, uint64_t base,
+			 unsigned int gsi)
+{
+	struct virtio_mmio *m = calloc(1, sizeof(*m));
+	unsigned int i;
+	int ret;
+
+	if (!m)
+		return -ENOMEM;
+	m->d = d;
+	m->base = base;
+	m->gsi = gsi;
+	m->irq_fd = m->resample_fd = -1;
+	d->tr = &mmio_transport;
+	d->tr_priv = m;
+
+	m->ioeventfd = kvm_check_extension(d->vm, KVM_CAP_IOEVENTFD) > 0;
+	for (i = 0; m->ioeventfd && i < d->ops->nqueues; i++)
+		if (mmio_ioeventfd(m, i, true))
+			m->ioeventfd = false;	/* exits then kick by hand */
+	if (kvm_check_extension(d->vm, KVM_CAP_IRQFD_RESAMPLE) > 0) {
+		m->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		m->resample_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (m->irq_fd < 0 || m->resample_fd < 0 || mmio_irqfd(m, true) ||
+		    iothread_add(d->queues[0].thread, m->resample_fd, EPOLLIN,
+				 mmio_resample, m)) {
+			vm_warn(d->vm, "%s: no irqfd; interrupts through KVM_IRQ_LINE",
+				d->name);
+			if (m->irq_fd >= 0)
+				close(m->irq_fd);
+			m->irq_fd = -1;
+		}
+	}
+	ret = io_bus_register(&d->vm->mmio, base, VIRTIO_MMIO_SIZE, &mmio_ops,
+			      m);
+	if (ret)
+		return ret;
+	return 0;
+}

@@ -1,0 +1,227 @@
+/*
+ * iothread.c - I/O threads (see iothread.h).  Each registered fd has a
+ * small handler record as its epoll data; the records are listed under
+ * the control lock only so that teardown can free them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "lkvm/iothread.h"
+#include "lkvm/util.h"
+
+struct iot_handler {
+	int fd;
+	iothread_fn fn;
+	void *opaque;
+	struct iot_handler *next;
+};
+
+#define IOT_MAX_EVENTS 16
+
+int iothread_init(struct iothread *t, const char *name)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	int err;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->epfd = epoll_create1(EPOLL_CLOEXEC);
+	t->ctl_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	/* data.ptr NULL marks the control eventfd. */
+	if (t->epfd < 0 || t->ctl_fd < 0 ||
+	    epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->ctl_fd, &ev) < 0) {
+		err = -errno;
+		if (t->epfd >= 0)
+			close(t->epfd);
+		if (t->ctl_fd >= 0)
+			close(t->ctl_fd);
+		t->epfd = t->ctl_fd = -1;
+		return err;
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cond, NULL);
+	return 0;
+}
+
+int iothread_add(struct iothread *t, int fd, uint32_t events, iothread_fn fn,
+		 void *opaque)
+{
+	struct iot_handler *h = calloc(1, sizeof(*h));
+	struct epoll_event ev = { .events = events };
+	int err;
+
+	if (!h)
+		return -ENOMEM;
+	h->fd = fd;
+	h->fn = fn;
+	h->opaque = opaque;
+	ev.data.ptr = h;
+	pthread_mutex_lock(&t->lock);
+	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		err = -errno;
+		pthread_mutex_unlock(&t->lock);
+		free(h);
+		return err;
+	}
+	h->next = t->handlers;
+	t->handlers = h;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+/* Only while the thread is paused or not running: it may hold h. */
+int iothread_del(struct iothread *t, int fd)
+{
+	struct iot_handler **pp, *h;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&t->lock);
+	for (pp = &t->handlers; (h = *pp); pp = &h->next) {
+		if (h->fd == fd) {
+			epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd, NULL);
+			*pp = h->next;
+			free(h);
+			ret = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+/* Returns false when the thread must exit. */
+static bool iothread_control(struct iothread *t)
+{
+	uint64_t v;
+	bool run = true;
+
+	if (read(t->ctl_fd, &v, sizeof(v)) < 0) {
+		/* spurious wake-up: nothing pending */
+	}
+	pthread_mutex_lock(&t->lock);
+	if (t->state == IOT_PAUSE_REQ) {
+		t->state = IOT_PAUSED;
+		pthread_cond_broadcast(&t->cond);
+		while (t->state == IOT_PAUSED)
+			pthread_cond_wait(&t->cond, &t->lock);
+	}
+	if (t->state == IOT_STOP_REQ)
+		run = false;
+	pthread_mutex_unlock(&t->lock);
+	return run;
+}
+
+static void *iothread_main(void *arg)
+{
+	struct iothread *t = arg;
+	struct epoll_event evs[IOT_MAX_EVENTS];
+
+	for (;;) {
+		int i, n = epoll_wait(t->epfd, evs, IOT_MAX_EVENTS, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			struct iot_handler *h = evs[i].data.ptr;
+
+			if (!h) {
+				if (!iothread_control(t))
+					return NULL;
+				/* Registrations may have changed: re-poll. */
+				break;
+			}
+			h->fn(h->opaque, evs[i].events);
+		}
+	}
+	return NULL;
+}
+
+int iothread_start(struct iothread *t)
+{
+	int ret;
+
+	t->state = IOT_RUN;
+	ret = pthread_create(&t->thread, NULL, iothread_main, t);
+	if (ret)
+		return -ret;
+	t->started = true;
+	pthread_setname_np(t->thread, t->name);
+	return 0;
+}
+
+bool iothread_is_current(const struct iothread *t)
+{
+	return t->started && pthread_equal(pthread_self(), t->thread);
+}
+
+static void iothread_kick(struct iothread *t)
+{
+	uint64_t one = 1;
+
+	if (write(t->ctl_fd, &one, sizeof(one)) < 0) {
+		/* counter saturated: a wake-up is pending anyway */
+	}
+}
+
+void iothread_pause(struct iothread *t)
+{
+	if (!t->started || iothread_is_current(t))
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->state = IOT_PAUSE_REQ;
+	iothread_kick(t);
+	while (t->state != IOT_PAUSED)
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void iothread_resume(struct iothread *t)
+{
+	if (!t->started || iothread_is_current(t))
+		return;
+	pthread_mutex_lock(&t->lock);
+	if (t->state == IOT_PAUSED) {
+		t->state = IOT_RUN;
+		pthread_cond_broadcast(&t->cond);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void iothread_stop(struct iothread *t)
+{
+	if (!t->started)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->state = IOT_STOP_REQ;
+	pthread_cond_broadcast(&t->cond);
+	iothread_kick(t);
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(t->thread, NULL);
+	t->started = false;
+}
+
+void iothread_free(struct iothread *t)
+{
+	struct iot_handler *h;
+
+	iothread_stop(t);
+	while ((h = t->handlers)) {
+		t->handlers = h->next;
+		free(h);
+	}
+	if (t->epfd >= 0)
+		close(t->epfd);
+	if (t->ctl_fd >= 0)
+		close(t->ctl_fd);
+	t->epfd = t->ctl_fd = -1;
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->cond);
+}
