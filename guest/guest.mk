@@ -9,8 +9,10 @@ GUEST_CFLAGS := -O2 -std=gnu11 -Wall -Wextra -Werror -ffreestanding -nostdlib \
 	-mgeneral-regs-only -mno-red-zone -mno-popcnt -mno-bmi -mno-bmi2 \
 	-mno-movbe -fno-pic -fno-pie -fno-stack-protector -fno-builtin \
 	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest
-GUESTS := hello exitcode spin smp irq panic reboot triple echo emufail
-GUEST_RT := guest/build/rt/entry.o guest/build/rt/vectors.o guest/build/rt/lib.o
+GUESTS := hello exitcode spin smp irq panic reboot triple echo emufail \
+	rng batch vconsole hostile
+GUEST_RT := guest/build/rt/entry.o guest/build/rt/vectors.o guest/build/rt/lib.o \
+	guest/build/rt/virtio.o
 
 guests: $(GUESTS:%=guest/build/%.bin) $(GUESTS:%=guest/build/%.elf)
 
@@ -18,11 +20,11 @@ guest/build/rt/%.o: guest/runtime/%.S
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
 
-guest/build/rt/%.o: guest/runtime/%.c guest/runtime/guest.h
+guest/build/rt/%.o: guest/runtime/%.c guest/runtime/guest.h guest/runtime/virtio.h
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
 
-guest/build/%.o: guest/%.c guest/runtime/guest.h
+guest/build/%.o: guest/%.c guest/runtime/guest.h guest/runtime/virtio.h
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
 

@@ -6,7 +6,9 @@
  * Input arrives on the control-loop thread (the console sink) into a
  * small byte ring under rx_lock; the sink then kicks queue 0, whose I/O
  * thread moves the bytes into the guest's receive buffers.  Output is
- * written to the host console from queue 1's thread.
+ * written to the host console from queue 1's thread.  Input that arrives
+ * before the driver is ready waits in the ring, across device resets: it
+ * is the host's data, not device state.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -87,15 +89,6 @@ static void vcon_config_read(struct virtio_device *d, uint32_t off,
 	memcpy(data, cfg + off, len);
 }
 
-static void vcon_reset(struct virtio_device *d)
-{
-	struct vcon *c = d->priv;
-
-	pthread_mutex_lock(&c->rx_lock);
-	c->rx_head = c->rx_count = 0;
-	pthread_mutex_unlock(&c->rx_lock);
-}
-
 static void vcon_free(struct virtio_device *d)
 {
 	struct vcon *c = d->priv;
@@ -144,7 +137,6 @@ const struct virtio_device_ops virtio_console_ops = {
 	.config_size = 12,
 	.config_read = vcon_config_read,
 	.drain = vcon_drain,
-	.reset = vcon_reset,
 	.free = vcon_free,
 };
 

@@ -104,10 +104,19 @@ void virtio_queue_service(struct virtio_queue *q)
 	if (!q->vq.size || !(atomic_load(&d->status) &
 			     VIRTIO_STATUS_DRIVER_OK))
 		return;
-	do {
+	/*
+	 * Drain until the ring stays empty.  A drain that took nothing
+	 * (console input with no data yet) leaves buffers queued on
+	 * purpose: stop then, or this would spin.
+	 */
+	for (;;) {
+		uint16_t taken = q->vq.last_avail;
+
 		vq_notify_off(&q->vq);
 		d->ops->drain(d, q);
-	} while (vq_notify_on(&q->vq));
+		if (!vq_notify_on(&q->vq) || q->vq.last_avail == taken)
+			break;
+	}
 	q->batches++;
 	if (q->vq.broken) {
 		virtio_device_fail(d, q);
@@ -197,7 +206,7 @@ static void virtio_reset(struct virtio_device *d)
 	d->dev_feat_sel = d->drv_feat_sel = d->queue_sel = 0;
 	atomic_store(&d->isr, 0);
 	atomic_store(&d->status, 0);
-	atomic_store(&d->error_logged, false);
+	/* error_logged stays set: a guest looping on resets cannot flood. */
 	virtio_resume_all(d);
 }
 

@@ -68,6 +68,11 @@ int vq_setup(struct virtqueue *vq, const struct guest_memory *mem,
 	/* The device starts with the ring as the guest left it: empty. */
 	vq->last_avail = 0;
 	vq->used_idx = 0;
+	/*
+	 * The used index starts at 0, so "last signalled at 0" is exact: a
+	 * first partial batch before used_event is reached stays quiet.
+	 */
+	vq->signalled_used = 0;
 	return 0;
 }
 
@@ -214,7 +219,6 @@ void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 bool vq_should_notify(struct virtqueue *vq)
 {
 	uint16_t old, event, now = vq->used_idx;
-	bool valid = vq->signalled_valid;
 
 	if (!vq->size)
 		return false;
@@ -222,11 +226,8 @@ bool vq_should_notify(struct virtqueue *vq)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	old = vq->signalled_used;
 	vq->signalled_used = now;
-	vq->signalled_valid = true;
 	if (!vq->event_idx)
 		return !(ring_load(&vq->avail[0]) & VRING_AVAIL_F_NO_INTERRUPT);
-	if (!valid)
-		return true;
 	event = ring_load(&vq->avail[2 + vq->size]);
 	/* Notify if used_event lies in (old, now]: spec 2.7.10. */
 	return (uint16_t)(now - event - 1) < (uint16_t)(now - old);

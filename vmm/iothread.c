@@ -176,10 +176,12 @@ void iothread_pause(struct iothread *t)
 	if (!t->started || iothread_is_current(t))
 		return;
 	pthread_mutex_lock(&t->lock);
-	t->state = IOT_PAUSE_REQ;
-	iothread_kick(t);
-	while (t->state != IOT_PAUSED)
-		pthread_cond_wait(&t->cond, &t->lock);
+	if (t->pauses++ == 0) {
+		t->state = IOT_PAUSE_REQ;
+		iothread_kick(t);
+		while (t->state != IOT_PAUSED)
+			pthread_cond_wait(&t->cond, &t->lock);
+	}
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -188,7 +190,7 @@ void iothread_resume(struct iothread *t)
 	if (!t->started || iothread_is_current(t))
 		return;
 	pthread_mutex_lock(&t->lock);
-	if (t->state == IOT_PAUSED) {
+	if (t->pauses && --t->pauses == 0 && t->state == IOT_PAUSED) {
 		t->state = IOT_RUN;
 		pthread_cond_broadcast(&t->cond);
 	}

@@ -5,7 +5,8 @@
  *
  * Control is a handshake: iothread_pause() (from a vCPU thread that wrote
  * a device status or queue register) returns once the thread is parked
- * between handler calls; iothread_resume() lets it go on.  No lock is
+ * between handler calls; iothread_resume() lets it go on.  Pauses nest
+ * (a device with two queues on one thread pauses it twice).  No lock is
  * taken on the data path: the thread sleeps in epoll_wait and runs
  * handlers without holding anything.
  */
@@ -31,6 +32,7 @@ struct iothread {
 	pthread_mutex_t lock;		/* control state only */
 	pthread_cond_t cond;
 	enum iothread_state state;
+	unsigned int pauses;		/* nested pause requests */
 	struct iot_handler *handlers;	/* registrations, under lock */
 };
 

@@ -56,7 +56,7 @@ def session(args, send=None, want=b"", timeout=20):
     return rc, out, before, during, after
 
 rc, out, before, during, after = session(
-    ["-k", guests + "/spin.bin"], b"\x01x", b"spin: waiting")
+    ["-k", guests + "/spin.bin"], b"\x01x", b"spin: waiting forever\r\n")
 check("guest output reaches the terminal", b"spin: waiting forever" in out)
 check("raw mode while running (no echo, no line editing)",
       not (during[3] & (termios.ECHO | termios.ICANON | termios.ISIG)))

@@ -94,6 +94,32 @@ static void test_mptable_bad(void)
 	CHECK_EQ(mptable_build(buf, sizeof(buf), 0xf0000, &p), -EINVAL);
 }
 
+/* virtio-mmio lines: level-triggered, active high, pin = bus irq. */
+static void test_level_lines(void)
+{
+	struct mptable_params p = { .ncpus = 1, .level_gsi_base = 16,
+				    .nlevel_gsis = 8 };
+	static uint8_t buf[4096];
+	const uint8_t *e;
+	unsigned int i, n, level = 0;
+	int len = mptable_build(buf, sizeof(buf), 0xf0000, &p);
+
+	CHECK(len > 0);
+	n = buf[16 + 34];
+	e = buf + 16 + 44;
+	for (i = 0; i < n; i++) {
+		if (e[0] == 3 && e[2] == 0xd) {
+			CHECK_EQ(e[5], e[7]);
+			CHECK(e[7] >= 16 && e[7] < 24);
+			level++;
+		}
+		e += e[0] == 0 ? 20 : 8;
+	}
+	CHECK_EQ(level, 8);
+	p.nlevel_gsis = 9;	/* pin 24 does not exist */
+	CHECK_EQ(mptable_build(buf, sizeof(buf), 0xf0000, &p), -EINVAL);
+}
+
 static void test_e820(void)
 {
 	struct mem_region small[] = { { 0, 64 * MiB } };
@@ -130,6 +156,7 @@ int main(void)
 	test_mptable(2);
 	test_mptable(X86_MAX_CPUS);
 	test_mptable_bad();
+	test_level_lines();
 	test_e820();
 	return test_done();
 }

@@ -68,7 +68,6 @@ struct virtqueue {
 	uint16_t last_avail;		/* next avail entry to take */
 	uint16_t used_idx;		/* our copy of used->idx */
 	uint16_t signalled_used;	/* used_idx when we last notified */
-	bool signalled_valid;
 };
 
 /* One request: the chain's buffers as host iovecs, readable ones first. */

@@ -1,0 +1,77 @@
+/*
+ * virtio.h - a small virtio driver for test guests: virtio-mmio probing
+ * and set-up, feature negotiation, split rings with or without EVENT_IDX
+ * and indirect descriptors, and level-triggered interrupts through the
+ * I/O APIC.  Each call runs a handful of instructions.
+ */
+#ifndef GUEST_VIRTIO_H
+#define GUEST_VIRTIO_H
+
+#include "runtime/guest.h"
+
+#define VMMIO_BASE	0xd0000000UL	/* lkvm's x86 virtio-mmio window */
+#define VMMIO_STRIDE	0x200
+#define VMMIO_SLOTS	8
+#define VMMIO_GSI	16		/* slot n interrupts on pin 16+n */
+
+#define VIRTIO_F_INDIRECT_DESC	28
+#define VIRTIO_F_EVENT_IDX	29
+#define VIRTIO_F_VERSION_1	32
+
+#define VSTATUS_ACK		1
+#define VSTATUS_DRIVER		2
+#define VSTATUS_DRIVER_OK	4
+#define VSTATUS_FEATURES_OK	8
+#define VSTATUS_NEEDS_RESET	0x40
+
+#define VRING_DESC_F_NEXT	1
+#define VRING_DESC_F_WRITE	2
+#define VRING_DESC_F_INDIRECT	4
+
+struct vdesc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct vdev {
+	uintptr_t base;
+	unsigned int slot;
+	uint64_t features;	/* negotiated */
+	volatile unsigned int irqs;
+};
+
+#define VQ_MAX 256
+
+struct vq {
+	uint16_t size;
+	unsigned int index;
+	struct vdesc *desc;
+	volatile uint16_t *avail;	/* flags, idx, ring[], used_event */
+	volatile uint16_t *used;	/* flags, idx, ring (8-byte), avail_event */
+	uint16_t avail_idx;
+	uint16_t last_used;
+};
+
+uint32_t vmmio_read(struct vdev *d, unsigned int reg);
+void vmmio_write(struct vdev *d, unsigned int reg, uint32_t v);
+/* Finds the first device of this type; false if none. */
+bool vdev_find(uint32_t device_id, struct vdev *d);
+/* Reset, ACK, DRIVER, features (want & offered, plus VERSION_1), FEATURES_OK. */
+bool vdev_init(struct vdev *d, uint64_t want);
+/* Sets queue qi up with size entries in static memory (one per index). */
+bool vq_init(struct vdev *d, struct vq *q, unsigned int qi, uint16_t size);
+void vdev_driver_ok(struct vdev *d);
+/* Publishes chain head; vq_kick notifies the device. */
+void vq_publish(struct vq *q, uint16_t head);
+void vq_kick(struct vdev *d, struct vq *q);
+/* Takes one used entry; false if none. */
+bool vq_get_used(struct vq *q, uint32_t *id, uint32_t *len);
+/* With EVENT_IDX: interrupt me once used->idx passes `idx`. */
+void vq_set_used_event(struct vq *q, uint16_t idx);
+/* Routes the device's line to vector and counts interrupts in d->irqs. */
+void vdev_irq_enable(struct vdev *d, unsigned int vector);
+uint32_t vdev_status(struct vdev *d);
+
+#endif
