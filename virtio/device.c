@@ -37,6 +37,9 @@ int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
 	d->queues = calloc(ops->nqueues, sizeof(*d->queues));
 	if (!d->queues)
 		return -ENOMEM;
+	/* -1 first: a failure half way must not make free() close fd 0. */
+	for (i = 0; i < ops->nqueues; i++)
+		d->queues[i].kick_fd = -1;
 	for (i = 0; i < ops->nqueues; i++) {
 		struct virtio_queue *q = &d->queues[i];
 

@@ -132,6 +132,15 @@ static uint32_t mmio_reg_read(struct virtio_mmio *m, uint64_t off)
 	}
 }
 
+/* 64-bit ring addresses arrive as two 32-bit register writes. */
+static void set_half(uint64_t *addr, bool high, uint32_t v)
+{
+	if (high)
+		*addr = (*addr & 0xffffffffULL) | (uint64_t)v << 32;
+	else
+		*addr = (*addr & ~0xffffffffULL) | v;
+}
+
 /* Queue registers may change only while the queue is not ready. */
 static void mmio_queue_write(struct virtio_mmio *m, struct virtio_queue *q,
 			     uint64_t off, uint32_t v)
@@ -146,22 +155,16 @@ static void mmio_queue_write(struct virtio_mmio *m, struct virtio_queue *q,
 		virtio_queue_set_ready(m->d, q, v & 1);
 		break;
 	case REG_QUEUE_DESC_LOW:
-		q->desc = (q->desc & ~0xffffffffULL) | v;
-		break;
 	case REG_QUEUE_DESC_HIGH:
-		q->desc = (q->desc & 0xffffffffULL) | (uint64_t)v << 32;
+		set_half(&q->desc, off == REG_QUEUE_DESC_HIGH, v);
 		break;
 	case REG_QUEUE_DRIVER_LOW:
-		q->driver = (q->driver & ~0xffffffffULL) | v;
-		break;
 	case REG_QUEUE_DRIVER_HIGH:
-		q->driver = (q->driver & 0xffffffffULL) | (uint64_t)v << 32;
+		set_half(&q->driver, off == REG_QUEUE_DRIVER_HIGH, v);
 		break;
 	case REG_QUEUE_DEVICE_LOW:
-		q->device = (q->device & ~0xffffffffULL) | v;
-		break;
 	case REG_QUEUE_DEVICE_HIGH:
-		q->device = (q->device & 0xffffffffULL) | (uint64_t)v << 32;
+		set_half(&q->device, off == REG_QUEUE_DEVICE_HIGH, v);
 		break;
 	}
 }
