@@ -10,7 +10,7 @@ GUEST_CFLAGS := -O2 -std=gnu11 -Wall -Wextra -Werror -ffreestanding -nostdlib \
 	-mno-movbe -fno-pic -fno-pie -fno-stack-protector -fno-builtin \
 	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest
 GUESTS := hello exitcode spin smp irq panic reboot triple echo emufail \
-	rng batch vconsole hostile
+	rng batch batchintx msix vconsole hostile
 GUEST_RT := guest/build/rt/entry.o guest/build/rt/vectors.o guest/build/rt/lib.o \
 	guest/build/rt/virtio.o
 

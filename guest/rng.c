@@ -1,5 +1,5 @@
 /*
- * rng - reads 4 KiB of entropy from virtio-rng (virtio-mmio), once in a
+ * rng - reads 4 KiB of entropy from virtio-rng (either transport), once in a
  * plain descriptor and once through an indirect table of eight 512-byte
  * buffers, waiting for the interrupt each time (exactly one per
  * request); checks that the bytes are not constant.  Exits 0 on success.
@@ -50,12 +50,15 @@ void main(void)
 		gprintf("rng: no virtio-rng device\n");
 		guest_exit(1);
 	}
-	if (!vdev_init(&d, 1ULL << VIRTIO_F_INDIRECT_DESC) ||
-	    !vq_init(&d, &q, 0, 16)) {
+	if (!vdev_init(&d, 1ULL << VIRTIO_F_INDIRECT_DESC)) {
 		gprintf("rng: set-up failed, status 0x%x\n", vdev_status(&d));
 		guest_exit(1);
 	}
 	vdev_irq_enable(&d, 0x38);
+	if (!vq_init(&d, &q, 0, 16)) {
+		gprintf("rng: queue set-up failed\n");
+		guest_exit(1);
+	}
 	vdev_driver_ok(&d);
 
 	q.desc[0] = (struct vdesc){ (uintptr_t)buf, sizeof(buf),
@@ -83,7 +86,8 @@ void main(void)
 		guest_exit(1);
 	}
 	n2 = distinct();
-	gprintf("rng: 2 x 4096 bytes, %u and %u distinct byte values, %u interrupts\n",
-		n1, n2, d.irqs);
+	gprintf("rng: 2 x 4096 bytes, %u and %u distinct byte values, %u interrupts (%s)\n",
+		n1, n2, d.irqs, !d.pci ? "virtio-mmio" :
+				 d.msix ? "virtio-pci, MSI-X" : "virtio-pci, INTx");
 	guest_exit(n1 > 200 && n2 > 200 && d.irqs == 2 ? 0 : 1);
 }

@@ -45,6 +45,12 @@ enum lkvm_log_level {
 typedef void (*lkvm_log_fn)(void *opaque, enum lkvm_log_level level,
 			    const char *msg);
 
+enum lkvm_virtio_transport {
+	LKVM_VIRTIO_DEFAULT,	/* the arch's choice: pci on x86 */
+	LKVM_VIRTIO_MMIO,
+	LKVM_VIRTIO_PCI,
+};
+
 struct lkvm_config {
 	const char *name;	/* for thread names and messages */
 	const char *kernel;	/* bzImage, flat binary or PVH ELF */
@@ -62,6 +68,9 @@ struct lkvm_config {
 
 	int rng;		/* add a virtio-rng device */
 	int console_virtio;	/* guest console on virtio-console (hvc0) */
+	enum lkvm_virtio_transport virtio_transport;
+	int no_fastpath;	/* test aid: act as if KVM had no ioeventfd
+				 * or irqfd (notifies exit, interrupts by ioctl) */
 
 	uint64_t timeout_ms;	/* 0: none */
 	int kick_signal;	/* 0: SIGRTMIN */

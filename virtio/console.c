@@ -134,6 +134,7 @@ const struct virtio_device_ops virtio_console_ops = {
 	.device_id = VIRTIO_ID_CONSOLE,
 	.nqueues = 2,
 	.queue_max = 256,
+	.pci_class = 0x078000,	/* other communication */
 	.config_size = 12,
 	.config_read = vcon_config_read,
 	.drain = vcon_drain,

@@ -1,9 +1,13 @@
 /*
- * devices.c - the VM's virtio devices: created from the configuration,
- * each on the next virtio-mmio slot the arch provides, with its queues on
- * an I/O thread.  Low-rate devices (rng, console) share one thread.
+ * devices.c - the VM's virtio devices: created from the configuration on
+ * the chosen transport, with their queues on I/O threads.  Low-rate
+ * devices (rng, console) share one thread.
+ *
+ * On virtio-mmio each device takes the next slot the arch provides, and
  * Linux guests learn about the slots from "virtio_mmio.device=" entries
- * added to the kernel command line (vm->cmdline_extra).
+ * added to the kernel command line (vm->cmdline_extra).  On virtio-pci
+ * each device is a PCI function; its INTx line takes the same level GSIs
+ * the mmio slots would (shared round-robin past the last one).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -17,6 +21,7 @@
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/devices.h"
 #include "lkvm/virtio/mmio.h"
+#include "lkvm/virtio/pci.h"
 #include "lkvm/vm.h"
 
 static int cmdline_append(struct lkvm *vm, const char *fmt, ...)
@@ -40,16 +45,43 @@ static int cmdline_append(struct lkvm *vm, const char *fmt, ...)
 	return 0;
 }
 
+static bool virtio_use_pci(const struct lkvm *vm)
+{
+	switch (vm->cfg.virtio_transport) {
+	case LKVM_VIRTIO_PCI:
+		return true;
+	case LKVM_VIRTIO_MMIO:
+		return false;
+	default:
+		return arch_ops.virtio_pci_default;
+	}
+}
+
+static int virtio_attach_mmio(struct lkvm *vm, struct virtio_device *d,
+			      unsigned int slot)
+{
+	uint64_t base = arch_ops.virtio_mmio_base + slot * VIRTIO_MMIO_SIZE;
+	unsigned int gsi = arch_ops.virtio_mmio_gsi + slot;
+	int ret;
+
+	ret = virtio_mmio_register(d, base, gsi);
+	if (!ret)
+		ret = cmdline_append(vm, " virtio_mmio.device=%u@0x%llx:%u",
+				     VIRTIO_MMIO_SIZE, (unsigned long long)base,
+				     gsi);
+	return ret;
+}
+
 static int virtio_add(struct lkvm *vm, const struct virtio_device_ops *ops,
 		      bool guest_console, char *err, size_t errlen)
 {
 	unsigned int slot = vm->virtio_slots, i;
+	bool pci = virtio_use_pci(vm);
 	struct virtio_device *d;
-	uint64_t base;
 	char name[16];
 	int ret;
 
-	if (slot >= arch_ops.virtio_mmio_slots)
+	if (!pci && slot >= arch_ops.virtio_mmio_slots)
 		return errf(err, errlen, -ENOSPC,
 			    "too many virtio devices (at most %u)",
 			    arch_ops.virtio_mmio_slots);
@@ -65,14 +97,11 @@ static int virtio_add(struct lkvm *vm, const struct virtio_device_ops *ops,
 	}
 	for (i = 0; !ret && i < ops->nqueues; i++)
 		ret = virtio_queue_attach(d, i, vm->lowrate);
-	base = arch_ops.virtio_mmio_base + slot * VIRTIO_MMIO_SIZE;
-	if (!ret)
-		ret = virtio_mmio_register(d, base,
-					   arch_ops.virtio_mmio_gsi + slot);
-	if (!ret)
-		ret = cmdline_append(vm, " virtio_mmio.device=%u@0x%llx:%u",
-				     VIRTIO_MMIO_SIZE, (unsigned long long)base,
-				     arch_ops.virtio_mmio_gsi + slot);
+	if (!ret && pci)
+		ret = virtio_pci_register(d, arch_ops.virtio_mmio_gsi +
+					     slot % arch_ops.virtio_mmio_slots);
+	else if (!ret)
+		ret = virtio_attach_mmio(vm, d, slot);
 	d->next = vm->virtio_devs;
 	vm->virtio_devs = d;
 	vm->virtio_slots++;

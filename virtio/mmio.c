@@ -7,10 +7,8 @@
  * ioeventfd support, or an index with no queue) is counted.
  *
  * Interrupts: InterruptStatus bits are set by I/O threads, cleared by the
- * driver's InterruptACK.  The line is a level-triggered GSI driven
- * through an irqfd with a resample fd: after the guest's EOI, KVM lowers
- * the line and signals the resample fd, and we raise it again if bits are
- * still pending.  The resample fd is served by queue 0's I/O thread.
+ * driver's InterruptACK.  The line is a level-triggered GSI (irqline.h)
+ * whose resample fd is served by queue 0's I/O thread.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -21,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "lkvm/irqline.h"
 #include "lkvm/log.h"
 #include "lkvm/util.h"
 #include "lkvm/virtio/device.h"
@@ -57,48 +56,25 @@
 struct virtio_mmio {
 	struct virtio_device *d;
 	uint64_t base;
-	unsigned int gsi;
-	int irq_fd;		/* irqfd, or -1: KVM_IRQ_LINE instead */
-	int resample_fd;
+	struct irq_line line;
 	bool ioeventfd;
 };
-
-static void mmio_raise(struct virtio_mmio *m)
-{
-	uint64_t one = 1;
-
-	if (m->irq_fd >= 0) {
-		if (write(m->irq_fd, &one, sizeof(one)) < 0) {
-			/* saturated: the line is being raised anyway */
-		}
-	} else {
-		vm_irq_line(m->d->vm, m->gsi, 1);
-	}
-}
 
 static void mmio_signal_queue(struct virtio_device *d, struct virtio_queue *q)
 {
 	(void)q;
+	struct virtio_mmio *m = d->tr_priv;
+
 	atomic_fetch_or(&d->isr, VIRTIO_ISR_QUEUE);
-	mmio_raise(d->tr_priv);
+	irq_line_raise(&m->line);
 }
 
 static void mmio_signal_config(struct virtio_device *d)
 {
+	struct virtio_mmio *m = d->tr_priv;
+
 	atomic_fetch_or(&d->isr, VIRTIO_ISR_CONFIG);
-	mmio_raise(d->tr_priv);
-}
-
-static void mmio_resample(void *opaque, uint32_t events)
-{
-	struct virtio_mmio *m = opaque;
-	uint64_t v;
-
-	(void)events;
-	if (read(m->resample_fd, &v, sizeof(v)) < 0)
-		return;
-	if (atomic_load(&m->d->isr))
-		mmio_raise(m);
+	irq_line_raise(&m->line);
 }
 
 static uint32_t mmio_reg_read(struct virtio_mmio *m, uint64_t off)
@@ -195,8 +171,8 @@ static void mmio_reg_write(struct virtio_mmio *m, uint64_t off, uint32_t v)
 		}
 		break;
 	case REG_INTERRUPT_ACK:
-		if (!(atomic_fetch_and(&d->isr, ~v) & ~v) && m->irq_fd < 0)
-			vm_irq_line(d->vm, m->gsi, 0);
+		atomic_fetch_and(&d->isr, ~v);
+		irq_line_update(&m->line);
 		break;
 	case REG_STATUS:
 		virtio_set_status(d, v);
@@ -266,18 +242,6 @@ static int mmio_ioeventfd(struct virtio_mmio *m, unsigned int qi, bool assign)
 	return ioctl(m->d->vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
-static int mmio_irqfd(struct virtio_mmio *m, bool assign)
-{
-	struct kvm_irqfd irq = {
-		.fd = m->irq_fd,
-		.gsi = m->gsi,
-		.flags = assign ? KVM_IRQFD_FLAG_RESAMPLE : KVM_IRQFD_FLAG_DEASSIGN,
-		.resamplefd = m->resample_fd,
-	};
-
-	return ioctl(m->d->vm->vm_fd, KVM_IRQFD, &irq) < 0 ? -errno : 0;
-}
-
 static void mmio_free(struct virtio_device *d)
 {
 	struct virtio_mmio *m = d->tr_priv;
@@ -288,12 +252,7 @@ static void mmio_free(struct virtio_device *d)
 	if (m->ioeventfd)
 		for (i = 0; i < d->ops->nqueues; i++)
 			mmio_ioeventfd(m, i, false);
-	if (m->irq_fd >= 0) {
-		mmio_irqfd(m, false);
-		close(m->irq_fd);
-	}
-	if (m->resample_fd >= 0)
-		close(m->resample_fd);
+	irq_line_free(&m->line);
 	free(m);
 	d->tr_priv = NULL;
 }
@@ -316,28 +275,21 @@ int virtio_mmio_register(struct virtio_device *d, uint64_t base,
 		return -ENOMEM;
 	m->d = d;
 	m->base = base;
-	m->gsi = gsi;
-	m->irq_fd = m->resample_fd = -1;
 	d->tr = &mmio_transport;
 	d->tr_priv = m;
 
 	m->ioeventfd = kvm_check_extension(d->vm, KVM_CAP_IOEVENTFD) > 0;
-	for (i = 0; m->ioeventfd && i < d->ops->nqueues; i++)
-		if (mmio_ioeventfd(m, i, true))
-			m->ioeventfd = false;	/* exits then kick by hand */
-	if (kvm_check_extension(d->vm, KVM_CAP_IRQFD_RESAMPLE) > 0) {
-		m->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		m->resample_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (m->irq_fd < 0 || m->resample_fd < 0 || mmio_irqfd(m, true) ||
-		    iothread_add(d->queues[0].thread, m->resample_fd, EPOLLIN,
-				 mmio_resample, m)) {
-			vm_warn(d->vm, "%s: no irqfd; interrupts through KVM_IRQ_LINE",
-				d->name);
-			if (m->irq_fd >= 0)
-				close(m->irq_fd);
-			m->irq_fd = -1;
+	for (i = 0; m->ioeventfd && i < d->ops->nqueues; i++) {
+		if (mmio_ioeventfd(m, i, true)) {
+			/* Notifies exit then, and are kicked by hand. */
+			while (i--)
+				mmio_ioeventfd(m, i, false);
+			m->ioeventfd = false;
 		}
 	}
+	if (irq_line_init(&m->line, d->vm, gsi, &d->isr, d->queues[0].thread))
+		vm_warn(d->vm, "%s: no irqfd; interrupts through KVM_IRQ_LINE",
+			d->name);
 	ret = io_bus_register(&d->vm->mmio, base, VIRTIO_MMIO_SIZE, &mmio_ops,
 			      m);
 	if (ret)

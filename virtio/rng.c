@@ -38,5 +38,6 @@ const struct virtio_device_ops virtio_rng_ops = {
 	.device_id = VIRTIO_ID_RNG,
 	.nqueues = 1,
 	.queue_max = 256,
+	.pci_class = 0xff0000,	/* unclassified */
 	.drain = rng_drain,
 };

@@ -37,10 +37,12 @@ const char cli_run_usage[] =
 	"      --console serial|virtio  guest console: COM1 (0x3f8) or\n"
 	"                        virtio-console (hvc0)\n"
 	"      --rng             add a virtio-rng device\n"
-	"      --virtio-transport mmio  how virtio devices attach\n"
+	"      --virtio-transport pci|mmio  how virtio devices attach\n"
+	"                        (default: pci)\n"
 	"      --timeout SECONDS stop the guest after this long (exit 124)\n"
 	"      --log FILE        copy the guest console to FILE\n"
 	"      --stats           print VM exit counters when the guest ends\n"
+	"      --no-fastpath     test aid: no ioeventfd/irqfd (notifies exit)\n"
 	"      --debug           print debug messages\n"
 	"  -h, --help            this text\n"
 	"\n"
@@ -55,6 +57,7 @@ enum {
 	OPT_STATS,
 	OPT_DEBUG,
 	OPT_RNG,
+	OPT_NO_FASTPATH,
 	OPT_TRANSPORT,
 };
 
@@ -72,6 +75,7 @@ static const struct option run_options[] = {
 	{ "stats", no_argument, NULL, OPT_STATS },
 	{ "debug", no_argument, NULL, OPT_DEBUG },
 	{ "rng", no_argument, NULL, OPT_RNG },
+	{ "no-fastpath", no_argument, NULL, OPT_NO_FASTPATH },
 	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -188,10 +192,17 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 	case OPT_RNG:
 		r->cfg.rng = 1;
 		return 0;
+	case OPT_NO_FASTPATH:
+		r->cfg.no_fastpath = 1;
+		return 0;
 	case OPT_TRANSPORT:
-		if (strcmp(arg, "mmio"))
+		if (!strcmp(arg, "mmio"))
+			r->cfg.virtio_transport = LKVM_VIRTIO_MMIO;
+		else if (!strcmp(arg, "pci"))
+			r->cfg.virtio_transport = LKVM_VIRTIO_PCI;
+		else
 			return errf(err, errlen, -EINVAL,
-				    "unsupported virtio transport '%s' (supported: mmio)",
+				    "unsupported virtio transport '%s' (supported: mmio, pci)",
 				    arg);
 		return 0;
 	case OPT_TIMEOUT:

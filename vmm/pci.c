@@ -19,13 +19,16 @@
 #define  PCI_COMMAND_IO		0x1
 #define  PCI_COMMAND_MEMORY	0x2
 #define PCI_STATUS		0x06
+#define  PCI_STATUS_CAP_LIST	0x10
 #define PCI_REVISION		0x08
 #define PCI_CLASS_PROG		0x09
 #define PCI_HEADER_TYPE		0x0e
 #define PCI_BAR0		0x10
 #define PCI_SUBSYS_VENDOR	0x2c
 #define PCI_SUBSYS_ID		0x2e
+#define PCI_CAP_PTR		0x34
 #define PCI_INTERRUPT_LINE	0x3c
+#define PCI_INTERRUPT_PIN	0x3d
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -91,6 +94,40 @@ void pci_dev_set_bar(struct pci_dev *dev, unsigned int n, uint32_t size,
 	put32(dev->cfg + PCI_BAR0 + 4 * n, io ? 1 : 0);
 }
 
+int pci_dev_add_cap(struct pci_dev *dev, const void *cap, unsigned int len)
+{
+	unsigned int off, p;
+
+	if (!dev->cap_end)
+		dev->cap_end = PCI_CAP_START;
+	off = ALIGN_UP(dev->cap_end, 4);
+	if (len < 2 || off + len > PCI_CFG_SIZE)
+		return -ENOSPC;
+	memcpy(dev->cfg + off, cap, len);
+	dev->cfg[off + 1] = 0;
+	/* Chain it after the last one. */
+	for (p = PCI_CAP_PTR; dev->cfg[p]; p = dev->cfg[p] + 1)
+		;
+	dev->cfg[p] = off;
+	dev->cfg[PCI_STATUS] |= PCI_STATUS_CAP_LIST;
+	dev->cap_end = off + len;
+	return off;
+}
+
+void pci_dev_set_intx(struct pci_dev *dev, unsigned int pin,
+		      unsigned int line)
+{
+	dev->cfg[PCI_INTERRUPT_PIN] = pin;
+	dev->cfg[PCI_INTERRUPT_LINE] = line;
+}
+
+bool pci_dev_intx_enabled(const struct pci_dev *dev)
+{
+	/* Command bit 10; read without the lock: a byte is atomic. */
+	return !(__atomic_load_n(&dev->cfg[PCI_COMMAND + 1], __ATOMIC_RELAXED) &
+		 0x04);
+}
+
 static uint64_t pci_bar_addr(const struct pci_dev *dev, unsigned int n)
 {
 	uint32_t v = get32(dev->cfg + PCI_BAR0 + 4 * n);
@@ -115,12 +152,16 @@ static void pci_bar_update(struct pci_bus *bus, struct pci_dev *dev,
 	if (bar->mapped && (!want || bar->mapped_at != addr)) {
 		io_bus_unregister(iob, bar->mapped_at);
 		bar->mapped = false;
+		if (dev->bar_map)
+			dev->bar_map(dev, n, bar->mapped_at, false);
 	}
 	if (want && !bar->mapped) {
 		if (io_bus_register(iob, addr, bar->size, bar->ops,
 				    bar->opaque) == 0) {
 			bar->mapped = true;
 			bar->mapped_at = addr;
+			if (dev->bar_map)
+				dev->bar_map(dev, n, addr, true);
 		} else {
 			vm_warn(bus->vm, "pci %02x.0: BAR%u at 0x%llx overlaps "
 				"another device; not decoded", dev->slot, n,
@@ -169,6 +210,22 @@ int pci_register(struct pci_bus *bus, struct pci_dev *dev)
 	return 0;
 }
 
+void pci_unregister(struct pci_bus *bus, struct pci_dev *dev)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&bus->lock);
+	if (dev->slot < PCI_MAX_SLOTS && bus->slots[dev->slot] == dev) {
+		/* Decoding off unmaps every BAR through the usual path. */
+		dev->cfg[PCI_COMMAND] &= ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
+		for (n = 0; n < ARRAY_SIZE(dev->bars); n++)
+			if (dev->bars[n].size)
+				pci_bar_update(bus, dev, n);
+		bus->slots[dev->slot] = NULL;
+	}
+	pthread_mutex_unlock(&bus->lock);
+}
+
 static struct pci_dev *pci_lookup(struct pci_bus *bus, unsigned int devfn)
 {
 	/* Only function 0 of each slot exists. */
@@ -193,8 +250,11 @@ void pci_cfg_read(struct pci_bus *bus, unsigned int devfn, unsigned int off,
 		return;
 	pthread_mutex_lock(&bus->lock);
 	dev = pci_lookup(bus, devfn);
-	if (dev)
+	if (dev) {
 		memcpy(data, dev->cfg + off, len);
+		if (off >= PCI_CAP_START && dev->cfg_read)
+			dev->cfg_read(dev, off, data, len);
+	}
 	pthread_mutex_unlock(&bus->lock);
 }
 
@@ -226,6 +286,11 @@ void pci_cfg_write(struct pci_bus *bus, unsigned int devfn, unsigned int off,
 	dev = pci_lookup(bus, devfn);
 	if (!dev)
 		goto out;
+	if (off >= PCI_CAP_START) {
+		if (dev->cfg_write)
+			dev->cfg_write(dev, off, data, len);
+		goto out;
+	}
 	if (off >= PCI_BAR0 && off < PCI_BAR0 + 24) {
 		n = (off - PCI_BAR0) / 4;
 		memcpy(buf, dev->cfg + PCI_BAR0 + 4 * n, 4);

@@ -92,7 +92,13 @@ int vm_irq_line(struct lkvm *vm, unsigned int gsi, int level)
 
 int kvm_check_extension(struct lkvm *vm, long cap)
 {
-	int ret = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, cap);
+	int ret;
+
+	if (vm->cfg.no_fastpath &&
+	    (cap == KVM_CAP_IOEVENTFD || cap == KVM_CAP_IRQFD ||
+	     cap == KVM_CAP_IRQFD_RESAMPLE))
+		return 0;
+	ret = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, cap);
 
 	return ret < 0 ? 0 : ret;
 }
@@ -170,6 +176,9 @@ static int vm_check_config(const struct lkvm_config *cfg, char *err,
 		return errf(err, errlen, -EINVAL,
 			    "%u CPUs requested; %s supports 1 to %u",
 			    cfg->cpus, arch_ops.name, arch_ops.max_cpus);
+	if (cfg->virtio_transport > LKVM_VIRTIO_PCI)
+		return errf(err, errlen, -EINVAL, "unknown virtio transport %d",
+			    (int)cfg->virtio_transport);
 	return 0;
 }
 
@@ -266,6 +275,7 @@ int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,
 	ret = vm_open_kvm(vm, err, errlen);
 	if (ret)
 		goto fail;
+	irq_routes_init(vm);
 	ret = vm_init_memory(vm, err, errlen);
 	if (ret)
 		goto fail;
@@ -298,6 +308,7 @@ void lkvm_destroy(struct lkvm *vm)
 	virtio_devices_free(vm);
 	if (vm->pci.vm)
 		pci_bus_free(&vm->pci);
+	irq_routes_free(vm);
 	arch_ops.vm_free(vm);
 	io_bus_free(&vm->pio);
 	io_bus_free(&vm->mmio);

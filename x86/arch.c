@@ -79,6 +79,33 @@ static int x86_vm_init(struct lkvm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The routes KVM creates with its irqchip: ISA IRQs 0-15 reach both the
+ * 8259 pair and the I/O APIC, GSIs 16-23 the I/O APIC only.
+ */
+static unsigned int x86_irq_routes_base(struct kvm_irq_routing_entry *e,
+					unsigned int max)
+{
+	unsigned int gsi, n = 0;
+
+	for (gsi = 0; gsi < 24 && n + 2 <= max; gsi++) {
+		if (gsi < 16)
+			e[n++] = (struct kvm_irq_routing_entry){
+				.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+				.u.irqchip = {
+					.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER :
+							     KVM_IRQCHIP_PIC_SLAVE,
+					.pin = gsi % 8 },
+			};
+		e[n++] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC,
+				       .pin = gsi },
+		};
+	}
+	return n;
+}
+
 /* INTx routes of every PCI device that has an interrupt pin. */
 static unsigned int x86_pci_irqs(struct lkvm *vm,
 				 struct mptable_pci_irq *irqs)
@@ -252,6 +279,9 @@ const struct arch_ops arch_ops = {
 	.virtio_mmio_base = X86_VIRTIO_MMIO_BASE,
 	.virtio_mmio_gsi = X86_VIRTIO_MMIO_GSI,
 	.virtio_mmio_slots = X86_VIRTIO_MMIO_SLOTS,
+	.virtio_pci_default = true,
+	.irq_routes_base = x86_irq_routes_base,
+	.msi_gsi_base = X86_MSI_GSI_BASE,
 	.mem_layout = x86_mem_layout,
 	.vm_init = x86_vm_init,
 	.load_kernel = x86_load_kernel,

@@ -32,9 +32,13 @@ enum {
 	MP_EXTINT = 3,
 };
 
-/* Polarity bits 0-1, trigger bits 2-3: PCI is active low, level. */
+/*
+ * Polarity bits 0-1, trigger bits 2-3.  PCI INTx is stated explicitly as
+ * level, active high rather than left to the bus's active-low default:
+ * its pins are the same GSIs 16-23 the virtio-mmio slots describe as
+ * level/high, and KVM's irqfd drives them high to assert.
+ */
 #define MP_IRQ_CONFORMING	0x0
-#define MP_IRQ_PCI		0xf
 #define MP_IRQ_LEVEL_HIGH	0xd
 
 struct mp_writer {
@@ -168,7 +172,7 @@ int mptable_build(uint8_t *buf, size_t len, uint32_t base,
 		if (r->slot > 31 || r->pin < 1 || r->pin > 4 ||
 		    r->ioapic_pin >= MPTABLE_IOAPIC_PINS)
 			return -EINVAL;
-		mp_intr(&w, MP_IOINTR, MP_INT, MP_IRQ_PCI, MP_BUS_PCI,
+		mp_intr(&w, MP_IOINTR, MP_INT, MP_IRQ_LEVEL_HIGH, MP_BUS_PCI,
 			r->slot << 2 | (r->pin - 1), ioapic_id, r->ioapic_pin);
 	}
 	/* LINT0 takes the 8259's ExtINT, LINT1 NMIs, on every CPU (0xff). */

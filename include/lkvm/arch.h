@@ -5,6 +5,7 @@
 #ifndef LKVM_ARCH_H
 #define LKVM_ARCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +13,7 @@
 
 struct lkvm;
 struct vcpu;
+struct kvm_irq_routing_entry;
 
 struct arch_ops {
 	const char *name;
@@ -20,6 +22,17 @@ struct arch_ops {
 	uint64_t virtio_mmio_base;
 	unsigned int virtio_mmio_gsi;
 	unsigned int virtio_mmio_slots;
+	bool virtio_pci_default;	/* else mmio */
+	/*
+	 * GSI routing: the irqchip routes KVM sets up by default, which a
+	 * KVM_SET_GSI_ROUTING must repeat; MSI GSIs are allocated above
+	 * msi_gsi_base; MSI routes carry a device ID where the interrupt
+	 * translation needs one (GICv3 ITS).
+	 */
+	unsigned int (*irq_routes_base)(struct kvm_irq_routing_entry *e,
+					unsigned int max);
+	unsigned int msi_gsi_base;
+	bool msi_needs_devid;
 	/* Guest RAM layout for a VM of mem bytes; returns region count. */
 	unsigned int (*mem_layout)(uint64_t mem, struct mem_region *r,
 				   unsigned int max);

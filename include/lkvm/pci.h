@@ -28,10 +28,28 @@ struct pci_bar {
 	bool mapped;
 };
 
+#define PCI_CAP_START 0x40		/* capabilities live from here up */
+#define PCI_CAP_ID_MSIX 0x11
+#define PCI_CAP_ID_VENDOR 0x09
+
 struct pci_dev {
 	uint8_t cfg[PCI_CFG_SIZE];
 	struct pci_bar bars[6];
 	unsigned int slot;
+	unsigned int cap_end;		/* next free capability offset */
+	/*
+	 * Optional hooks, called with the bus lock held from the vCPU
+	 * thread doing the access.  cfg_write sees every write at or above
+	 * PCI_CAP_START and stores what it accepts in cfg[] itself;
+	 * cfg_read may replace what was read there.  bar_map follows a
+	 * memory or I/O BAR as the guest maps, moves or unmaps it.
+	 */
+	void (*cfg_write)(struct pci_dev *dev, unsigned int off,
+			  const void *data, unsigned int len);
+	void (*cfg_read)(struct pci_dev *dev, unsigned int off, void *data,
+			 unsigned int len);
+	void (*bar_map)(struct pci_dev *dev, unsigned int n, uint64_t addr,
+			bool mapped);
 	/* Called by pci_bus_free(): frees the object embedding the dev. */
 	void (*release)(struct pci_dev *dev);
 };
@@ -55,8 +73,21 @@ void pci_dev_init(struct pci_dev *dev, uint16_t vendor, uint16_t device,
 /* Describes BAR n before pci_register(). */
 void pci_dev_set_bar(struct pci_dev *dev, unsigned int n, uint32_t size,
 		     bool io, const struct io_ops *ops, void *opaque);
+/*
+ * Appends a capability (its first byte the ID; the next pointer is
+ * filled in) and returns its config offset, or -ENOSPC.
+ */
+int pci_dev_add_cap(struct pci_dev *dev, const void *cap, unsigned int len);
+/* Sets the INTx pin (1 = INTA) and the line it is wired to. */
+void pci_dev_set_intx(struct pci_dev *dev, unsigned int pin,
+		      unsigned int line);
+/* True while the command register's INTx-disable bit is clear. */
+bool pci_dev_intx_enabled(const struct pci_dev *dev);
 /* Picks a slot, assigns and maps the BARs. */
 int pci_register(struct pci_bus *bus, struct pci_dev *dev);
+
+/* Unmaps the BARs and empties the slot (the dev is the caller's). */
+void pci_unregister(struct pci_bus *bus, struct pci_dev *dev);
 
 /* Config space of bus 0 by device/function/offset; others read ones. */
 void pci_cfg_read(struct pci_bus *bus, unsigned int devfn, unsigned int off,

@@ -52,6 +52,13 @@ static inline bool range_within(uint64_t base, uint64_t len, uint64_t lo,
 	       base - lo <= size && len <= size - (base - lo);
 }
 
+/* True if [a, a+alen) and [b, b+blen) share a byte (no overflow). */
+static inline bool range_overlaps(uint64_t a, uint64_t alen, uint64_t b,
+				  uint64_t blen)
+{
+	return alen && blen && a < b + blen && b < a + alen;
+}
+
 static inline uint64_t now_ns(void)
 {
 	struct timespec ts;

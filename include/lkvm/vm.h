@@ -19,6 +19,7 @@
 #include "lkvm.h"
 #include "lkvm/bus.h"
 #include "lkvm/console.h"
+#include "lkvm/irqroute.h"
 #include "lkvm/memory.h"
 #include "lkvm/pci.h"
 
@@ -46,6 +47,7 @@ struct lkvm {
 	struct io_bus pio;
 	struct io_bus mmio;
 	struct pci_bus pci;
+	struct irq_routes routes;	/* MSI GSIs */
 	struct console console;
 
 	struct vcpu *vcpus;

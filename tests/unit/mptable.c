@@ -57,6 +57,7 @@ static void test_mptable(unsigned int ncpus)
 			if (e[4] == 0) {	/* PCI bus */
 				CHECK_EQ(e[5], 3 << 2);
 				CHECK_EQ(e[7], 19);
+				CHECK_EQ(e[2], 0x0d);	/* level, high */
 			}
 			e += 8;
 			break;

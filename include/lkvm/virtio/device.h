@@ -65,6 +65,7 @@ struct virtio_device_ops {
 	uint16_t queue_max;
 	uint64_t features;		/* device-specific feature bits */
 	uint32_t config_size;
+	uint32_t pci_class;		/* class code on virtio-pci */
 	void (*config_read)(struct virtio_device *d, uint32_t off, void *data,
 			    unsigned int len);
 	void (*config_write)(struct virtio_device *d, uint32_t off,

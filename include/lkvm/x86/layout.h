@@ -25,6 +25,7 @@
 #define X86_VIRTIO_MMIO_BASE	0xd0000000ULL	/* virtio-mmio window */
 #define X86_VIRTIO_MMIO_GSI	16		/* slot n: IOAPIC pin 16+n */
 #define X86_VIRTIO_MMIO_SLOTS	8		/* pins 16-23 */
+#define X86_MSI_GSI_BASE	24		/* past the I/O APIC's pins */
 #define X86_IOAPIC_ADDR		0xfec00000ULL
 #define X86_LAPIC_ADDR		0xfee00000ULL
 #define X86_IDENTITY_MAP_ADDR	0xfffbc000ULL	/* KVM's private pages */
