@@ -24,7 +24,7 @@
 
 int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
 		       const struct virtio_device_ops *ops, void *priv,
-		       const char *name)
+		       const char *name, unsigned int nqueues)
 {
 	unsigned int i;
 
@@ -34,13 +34,14 @@ int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
 	d->priv = priv;
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	d->features = ops->features | VIRTIO_CORE_FEATURES;
-	d->queues = calloc(ops->nqueues, sizeof(*d->queues));
+	d->nqueues = nqueues ? nqueues : ops->nqueues;
+	d->queues = calloc(d->nqueues, sizeof(*d->queues));
 	if (!d->queues)
 		return -ENOMEM;
 	/* -1 first: a failure half way must not make free() close fd 0. */
-	for (i = 0; i < ops->nqueues; i++)
+	for (i = 0; i < d->nqueues; i++)
 		d->queues[i].kick_fd = -1;
-	for (i = 0; i < ops->nqueues; i++) {
+	for (i = 0; i < d->nqueues; i++) {
 		struct virtio_queue *q = &d->queues[i];
 
 		q->dev = d;
@@ -61,7 +62,7 @@ void virtio_device_free(struct virtio_device *d)
 
 	if (d->tr && d->tr->free)
 		d->tr->free(d);
-	for (i = 0; d->queues && i < d->ops->nqueues; i++)
+	for (i = 0; d->queues && i < d->nqueues; i++)
 		if (d->queues[i].kick_fd >= 0)
 			close(d->queues[i].kick_fd);
 	free(d->queues);
@@ -125,9 +126,17 @@ void virtio_queue_service(struct virtio_queue *q)
 		virtio_device_fail(d, q);
 		return;
 	}
-	if (q->vq.used_idx != used_before && vq_should_notify(&q->vq)) {
+	if (q->vq.used_idx != used_before)
+		virtio_queue_signal(q);
+}
+
+void virtio_queue_signal(struct virtio_queue *q)
+{
+	if (q->vq.used_idx == q->vq.signalled_used || !q->vq.size)
+		return;
+	if (vq_should_notify(&q->vq)) {
 		q->irqs++;
-		d->tr->signal_queue(d, q);
+		q->dev->tr->signal_queue(q->dev, q);
 	}
 }
 
@@ -153,7 +162,7 @@ int virtio_queue_attach(struct virtio_device *d, unsigned int qi,
 
 struct virtio_queue *virtio_selected_queue(struct virtio_device *d)
 {
-	return d->queue_sel < d->ops->nqueues ? &d->queues[d->queue_sel] :
+	return d->queue_sel < d->nqueues ? &d->queues[d->queue_sel] :
 						NULL;
 }
 
@@ -176,7 +185,7 @@ static void virtio_pause_all(struct virtio_device *d)
 {
 	unsigned int i;
 
-	for (i = 0; i < d->ops->nqueues; i++)
+	for (i = 0; i < d->nqueues; i++)
 		if (d->queues[i].thread)
 			iothread_pause(d->queues[i].thread);
 }
@@ -185,7 +194,7 @@ static void virtio_resume_all(struct virtio_device *d)
 {
 	unsigned int i;
 
-	for (i = 0; i < d->ops->nqueues; i++)
+	for (i = 0; i < d->nqueues; i++)
 		if (d->queues[i].thread)
 			iothread_resume(d->queues[i].thread);
 }
@@ -195,7 +204,7 @@ static void virtio_reset(struct virtio_device *d)
 	unsigned int i;
 
 	virtio_pause_all(d);
-	for (i = 0; i < d->ops->nqueues; i++) {
+	for (i = 0; i < d->nqueues; i++) {
 		struct virtio_queue *q = &d->queues[i];
 
 		vq_reset(&q->vq);
@@ -238,7 +247,7 @@ void virtio_set_status(struct virtio_device *d, uint32_t status)
 		unsigned int i;
 
 		/* Buffers may already be waiting: look once on each queue. */
-		for (i = 0; i < d->ops->nqueues; i++) {
+		for (i = 0; i < d->nqueues; i++) {
 			uint64_t one = 1;
 
 			if (d->queues[i].ready &&

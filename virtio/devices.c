@@ -14,10 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lkvm/arch.h"
 #include "lkvm/iothread.h"
 #include "lkvm/util.h"
+#include "lkvm/disk/disk.h"
+#include "lkvm/virtio/blk.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/devices.h"
 #include "lkvm/virtio/mmio.h"
@@ -58,10 +61,9 @@ static bool virtio_use_pci(const struct lkvm *vm)
 }
 
 static int virtio_attach_mmio(struct lkvm *vm, struct virtio_device *d,
-			      unsigned int slot)
+			      unsigned int slot, unsigned int gsi)
 {
 	uint64_t base = arch_ops.virtio_mmio_base + slot * VIRTIO_MMIO_SIZE;
-	unsigned int gsi = arch_ops.virtio_mmio_gsi + slot;
 	int ret;
 
 	ret = virtio_mmio_register(d, base, gsi);
@@ -72,49 +74,106 @@ static int virtio_attach_mmio(struct lkvm *vm, struct virtio_device *d,
 	return ret;
 }
 
-static int virtio_add(struct lkvm *vm, const struct virtio_device_ops *ops,
-		      bool guest_console, char *err, size_t errlen)
+/* Puts a device whose queues have threads on the VM's transport. */
+static int virtio_register(struct lkvm *vm, struct virtio_device *d)
 {
-	unsigned int slot = vm->virtio_slots, i;
-	bool pci = virtio_use_pci(vm);
+	unsigned int slot = vm->virtio_slots++;
+	unsigned int gsi = arch_ops.virtio_gsi + slot % arch_ops.virtio_gsis;
+
+	if (virtio_use_pci(vm))
+		return virtio_pci_register(d, gsi);
+	if (slot >= arch_ops.virtio_mmio_slots)
+		return -ENOSPC;
+	return virtio_attach_mmio(vm, d, slot, gsi);
+}
+
+static void virtio_list_add(struct lkvm *vm, struct virtio_device *d)
+{
+	d->next = vm->virtio_devs;
+	vm->virtio_devs = d;
+}
+
+static int virtio_add_lowrate(struct lkvm *vm,
+			      const struct virtio_device_ops *ops,
+			      bool guest_console, char *err, size_t errlen)
+{
 	struct virtio_device *d;
+	unsigned int i;
 	char name[16];
 	int ret;
 
-	if (!pci && slot >= arch_ops.virtio_mmio_slots)
-		return errf(err, errlen, -ENOSPC,
-			    "too many virtio devices (at most %u)",
-			    arch_ops.virtio_mmio_slots);
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return errf(err, errlen, -ENOMEM, "out of memory");
-	snprintf(name, sizeof(name), "%s%u", ops->name, slot);
-	ret = virtio_device_init(d, vm, ops, NULL, name);
+	snprintf(name, sizeof(name), "%s%u", ops->name, vm->virtio_slots);
+	ret = virtio_device_init(d, vm, ops, NULL, name, 0);
 	if (!ret && ops == &virtio_console_ops) {
 		d->priv = virtio_console_priv(d, guest_console);
 		if (!d->priv)
 			ret = -ENOMEM;
 	}
-	for (i = 0; !ret && i < ops->nqueues; i++)
+	for (i = 0; !ret && i < d->nqueues; i++)
 		ret = virtio_queue_attach(d, i, vm->lowrate);
-	if (!ret && pci)
-		ret = virtio_pci_register(d, arch_ops.virtio_mmio_gsi +
-					     slot % arch_ops.virtio_mmio_slots);
-	else if (!ret)
-		ret = virtio_attach_mmio(vm, d, slot);
-	d->next = vm->virtio_devs;
-	vm->virtio_devs = d;
-	vm->virtio_slots++;
+	virtio_list_add(vm, d);
+	if (!ret)
+		ret = virtio_register(vm, d);
 	if (ret)
 		return errf(err, errlen, ret, "cannot create virtio-%s: %s",
-			    ops->name, strerror(-ret));
+			    ops->name, ret == -ENOSPC ? "no free virtio slot" :
+			    strerror(-ret));
+	return 0;
+}
+
+/* Queues per disk unless the spec says: one per vCPU, up to the cores. */
+static unsigned int virtio_blk_default_queues(const struct lkvm *vm)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int n = vm->cfg.cpus;
+
+	if (cores > 0 && n > (unsigned long)cores)
+		n = cores;
+	return n ? n : 1;
+}
+
+static int virtio_add_disk(struct lkvm *vm, unsigned int index, char *err,
+			   size_t errlen)
+{
+	struct virtio_device *d = NULL;
+	struct disk_spec spec;
+	struct disk *disk;
+	unsigned int nq;
+	int ret;
+
+	ret = disk_spec_parse(vm->cfg.disks[index], &spec, err, errlen);
+	if (ret)
+		return ret;
+	ret = disk_open(&disk, &spec, err, errlen);
+	nq = spec.queues ? spec.queues : virtio_blk_default_queues(vm);
+	disk_spec_free(&spec);
+	if (ret)
+		return ret;
+	ret = virtio_blk_create(vm, disk, index, nq, !disk->spec.aio_sync, &d);
+	if (d)
+		virtio_list_add(vm, d);
+	if (!ret)
+		ret = virtio_register(vm, d);
+	if (ret)
+		return errf(err, errlen, ret, "cannot create virtio-blk for %s: %s",
+			    vm->cfg.disks[index], ret == -ENOSPC ?
+			    "no free virtio slot" : strerror(-ret));
 	return 0;
 }
 
 int virtio_devices_create(struct lkvm *vm, char *err, size_t errlen)
 {
+	unsigned int i;
 	int ret;
 
+	for (i = 0; i < vm->cfg.ndisks; i++) {
+		ret = virtio_add_disk(vm, i, err, errlen);
+		if (ret)
+			return ret;
+	}
 	if (!vm->cfg.rng && !vm->cfg.console_virtio)
 		return 0;
 	vm->lowrate = calloc(1, sizeof(*vm->lowrate));
@@ -127,22 +186,39 @@ int virtio_devices_create(struct lkvm *vm, char *err, size_t errlen)
 		return errf(err, errlen, ret, "cannot create I/O thread");
 	}
 	if (vm->cfg.console_virtio) {
-		ret = virtio_add(vm, &virtio_console_ops, true, err, errlen);
+		ret = virtio_add_lowrate(vm, &virtio_console_ops, true, err,
+					 errlen);
 		if (ret)
 			return ret;
 	}
 	if (vm->cfg.rng)
-		return virtio_add(vm, &virtio_rng_ops, false, err, errlen);
+		return virtio_add_lowrate(vm, &virtio_rng_ops, false, err,
+					  errlen);
 	return 0;
 }
 
 int virtio_devices_start(struct lkvm *vm)
 {
+	struct virtio_device *d;
+	int ret;
+
+	for (d = vm->virtio_devs; d; d = d->next) {
+		if (d->ops->start) {
+			ret = d->ops->start(d);
+			if (ret)
+				return ret;
+		}
+	}
 	return vm->lowrate ? iothread_start(vm->lowrate) : 0;
 }
 
 void virtio_devices_stop(struct lkvm *vm)
 {
+	struct virtio_device *d;
+
+	for (d = vm->virtio_devs; d; d = d->next)
+		if (d->ops->stop)
+			d->ops->stop(d);
 	if (vm->lowrate)
 		iothread_stop(vm->lowrate);
 }
@@ -154,8 +230,11 @@ void virtio_devices_free(struct lkvm *vm)
 	virtio_devices_stop(vm);
 	while ((d = vm->virtio_devs)) {
 		vm->virtio_devs = d->next;
+		bool self = d->self_freeing;
+
 		virtio_device_free(d);
-		free(d);
+		if (!self)
+			free(d);
 	}
 	if (vm->lowrate) {
 		iothread_free(vm->lowrate);

@@ -165,7 +165,7 @@ static void mmio_reg_write(struct virtio_mmio *m, uint64_t off, uint32_t v)
 		break;
 	case REG_QUEUE_NOTIFY:
 		atomic_fetch_add(&d->vm->exits.notify, 1);
-		if (v < d->ops->nqueues &&
+		if (v < d->nqueues &&
 		    write(d->queues[v].kick_fd, &one, sizeof(one)) < 0) {
 			/* saturated: a kick is pending anyway */
 		}
@@ -250,7 +250,7 @@ static void mmio_free(struct virtio_device *d)
 	if (!m)
 		return;
 	if (m->ioeventfd)
-		for (i = 0; i < d->ops->nqueues; i++)
+		for (i = 0; i < d->nqueues; i++)
 			mmio_ioeventfd(m, i, false);
 	irq_line_free(&m->line);
 	free(m);
@@ -279,7 +279,7 @@ int virtio_mmio_register(struct virtio_device *d, uint64_t base,
 	d->tr_priv = m;
 
 	m->ioeventfd = kvm_check_extension(d->vm, KVM_CAP_IOEVENTFD) > 0;
-	for (i = 0; m->ioeventfd && i < d->ops->nqueues; i++) {
+	for (i = 0; m->ioeventfd && i < d->nqueues; i++) {
 		if (mmio_ioeventfd(m, i, true)) {
 			/* Notifies exit then, and are kicked by hand. */
 			while (i--)

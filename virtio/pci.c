@@ -148,7 +148,7 @@ static void vpci_common_image(struct virtio_pci *p, uint8_t *b)
 	memcpy(b + CC_GF, &w, 4);
 	h = vpci_vector(&p->config_vector);
 	memcpy(b + CC_MSIX_CONFIG, &h, 2);
-	h = d->ops->nqueues;
+	h = d->nqueues;
 	memcpy(b + CC_NUM_QUEUES, &h, 2);
 	b[CC_STATUS] = atomic_load(&d->status);
 	b[CC_CFG_GENERATION] = d->config_gen;
@@ -174,7 +174,7 @@ static void vpci_reset_vectors(struct virtio_pci *p)
 	unsigned int i;
 
 	vpci_set_vector(p, &p->config_vector, VIRTIO_MSI_NO_VECTOR);
-	for (i = 0; i < p->d->ops->nqueues; i++)
+	for (i = 0; i < p->d->nqueues; i++)
 		vpci_set_vector(p, &p->queue_vector[i], VIRTIO_MSI_NO_VECTOR);
 }
 
@@ -274,7 +274,7 @@ static void vpci_kick(struct virtio_pci *p, uint64_t off)
 	uint64_t qi = off / VPCI_NOTIFY_MULT, one = 1;
 
 	atomic_fetch_add(&d->vm->exits.notify, 1);
-	if (qi < d->ops->nqueues &&
+	if (qi < d->nqueues &&
 	    write(d->queues[qi].kick_fd, &one, sizeof(one)) < 0) {
 		/* saturated: a kick is pending anyway */
 	}
@@ -344,7 +344,7 @@ static int vpci_ioeventfd(struct virtio_pci *p, unsigned int qi, bool assign)
 
 static void vpci_ioeventfds(struct virtio_pci *p, bool assign)
 {
-	unsigned int i, n = p->d->ops->nqueues;
+	unsigned int i, n = p->d->nqueues;
 
 	if (!assign) {
 		for (i = 0; p->ioeventfd && i < n; i++)
@@ -477,7 +477,7 @@ static const struct virtio_transport_ops vpci_transport = {
 
 int virtio_pci_register(struct virtio_device *d, unsigned int intx_gsi)
 {
-	unsigned int nq = d->ops->nqueues;
+	unsigned int nq = d->nqueues;
 	struct virtio_pci *p;
 	int ret;
 

@@ -116,14 +116,27 @@ static bool iothread_control(struct iothread *t)
 	return run;
 }
 
+void iothread_set_wait(struct iothread *t, int (*wait)(void *, int),
+		       void *opaque)
+{
+	t->wait = wait;
+	t->wait_opaque = opaque;
+}
+
 static void *iothread_main(void *arg)
 {
 	struct iothread *t = arg;
 	struct epoll_event evs[IOT_MAX_EVENTS];
 
 	for (;;) {
-		int i, n = epoll_wait(t->epfd, evs, IOT_MAX_EVENTS, -1);
+		int i, n, timeout = -1;
 
+		if (t->wait) {
+			if (t->wait(t->wait_opaque, t->epfd) < 0)
+				break;
+			timeout = 0;
+		}
+		n = epoll_wait(t->epfd, evs, IOT_MAX_EVENTS, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -137,8 +137,8 @@ static int x86_write_mptable(struct lkvm *vm, char *err, size_t errlen)
 		return errf(err, errlen, -ENOMEM, "no room for the MP table");
 	x86_cpuid_signature(x->cpuid, &p.cpu_signature, &p.cpu_features);
 	p.npci_irqs = x86_pci_irqs(vm, irqs);
-	p.level_gsi_base = X86_VIRTIO_MMIO_GSI;
-	p.nlevel_gsis = X86_VIRTIO_MMIO_SLOTS;
+	p.level_gsi_base = X86_VIRTIO_GSI;
+	p.nlevel_gsis = X86_VIRTIO_GSIS;
 	ret = mptable_build(buf, X86_MPTABLE_MAX, X86_MPTABLE_ADDR, &p);
 	return ret < 0 ? errf(err, errlen, ret, "MP table: %s",
 			      strerror(-ret)) : 0;
@@ -277,8 +277,9 @@ const struct arch_ops arch_ops = {
 	.name = "x86_64",
 	.max_cpus = X86_MAX_CPUS,
 	.virtio_mmio_base = X86_VIRTIO_MMIO_BASE,
-	.virtio_mmio_gsi = X86_VIRTIO_MMIO_GSI,
 	.virtio_mmio_slots = X86_VIRTIO_MMIO_SLOTS,
+	.virtio_gsi = X86_VIRTIO_GSI,
+	.virtio_gsis = X86_VIRTIO_GSIS,
 	.virtio_pci_default = true,
 	.irq_routes_base = x86_irq_routes_base,
 	.msi_gsi_base = X86_MSI_GSI_BASE,

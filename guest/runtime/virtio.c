@@ -143,7 +143,7 @@ bool vdev_find(uint32_t device_id, struct vdev *d)
 		    mmio_read32(base + R_DEVICE_ID) == device_id) {
 			d->base = base;
 			d->slot = i;
-			d->intx_pin = VMMIO_GSI + i;
+			d->intx_pin = VMMIO_GSI + i % 8;
 			return true;
 		}
 	}

@@ -14,8 +14,8 @@
 
 #define VMMIO_BASE	0xd0000000UL	/* lkvm's x86 virtio-mmio window */
 #define VMMIO_STRIDE	0x200
-#define VMMIO_SLOTS	8
-#define VMMIO_GSI	16		/* slot n interrupts on pin 16+n */
+#define VMMIO_SLOTS	32
+#define VMMIO_GSI	16		/* slot n interrupts on pin 16+n%8 */
 
 #define VIRTIO_F_INDIRECT_DESC	28
 #define VIRTIO_F_EVENT_IDX	29

@@ -18,10 +18,13 @@ struct kvm_irq_routing_entry;
 struct arch_ops {
 	const char *name;
 	unsigned int max_cpus;
-	/* virtio-mmio slots: 0x200 bytes each from base, GSIs from gsi. */
+	/* virtio-mmio slots: 0x200 bytes each from base. */
 	uint64_t virtio_mmio_base;
-	unsigned int virtio_mmio_gsi;
 	unsigned int virtio_mmio_slots;
+	/* Level-triggered GSIs for virtio (mmio lines, PCI INTx), shared
+	 * round-robin: device n gets virtio_gsi + n % virtio_gsis. */
+	unsigned int virtio_gsi;
+	unsigned int virtio_gsis;
 	bool virtio_pci_default;	/* else mmio */
 	/*
 	 * GSI routing: the irqchip routes KVM sets up by default, which a

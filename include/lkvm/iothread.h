@@ -34,6 +34,9 @@ struct iothread {
 	enum iothread_state state;
 	unsigned int pauses;		/* nested pause requests */
 	struct iot_handler *handlers;	/* registrations, under lock */
+	/* Optional sleep other than epoll_wait: see iothread_set_wait. */
+	int (*wait)(void *opaque, int epfd);
+	void *wait_opaque;
 };
 
 int iothread_init(struct iothread *t, const char *name);
@@ -41,6 +44,14 @@ int iothread_init(struct iothread *t, const char *name);
 int iothread_add(struct iothread *t, int fd, uint32_t events, iothread_fn fn,
 		 void *opaque);
 int iothread_del(struct iothread *t, int fd);
+/*
+ * Before start: the thread sleeps in wait(opaque, epfd), which returns
+ * once epfd is readable (or early, having done work of its own), instead
+ * of in epoll_wait; handlers are then run from a non-blocking epoll_wait.
+ * An I/O engine uses it to sleep on its completions and the fds at once.
+ */
+void iothread_set_wait(struct iothread *t, int (*wait)(void *, int),
+		       void *opaque);
 int iothread_start(struct iothread *t);
 void iothread_pause(struct iothread *t);
 void iothread_resume(struct iothread *t);

@@ -61,7 +61,7 @@ struct virtio_queue {
 struct virtio_device_ops {
 	const char *name;
 	uint32_t device_id;
-	unsigned int nqueues;
+	unsigned int nqueues;		/* default; a device may ask more */
 	uint16_t queue_max;
 	uint64_t features;		/* device-specific feature bits */
 	uint32_t config_size;
@@ -79,6 +79,9 @@ struct virtio_device_ops {
 	void (*drain)(struct virtio_device *d, struct virtio_queue *q);
 	/* Device state back to power-on; queue threads are paused. */
 	void (*reset)(struct virtio_device *d);
+	/* Optional: start / stop the device's own I/O threads. */
+	int (*start)(struct virtio_device *d);
+	void (*stop)(struct virtio_device *d);
 	void (*free)(struct virtio_device *d);
 };
 
@@ -101,16 +104,18 @@ struct virtio_device {
 	atomic_uint status;
 	atomic_uint isr;
 	uint32_t config_gen;
+	unsigned int nqueues;
 	struct virtio_queue *queues;
 	const struct virtio_transport_ops *tr;
 	void *tr_priv;
 	atomic_bool error_logged;
+	bool self_freeing;		/* ops->free frees d's memory too */
 	struct virtio_device *next;	/* the VM's device list */
 };
 
 int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
 		       const struct virtio_device_ops *ops, void *priv,
-		       const char *name);
+		       const char *name, unsigned int nqueues);
 /* Gives queue qi to an I/O thread (which may serve other queues too). */
 int virtio_queue_attach(struct virtio_device *d, unsigned int qi,
 			struct iothread *t);
@@ -131,5 +136,7 @@ void virtio_queue_push(struct virtio_queue *q, struct vq_elem *e,
 		       uint32_t len);
 /* Runs a drain now, on the calling (owner) thread: after backend input. */
 void virtio_queue_service(struct virtio_queue *q);
+/* After completions pushed outside a drain: interrupt if the guest wants. */
+void virtio_queue_signal(struct virtio_queue *q);
 
 #endif

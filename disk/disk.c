@@ -1,0 +1,227 @@
+/*
+ * disk.c - -d option parsing, opening and format probing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lkvm/disk/disk.h"
+#include "lkvm/util.h"
+
+/* Formats that can be recognised, most specific first; raw last. */
+static const struct disk_ops *const disk_formats[] = {
+	&disk_raw_ops,
+};
+
+void disk_spec_free(struct disk_spec *spec)
+{
+	free(spec->path);
+	spec->path = NULL;
+}
+
+static int disk_opt(struct disk_spec *spec, char *opt, char *err,
+		    size_t errlen)
+{
+	char *val = strchr(opt, '=');
+	char *end;
+
+	if (val)
+		*val++ = '\0';
+	if (!strcmp(opt, "ro") && !val) {
+		spec->ro = true;
+	} else if (!strcmp(opt, "direct") && !val) {
+		spec->cache = DISK_CACHE_NONE;
+	} else if (!strcmp(opt, "cache") && val) {
+		if (!strcmp(val, "writeback"))
+			spec->cache = DISK_CACHE_WRITEBACK;
+		else if (!strcmp(val, "none"))
+			spec->cache = DISK_CACHE_NONE;
+		else if (!strcmp(val, "unsafe"))
+			spec->cache = DISK_CACHE_UNSAFE;
+		else
+			return errf(err, errlen, -EINVAL,
+				    "disk: cache=%s: want writeback, none or unsafe",
+				    val);
+	} else if (!strcmp(opt, "queues") && val) {
+		unsigned long n;
+
+		errno = 0;
+		n = strtoul(val, &end, 10);
+		if (errno || end == val || *end || n < 1 || n > 64)
+			return errf(err, errlen, -EINVAL,
+				    "disk: queues=%s: want 1 to 64", val);
+		spec->queues = n;
+	} else if (!strcmp(opt, "serial") && val) {
+		if (strlen(val) > DISK_SERIAL_MAX)
+			return errf(err, errlen, -EINVAL,
+				    "disk: serial '%s' is longer than %d characters",
+				    val, DISK_SERIAL_MAX);
+		snprintf(spec->serial, sizeof(spec->serial), "%s", val);
+	} else if (!strcmp(opt, "aio") && val) {
+		if (!strcmp(val, "sync"))
+			spec->aio_sync = true;
+		else if (!strcmp(val, "io_uring"))
+			spec->aio_sync = false;
+		else
+			return errf(err, errlen, -EINVAL,
+				    "disk: aio=%s: want io_uring or sync", val);
+	} else if (!strcmp(opt, "format") && val) {
+		size_t i;
+
+		for (i = 0; i < ARRAY_SIZE(disk_formats); i++)
+			if (!strcmp(val, disk_formats[i]->name))
+				break;
+		if (i == ARRAY_SIZE(disk_formats))
+			return errf(err, errlen, -EINVAL,
+				    "disk: unknown format '%s'", val);
+		snprintf(spec->format, sizeof(spec->format), "%s", val);
+	} else {
+		return errf(err, errlen, -EINVAL, "disk: unknown option '%s%s%s'",
+			    opt, val ? "=" : "", val ? val : "");
+	}
+	return 0;
+}
+
+int disk_spec_parse(const char *s, struct disk_spec *spec, char *err,
+		    size_t errlen)
+{
+	char *copy = strdup(s), *opt, *next;
+	int ret = 0;
+
+	memset(spec, 0, sizeof(*spec));
+	if (!copy)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	next = strchr(copy, ',');
+	if (next)
+		*next++ = '\0';
+	if (!*copy) {
+		free(copy);
+		return errf(err, errlen, -EINVAL, "disk: no image path in '%s'", s);
+	}
+	while (!ret && next) {
+		opt = next;
+		next = strchr(opt, ',');
+		if (next)
+			*next++ = '\0';
+		ret = disk_opt(spec, opt, err, errlen);
+	}
+	if (ret) {
+		free(copy);
+		return ret;
+	}
+	spec->path = copy;	/* the path is the first field */
+	return 0;
+}
+
+static int disk_probe(struct disk *d, char *err, size_t errlen)
+{
+	uint8_t hdr[512];
+	ssize_t n;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(disk_formats); i++) {
+		if (d->spec.format[0] &&
+		    !strcmp(d->spec.format, disk_formats[i]->name)) {
+			d->ops = disk_formats[i];
+			return 0;
+		}
+	}
+	n = pread(d->fd, hdr, sizeof(hdr), 0);
+	if (n < 0)
+		return errf(err, errlen, -errno, "disk %s: cannot read: %s",
+			    d->spec.path, strerror(errno));
+	for (i = 0; i < ARRAY_SIZE(disk_formats); i++) {
+		if (!disk_formats[i]->probe ||
+		    disk_formats[i]->probe(hdr, n)) {
+			d->ops = disk_formats[i];
+			return 0;
+		}
+	}
+	return errf(err, errlen, -EINVAL, "disk %s: unknown format",
+		    d->spec.path);
+}
+
+int disk_open(struct disk **dp, const struct disk_spec *spec, char *err,
+	      size_t errlen)
+{
+	struct disk *d = calloc(1, sizeof(*d));
+	int flags = O_CLOEXEC, ret;
+	struct stat st;
+
+	if (!d)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	d->spec = *spec;
+	d->spec.path = strdup(spec->path);
+	d->fd = -1;
+	d->block_size = 512;
+	if (!d->spec.path) {
+		ret = errf(err, errlen, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	flags |= spec->ro ? O_RDONLY : O_RDWR;
+	if (spec->cache == DISK_CACHE_NONE)
+		flags |= O_DIRECT;
+	d->fd = open(spec->path, flags);
+	if (d->fd < 0 && errno == EINVAL && (flags & O_DIRECT)) {
+		ret = errf(err, errlen, -EINVAL,
+			   "disk %s: the filesystem does not support O_DIRECT (cache=none)",
+			   spec->path);
+		goto fail;
+	}
+	if (d->fd < 0) {
+		ret = errf(err, errlen, -errno, "disk %s: %s", spec->path,
+			   strerror(errno));
+		goto fail;
+	}
+	if (fstat(d->fd, &st) < 0 || (!S_ISREG(st.st_mode) &&
+				      !S_ISBLK(st.st_mode))) {
+		ret = errf(err, errlen, -EINVAL,
+			   "disk %s: not a regular file or block device",
+			   spec->path);
+		goto fail;
+	}
+	d->blockdev = S_ISBLK(st.st_mode);
+	if (d->blockdev) {
+		int bs = 0;
+
+		if (ioctl(d->fd, BLKGETSIZE64, &d->size) < 0) {
+			ret = errf(err, errlen, -errno, "disk %s: BLKGETSIZE64: %s",
+				   spec->path, strerror(errno));
+			goto fail;
+		}
+		if (ioctl(d->fd, BLKSSZGET, &bs) == 0 && bs >= 512 &&
+		    bs <= 4096 && !(bs & (bs - 1)))
+			d->block_size = bs;
+	} else {
+		d->size = st.st_size;
+	}
+	ret = disk_probe(d, err, errlen);
+	if (!ret)
+		ret = d->ops->open(d, err, errlen);
+	if (ret)
+		goto fail;
+	*dp = d;
+	return 0;
+fail:
+	d->ops = NULL;
+	disk_close(d);
+	return ret;
+}
+
+void disk_close(struct disk *d)
+{
+	if (!d)
+		return;
+	if (d->ops && d->ops->close)
+		d->ops->close(d);
+	if (d->fd >= 0)
+		close(d->fd);
+	free(d->spec.path);
+	free(d);
+}

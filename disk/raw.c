@@ -1,0 +1,229 @@
+/*
+ * raw.c - raw images and host block devices: the guest's bytes are the
+ * file's bytes.  Reads and writes go straight to the engine; FLUSH is an
+ * fdatasync queued as a barrier (it starts only after every earlier
+ * request on this queue ended), or nothing with cache=unsafe; discard
+ * punches a hole, write-zeroes zero-fills a range (or punches with
+ * unmap).  Everything runs on the submitting queue's thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lkvm/disk/disk.h"
+#include "lkvm/util.h"
+
+#define RAW_ZERO_CHUNK	65536
+
+static void raw_io_done(struct aio_io *io, long res);
+
+static void raw_resubmit(struct disk_req *r, struct aio *a)
+{
+	r->io.iov = r->iov;
+	r->io.niov = r->niov;
+	r->io.off = r->off;
+	aio_submit(a, &r->io);
+}
+
+/* Moves the request's iovecs past n bytes already transferred. */
+static void raw_advance(struct disk_req *r, uint64_t n)
+{
+	r->off += n;
+	r->len -= n;
+	while (n && r->niov) {
+		if (n < r->iov->iov_len) {
+			r->iov->iov_base = (uint8_t *)r->iov->iov_base + n;
+			r->iov->iov_len -= n;
+			return;
+		}
+		n -= r->iov->iov_len;
+		r->iov++;
+		r->niov--;
+	}
+}
+
+static void raw_io_done(struct aio_io *io, long res)
+{
+	struct disk_req *r = container_of(io, struct disk_req, io);
+	struct aio *a = r->aio;
+
+	if ((r->type == DISK_READ || r->type == DISK_WRITE) && res >= 0 &&
+	    (uint64_t)res < r->len) {
+		if (res == 0) {
+			r->done(r, -EIO);	/* past the end of the file */
+			return;
+		}
+		/* Short transfer: go on from where it stopped. */
+		raw_advance(r, res);
+		raw_resubmit(r, a);
+		return;
+	}
+	if (res == -EOPNOTSUPP && r->type == DISK_DISCARD)
+		res = 0;	/* a discard is only a hint */
+	r->done(r, res < 0 ? (int)res : 0);
+}
+
+static bool raw_aligned(const struct disk_req *r, unsigned int align)
+{
+	unsigned int i;
+
+	if (r->off % align)
+		return false;
+	for (i = 0; i < r->niov; i++)
+		if ((uintptr_t)r->iov[i].iov_base % align ||
+		    r->iov[i].iov_len % align)
+			return false;
+	return true;
+}
+
+/*
+ * O_DIRECT wants aligned buffers; a guest may hand out any.  Such a
+ * request goes through an aligned bounce buffer, synchronously.
+ */
+static int raw_bounce(struct disk *d, struct disk_req *r)
+{
+	uint64_t len = r->len, done = 0;
+	void *buf;
+	int ret = 0;
+
+	if (posix_memalign(&buf, 4096, ALIGN_UP(len, 4096)))
+		return -ENOMEM;
+	if (r->type == DISK_WRITE) {
+		unsigned int i;
+		uint8_t *p = buf;
+
+		for (i = 0; i < r->niov; i++) {
+			memcpy(p, r->iov[i].iov_base, r->iov[i].iov_len);
+			p += r->iov[i].iov_len;
+		}
+	}
+	while (done < len && !ret) {
+		ssize_t n = r->type == DISK_WRITE ?
+			pwrite(d->fd, (uint8_t *)buf + done, len - done,
+			       r->off + done) :
+			pread(d->fd, (uint8_t *)buf + done, len - done,
+			      r->off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			ret = n < 0 ? -errno : -EIO;
+		else
+			done += n;
+	}
+	if (!ret && r->type == DISK_READ) {
+		unsigned int i;
+		uint8_t *p = buf;
+
+		for (i = 0; i < r->niov; i++) {
+			memcpy(r->iov[i].iov_base, p, r->iov[i].iov_len);
+			p += r->iov[i].iov_len;
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+/* Write-zeroes where fallocate cannot: plain writes of zeroes. */
+static int raw_write_zeroes_slow(struct disk *d, uint64_t off, uint64_t len)
+{
+	static const uint8_t zero[RAW_ZERO_CHUNK];
+
+	while (len) {
+		ssize_t n = pwrite(d->fd, zero, MIN(len, sizeof(zero)), off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void raw_zeroes_done(struct aio_io *io, long res)
+{
+	struct disk_req *r = container_of(io, struct disk_req, io);
+
+	if (res == -EOPNOTSUPP || res == -EINVAL)
+		res = raw_write_zeroes_slow(r->disk, r->off, r->len);
+	r->done(r, res < 0 ? (int)res : 0);
+}
+
+static void raw_submit(struct disk *d, struct aio *a, struct disk_req *r)
+{
+	struct aio_io *io = &r->io;
+
+	memset(io, 0, sizeof(*io));
+	io->fd = d->fd;
+	io->done = raw_io_done;
+	switch (r->type) {
+	case DISK_READ:
+	case DISK_WRITE:
+		if (!r->len) {
+			r->done(r, 0);
+			return;
+		}
+		if (d->spec.cache == DISK_CACHE_NONE &&
+		    !raw_aligned(r, d->block_size)) {
+			r->done(r, raw_bounce(d, r));
+			return;
+		}
+		io->op = r->type == DISK_READ ? AIO_READ : AIO_WRITE;
+		io->iov = r->iov;
+		io->niov = r->niov;
+		io->off = r->off;
+		break;
+	case DISK_FLUSH:
+		if (d->spec.cache == DISK_CACHE_UNSAFE) {
+			r->done(r, 0);
+			return;
+		}
+		io->op = AIO_FDATASYNC;
+		io->barrier = true;
+		break;
+	case DISK_DISCARD:
+	case DISK_WRITE_ZEROES:
+		if (!r->len) {
+			r->done(r, 0);
+			return;
+		}
+		io->op = AIO_FALLOCATE;
+		io->off = r->off;
+		io->len = r->len;
+		if (r->type == DISK_DISCARD || r->unmap) {
+			io->mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+		} else {
+			io->mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+		}
+		if (r->type == DISK_WRITE_ZEROES)
+			io->done = raw_zeroes_done;
+		break;
+	}
+	aio_submit(a, io);
+}
+
+static bool raw_probe(const uint8_t *hdr, size_t n)
+{
+	(void)hdr;
+	(void)n;
+	return true;	/* anything no other format claims */
+}
+
+static int raw_open(struct disk *d, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	d->size = ALIGN_DOWN(d->size, 512);	/* a tail sector is unusable */
+	return 0;
+}
+
+const struct disk_ops disk_raw_ops = {
+	.name = "raw",
+	.probe = raw_probe,
+	.open = raw_open,
+	.submit = raw_submit,
+};

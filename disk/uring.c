@@ -1,0 +1,318 @@
+/*
+ * uring.c - the io_uring engine (see aio.h), through the raw syscalls.
+ *
+ * One ring per I/O thread.  Requests become SQEs in shared memory as the
+ * thread's handlers queue them; they reach the kernel in the
+ * io_uring_enter that is also the thread's sleep.  A one-shot POLL_ADD on
+ * the thread's epoll fd rides in the same ring, so a kick eventfd, a
+ * resample fd or a control request ends that sleep as surely as a
+ * completion does.
+ *
+ * The ring is created disabled and enabled by its thread on first use,
+ * which lets it be SINGLE_ISSUER | DEFER_TASKRUN (completion work runs
+ * in our io_uring_enter, not as interrupts of whatever the thread does)
+ * where the kernel has them, falling back to plainer set-ups where not.
+ */
+#include <errno.h>
+#include <linux/io_uring.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "lkvm/disk/aio.h"
+#include "lkvm/util.h"
+
+#define POLL_TAG	1ULL	/* user_data of the epoll poll; never an io */
+
+struct aio_uring {
+	struct aio a;
+	int fd;
+	bool enabled;
+	bool poll_armed;
+	unsigned int sq_entries;
+	unsigned int *sq_head, *sq_tail, *sq_mask, *sq_array;
+	struct io_uring_sqe *sqes;
+	unsigned int *cq_head, *cq_tail, *cq_mask;
+	struct io_uring_cqe *cqes;
+	unsigned int sq_local_tail;	/* SQEs written, tail not published */
+	unsigned int to_submit;
+	void *sq_ring, *cq_ring;
+	size_t sq_ring_size, cq_ring_size, sqes_size;
+};
+
+static int uring_setup(unsigned int entries, struct io_uring_params *p)
+{
+	return syscall(__NR_io_uring_setup, entries, p);
+}
+
+static int uring_enter(int fd, unsigned int submit, unsigned int min,
+		       unsigned int flags)
+{
+	return syscall(__NR_io_uring_enter, fd, submit, min, flags, NULL, 0);
+}
+
+static int uring_register(int fd, unsigned int op, void *arg,
+			  unsigned int n)
+{
+	return syscall(__NR_io_uring_register, fd, op, arg, n);
+}
+
+/* Submits what is queued; with wait, sleeps for one completion too. */
+static int uring_flush(struct aio_uring *u, bool wait)
+{
+	int n;
+
+	if (!u->enabled) {
+		if (uring_register(u->fd, IORING_REGISTER_ENABLE_RINGS, NULL,
+				   0) < 0 && errno != EINVAL)
+			return -errno;
+		u->enabled = true;
+	}
+	__atomic_store_n(u->sq_tail, u->sq_local_tail, __ATOMIC_RELEASE);
+	n = uring_enter(u->fd, u->to_submit, wait ? 1 : 0,
+			wait ? IORING_ENTER_GETEVENTS : 0);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN || errno == EBUSY ?
+		       0 : -errno;
+	u->to_submit -= MIN((unsigned int)n, u->to_submit);
+	return 0;
+}
+
+static struct io_uring_sqe *uring_sqe(struct aio_uring *u)
+{
+	unsigned int head = __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE);
+	struct io_uring_sqe *sqe;
+	unsigned int idx;
+
+	if (u->sq_local_tail - head >= u->sq_entries) {
+		/* Full: hand what is queued to the kernel now. */
+		uring_flush(u, false);
+		head = __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE);
+		if (u->sq_local_tail - head >= u->sq_entries)
+			return NULL;
+	}
+	idx = u->sq_local_tail & *u->sq_mask;
+	sqe = &u->sqes[idx];
+	memset(sqe, 0, sizeof(*sqe));
+	u->sq_array[idx] = idx;
+	u->sq_local_tail++;
+	u->to_submit++;
+	return sqe;
+}
+
+static void uring_submit(struct aio *a, struct aio_io *io)
+{
+	struct aio_uring *u = (struct aio_uring *)a;
+	struct io_uring_sqe *sqe;
+
+	a->inflight++;
+	a->submitted++;
+	sqe = uring_sqe(u);
+	if (!sqe) {
+		/* Cannot happen with the ring sized for the depth; stay safe. */
+		io->res = -EAGAIN;
+		aio_complete(a, io, -EAGAIN);
+		return;
+	}
+	sqe->fd = io->fd;
+	sqe->user_data = (uintptr_t)io;
+	sqe->off = io->off;
+	if (io->barrier)
+		sqe->flags |= IOSQE_IO_DRAIN;
+	switch (io->op) {
+	case AIO_READ:
+	case AIO_WRITE:
+		if (io->niov == 1) {
+			sqe->opcode = io->op == AIO_READ ? IORING_OP_READ :
+							   IORING_OP_WRITE;
+			sqe->addr = (uintptr_t)io->iov[0].iov_base;
+			sqe->len = io->iov[0].iov_len;
+		} else {
+			sqe->opcode = io->op == AIO_READ ? IORING_OP_READV :
+							   IORING_OP_WRITEV;
+			sqe->addr = (uintptr_t)io->iov;
+			sqe->len = io->niov;
+		}
+		break;
+	case AIO_FDATASYNC:
+		sqe->opcode = IORING_OP_FSYNC;
+		sqe->fsync_flags = IORING_FSYNC_DATASYNC;
+		break;
+	case AIO_FALLOCATE:
+		/* The length travels in addr and the mode in len. */
+		sqe->opcode = IORING_OP_FALLOCATE;
+		sqe->addr = io->len;
+		sqe->len = io->mode;
+		break;
+	}
+}
+
+static void uring_arm_poll(struct aio_uring *u, int epfd)
+{
+	struct io_uring_sqe *sqe = uring_sqe(u);
+
+	if (!sqe)
+		return;
+	sqe->opcode = IORING_OP_POLL_ADD;
+	sqe->fd = epfd;
+	sqe->poll32_events = POLLIN;
+	sqe->user_data = POLL_TAG;
+	u->poll_armed = true;
+}
+
+/* Runs every CQE there is; true if the epoll poll fired. */
+static bool uring_reap(struct aio_uring *u, unsigned int *ios)
+{
+	unsigned int head = *u->cq_head;
+	unsigned int tail = __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE);
+	bool polled = false;
+
+	while (head != tail) {
+		struct io_uring_cqe *cqe = &u->cqes[head & *u->cq_mask];
+		uint64_t data = cqe->user_data;
+		int res = cqe->res;
+
+		head++;
+		__atomic_store_n(u->cq_head, head, __ATOMIC_RELEASE);
+		if (data == POLL_TAG) {
+			u->poll_armed = false;
+			polled = true;
+		} else {
+			aio_complete(&u->a, (struct aio_io *)(uintptr_t)data,
+				     res);
+			(*ios)++;
+		}
+		if (head == tail)
+			tail = __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE);
+	}
+	return polled;
+}
+
+static int uring_wait(struct aio *a, int epfd)
+{
+	struct aio_uring *u = (struct aio_uring *)a;
+	int ret;
+
+	for (;;) {
+		unsigned int ios = 0;
+		bool polled;
+
+		if (!u->poll_armed)
+			uring_arm_poll(u, epfd);
+		a->waits++;
+		ret = uring_flush(u, true);
+		if (ret)
+			return ret;
+		polled = uring_reap(u, &ios);
+		if (ios)
+			aio_batch_end(a);
+		if (polled)
+			return 0;
+	}
+}
+
+static void uring_free(struct aio *a)
+{
+	struct aio_uring *u = (struct aio_uring *)a;
+
+	if (u->sqes && u->sqes != MAP_FAILED)
+		munmap(u->sqes, u->sqes_size);
+	if (u->cq_ring && u->cq_ring != MAP_FAILED && u->cq_ring != u->sq_ring)
+		munmap(u->cq_ring, u->cq_ring_size);
+	if (u->sq_ring && u->sq_ring != MAP_FAILED)
+		munmap(u->sq_ring, u->sq_ring_size);
+	if (u->fd >= 0)
+		close(u->fd);
+	free(u);
+}
+
+static const struct aio_ops uring_ops = {
+	.name = "io_uring",
+	.submit = uring_submit,
+	.wait = uring_wait,
+	.free = uring_free,
+};
+
+static int uring_open(unsigned int entries, struct io_uring_params *p)
+{
+	static const unsigned int setups[] = {
+		IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER |
+			IORING_SETUP_DEFER_TASKRUN,
+		IORING_SETUP_R_DISABLED | IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	unsigned int i;
+	int fd = -1;
+
+	for (i = 0; i < sizeof(setups) / sizeof(setups[0]); i++) {
+		memset(p, 0, sizeof(*p));
+		p->flags = setups[i] | IORING_SETUP_CQSIZE;
+		p->cq_entries = 2 * entries;
+		fd = uring_setup(entries, p);
+		if (fd >= 0 || errno != EINVAL)
+			break;
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+int aio_uring_create(struct aio **ap, unsigned int depth)
+{
+	struct aio_uring *u = calloc(1, sizeof(*u));
+	struct io_uring_params p;
+	unsigned int entries = 8;
+	uint8_t *sq, *cq;
+
+	if (!u)
+		return -ENOMEM;
+	u->a.ops = &uring_ops;
+	while (entries < depth + 1 && entries < 4096)
+		entries *= 2;
+	u->fd = uring_open(entries, &p);
+	if (u->fd < 0) {
+		int ret = u->fd;
+
+		free(u);
+		return ret;
+	}
+	u->enabled = !(p.flags & IORING_SETUP_R_DISABLED);
+	u->sq_entries = p.sq_entries;
+	u->sq_ring_size = p.sq_off.array + p.sq_entries * sizeof(unsigned int);
+	u->cq_ring_size = p.cq_off.cqes +
+			  p.cq_entries * sizeof(struct io_uring_cqe);
+	if (p.features & IORING_FEAT_SINGLE_MMAP)
+		u->sq_ring_size = u->cq_ring_size =
+			MAX(u->sq_ring_size, u->cq_ring_size);
+	u->sq_ring = mmap(NULL, u->sq_ring_size, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_POPULATE, u->fd, IORING_OFF_SQ_RING);
+	if (u->sq_ring == MAP_FAILED)
+		goto fail;
+	u->cq_ring = (p.features & IORING_FEAT_SINGLE_MMAP) ? u->sq_ring :
+		mmap(NULL, u->cq_ring_size, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_POPULATE, u->fd, IORING_OFF_CQ_RING);
+	if (u->cq_ring == MAP_FAILED)
+		goto fail;
+	u->sqes_size = p.sq_entries * sizeof(struct io_uring_sqe);
+	u->sqes = mmap(NULL, u->sqes_size, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, u->fd, IORING_OFF_SQES);
+	if (u->sqes == MAP_FAILED)
+		goto fail;
+	sq = u->sq_ring;
+	cq = u->cq_ring;
+	u->sq_head = (unsigned int *)(sq + p.sq_off.head);
+	u->sq_tail = (unsigned int *)(sq + p.sq_off.tail);
+	u->sq_mask = (unsigned int *)(sq + p.sq_off.ring_mask);
+	u->sq_array = (unsigned int *)(sq + p.sq_off.array);
+	u->cq_head = (unsigned int *)(cq + p.cq_off.head);
+	u->cq_tail = (unsigned int *)(cq + p.cq_off.tail);
+	u->cq_mask = (unsigned int *)(cq + p.cq_off.ring_mask);
+	u->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+	u->sq_local_tail = *u->sq_tail;
+	*ap = &u->a;
+	return 0;
+fail:
+	uring_free(&u->a);
+	return -ENOMEM;
+}

@@ -1,0 +1,92 @@
+/*
+ * aio.h - the asynchronous I/O engine of one I/O thread.
+ *
+ * Every queue thread that does disk I/O owns one engine.  Requests are
+ * queued from handlers running on that thread (a virtio-blk drain) and
+ * go to the kernel when the thread next sleeps; completions run their
+ * callbacks on the same thread, then each registered batch hook runs
+ * once, so a device signals the guest once per round of completions.
+ *
+ * Two engines share the interface: io_uring through raw syscalls (the
+ * thread sleeps in io_uring_enter, with its epoll fd polled by the ring,
+ * so kick eventfds and completions wake it in one place), and a
+ * synchronous one (preadv/pwritev/fdatasync/fallocate done at submit)
+ * for kernels without io_uring.
+ *
+ * Nothing here is shared between threads; no locks.
+ */
+#ifndef LKVM_DISK_AIO_H
+#define LKVM_DISK_AIO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct iothread;
+
+enum aio_op {
+	AIO_READ,
+	AIO_WRITE,
+	AIO_FDATASYNC,
+	AIO_FALLOCATE,		/* mode, off, len */
+};
+
+struct aio_io {
+	enum aio_op op;
+	int fd;
+	const struct iovec *iov;
+	unsigned int niov;
+	uint64_t off;
+	uint64_t len;		/* AIO_FALLOCATE */
+	int mode;		/* AIO_FALLOCATE */
+	bool barrier;		/* start after every earlier request ended */
+	/* res: bytes moved, 0, or -errno; on the owner thread. */
+	void (*done)(struct aio_io *io, long res);
+	struct aio_io *next;	/* engine's use */
+	long res;		/* engine's use */
+};
+
+struct aio;
+
+struct aio_ops {
+	const char *name;
+	void (*submit)(struct aio *a, struct aio_io *io);
+	/* The iothread's sleep: returns when epfd is readable. */
+	int (*wait)(struct aio *a, int epfd);
+	void (*free)(struct aio *a);
+};
+
+#define AIO_MAX_HOOKS 4
+
+struct aio {
+	const struct aio_ops *ops;
+	unsigned int inflight;
+	void (*hook[AIO_MAX_HOOKS])(void *opaque);
+	void *hook_opaque[AIO_MAX_HOOKS];
+	unsigned int nhooks;
+	uint64_t submitted, completed, waits;	/* statistics */
+};
+
+/*
+ * Creates an engine for up to `depth` requests in flight and makes it
+ * t's way of sleeping.  io_uring unless unavailable or want_uring is
+ * false; *name says which.
+ */
+int aio_create(struct aio **ap, struct iothread *t, unsigned int depth,
+	       bool want_uring);
+void aio_free(struct aio *a);
+/* Runs fn(opaque) after each round of completions. */
+int aio_add_batch_hook(struct aio *a, void (*fn)(void *), void *opaque);
+
+static inline void aio_submit(struct aio *a, struct aio_io *io)
+{
+	a->ops->submit(a, io);
+}
+
+/* Internal: engines' constructors, and the shared completion step. */
+int aio_uring_create(struct aio **ap, unsigned int depth);
+int aio_sync_create(struct aio **ap);
+void aio_complete(struct aio *a, struct aio_io *io, long res);
+void aio_batch_end(struct aio *a);
+
+#endif

@@ -1,0 +1,422 @@
+/*
+ * blk.c - virtio-blk (virtio 1.2, section 5.2) on per-queue I/O threads.
+ *
+ * Each queue has its own thread ("blk0-q0", ...) and its own I/O engine
+ * (io_uring where the kernel has it).  A guest kick wakes that thread
+ * only; its drain pops every available chain, parses it and submits it to
+ * the disk without waiting; the engine sends the whole batch to the
+ * kernel when the thread next sleeps, and after each round of
+ * completions the batch hook writes nothing more than the used entries
+ * already pushed and interrupts the guest once.
+ *
+ * Threads: everything in struct blk_queue belongs to its thread; the
+ * config space is read-only after creation; the disk is shared by all
+ * queues and only read (fd, size, spec).  Reset runs with every queue
+ * thread paused: it bumps each queue's generation so that requests still
+ * in the kernel complete into nothing rather than into the new rings.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lkvm/iothread.h"
+#include "lkvm/log.h"
+#include "lkvm/util.h"
+#include "lkvm/virtio/blk.h"
+#include "lkvm/virtio/device.h"
+#include "lkvm/vm.h"
+
+#define VIRTIO_BLK_F_SIZE_MAX		1
+#define VIRTIO_BLK_F_SEG_MAX		2
+#define VIRTIO_BLK_F_RO			5
+#define VIRTIO_BLK_F_BLK_SIZE		6
+#define VIRTIO_BLK_F_FLUSH		9
+#define VIRTIO_BLK_F_TOPOLOGY		10
+#define VIRTIO_BLK_F_MQ			12
+#define VIRTIO_BLK_F_DISCARD		13
+#define VIRTIO_BLK_F_WRITE_ZEROES	14
+
+#define BLK_SIZE_MAX			(1u << 20)	/* bytes per segment */
+#define BLK_MAX_RANGE_SECTORS		(1u << 22)	/* 2 GiB per discard */
+
+/* struct virtio_blk_config, up to write_zeroes_may_unmap. */
+struct blk_config {
+	uint64_t capacity;
+	uint32_t size_max;
+	uint32_t seg_max;
+	uint16_t cylinders;
+	uint8_t heads;
+	uint8_t sectors;
+	uint32_t blk_size;
+	uint8_t physical_block_exp;
+	uint8_t alignment_offset;
+	uint16_t min_io_size;
+	uint32_t opt_io_size;
+	uint8_t writeback;
+	uint8_t unused0;
+	uint16_t num_queues;
+	uint32_t max_discard_sectors;
+	uint32_t max_discard_seg;
+	uint32_t discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors;
+	uint32_t max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap;
+	uint8_t unused1[3];
+} __attribute__((packed));
+
+struct blk_queue;
+
+struct blk_req {
+	struct disk_req dr;
+	struct blk_queue *bq;
+	struct blk_req *next_free;
+	uint32_t gen;
+	uint16_t head;
+	uint32_t in_len;		/* bytes the device writes */
+	uint8_t *status;
+	struct vq_elem elem;
+	struct iovec iov[BLK_MAX_IOV];
+};
+
+struct blk_queue {
+	struct virtio_blk *blk;
+	struct virtio_queue *q;
+	struct iothread thread;
+	bool thread_ready;
+	struct aio *aio;
+	struct blk_req *reqs, *free;
+	unsigned int inflight;
+	bool starved;			/* chains left waiting for a free req */
+	uint32_t gen;
+	uint64_t reads, writes, flushes, errors;
+};
+
+struct virtio_blk {
+	struct virtio_device dev;
+	struct disk *disk;
+	struct blk_limits lim;
+	struct blk_config config;
+	struct blk_queue *bq;
+	unsigned int nqueues;
+};
+
+static struct virtio_blk *to_blk(struct virtio_device *d)
+{
+	return container_of(d, struct virtio_blk, dev);
+}
+
+static void blk_finish(struct blk_queue *bq, struct blk_req *r, uint8_t status)
+{
+	if (status != VIRTIO_BLK_S_OK)
+		bq->errors++;
+	if (r->gen == bq->gen) {
+		*r->status = status;
+		vq_push(&bq->q->vq, r->head, r->in_len);
+	}
+	r->next_free = bq->free;
+	bq->free = r;
+	bq->inflight--;
+}
+
+static void blk_req_done(struct disk_req *dr, int err)
+{
+	struct blk_req *r = container_of(dr, struct blk_req, dr);
+
+	if (err) {
+		r->in_len = 1;		/* only the status is meaningful */
+		if (!r->bq->errors)
+			vm_warn(r->bq->blk->dev.vm, "%s: I/O error: %s",
+				r->bq->blk->dev.name, strerror(-err));
+	}
+	blk_finish(r->bq, r, err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
+}
+
+static void blk_get_id(struct virtio_blk *blk, struct blk_req *r,
+		       const struct blk_parsed *p)
+{
+	char id[BLK_ID_BYTES] = { 0 };
+	uint64_t left = MIN(p->len, (uint64_t)BLK_ID_BYTES);
+	const char *src = id;
+	unsigned int i;
+
+	memcpy(id, blk->disk->spec.serial,
+	       strnlen(blk->disk->spec.serial, BLK_ID_BYTES));
+	r->in_len = left + 1;
+	for (i = 0; i < p->ndata && left; i++) {
+		size_t k = MIN(left, (uint64_t)p->data[i].iov_len);
+
+		memcpy(p->data[i].iov_base, src, k);
+		src += k;
+		left -= k;
+	}
+}
+
+static void blk_start(struct blk_queue *bq, struct blk_req *r)
+{
+	struct virtio_blk *blk = bq->blk;
+	struct disk_req *dr = &r->dr;
+	struct blk_parsed p;
+
+	r->head = r->elem.head;
+	r->gen = bq->gen;
+	if (blk_parse(&r->elem, &blk->lim, &p)) {
+		/* No status byte to write: hand the chain back empty. */
+		bq->errors++;
+		if (r->gen == bq->gen)
+			vq_push(&bq->q->vq, r->head, 0);
+		r->next_free = bq->free;
+		bq->free = r;
+		bq->inflight--;
+		return;
+	}
+	r->status = p.status;
+	r->in_len = 1;
+	if (p.early != 0xff) {
+		blk_finish(bq, r, p.early);
+		return;
+	}
+	memset(dr, 0, sizeof(*dr));
+	dr->iov = p.data;
+	dr->niov = p.ndata;
+	dr->off = p.sector * BLK_SECTOR;
+	dr->len = p.len;
+	dr->unmap = p.unmap;
+	dr->done = blk_req_done;
+	switch (p.type) {
+	case VIRTIO_BLK_T_IN:
+		dr->type = DISK_READ;
+		r->in_len = p.len + 1;
+		bq->reads++;
+		break;
+	case VIRTIO_BLK_T_OUT:
+		dr->type = DISK_WRITE;
+		bq->writes++;
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		dr->type = DISK_FLUSH;
+		bq->flushes++;
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		blk_get_id(blk, r, &p);
+		blk_finish(bq, r, VIRTIO_BLK_S_OK);
+		return;
+	case VIRTIO_BLK_T_DISCARD:
+		dr->type = DISK_DISCARD;
+		break;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		dr->type = DISK_WRITE_ZEROES;
+		break;
+	}
+	disk_submit(blk->disk, bq->aio, dr);
+}
+
+static void blk_drain(struct virtio_device *d, struct virtio_queue *q)
+{
+	struct blk_queue *bq = &to_blk(d)->bq[q->index];
+
+	for (;;) {
+		struct blk_req *r = bq->free;
+		int ret;
+
+		if (!r) {
+			/* Every request struct is in flight: wait for one. */
+			bq->starved = true;
+			return;
+		}
+		r->elem.iov = r->iov;
+		r->elem.max_iov = BLK_MAX_IOV;
+		ret = vq_pop(&q->vq, &r->elem);
+		if (ret <= 0)
+			return;
+		bq->free = r->next_free;
+		bq->inflight++;
+		q->chains++;
+		blk_start(bq, r);
+	}
+}
+
+/* After each round of completions: one interrupt, then more work. */
+static void blk_batch_done(void *opaque)
+{
+	struct blk_queue *bq = opaque;
+
+	virtio_queue_signal(bq->q);
+	if (bq->starved && bq->free) {
+		bq->starved = false;
+		virtio_queue_service(bq->q);
+	}
+}
+
+static void blk_reset(struct virtio_device *d)
+{
+	struct virtio_blk *blk = to_blk(d);
+	unsigned int i;
+
+	/* Threads are paused; requests in the kernel finish into nothing. */
+	for (i = 0; i < blk->nqueues; i++) {
+		blk->bq[i].gen++;
+		blk->bq[i].starved = false;
+	}
+}
+
+static void blk_config_read(struct virtio_device *d, uint32_t off, void *data,
+			    unsigned int len)
+{
+	memcpy(data, (uint8_t *)&to_blk(d)->config + off, len);
+}
+
+static int blk_start_threads(struct virtio_device *d)
+{
+	struct virtio_blk *blk = to_blk(d);
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < blk->nqueues; i++) {
+		ret = iothread_start(&blk->bq[i].thread);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void blk_stop_threads(struct virtio_device *d)
+{
+	struct virtio_blk *blk = to_blk(d);
+	unsigned int i;
+
+	for (i = 0; i < blk->nqueues; i++)
+		if (blk->bq[i].thread_ready)
+			iothread_stop(&blk->bq[i].thread);
+}
+
+static void blk_free(struct virtio_device *d)
+{
+	struct virtio_blk *blk = to_blk(d);
+	unsigned int i;
+
+	for (i = 0; blk->bq && i < blk->nqueues; i++) {
+		struct blk_queue *bq = &blk->bq[i];
+
+		if (bq->thread_ready) {
+			iothread_stop(&bq->thread);
+			iothread_free(&bq->thread);
+		}
+		aio_free(bq->aio);
+		free(bq->reqs);
+	}
+	free(blk->bq);
+	disk_close(blk->disk);
+	free(blk);
+}
+
+static const struct virtio_device_ops virtio_blk_ops = {
+	.name = "blk",
+	.device_id = VIRTIO_ID_BLOCK,
+	.nqueues = 1,
+	.queue_max = BLK_QUEUE_SIZE,
+	.config_size = sizeof(struct blk_config),
+	.pci_class = 0x018000,		/* mass storage, other */
+	.config_read = blk_config_read,
+	.drain = blk_drain,
+	.reset = blk_reset,
+	.start = blk_start_threads,
+	.stop = blk_stop_threads,
+	.free = blk_free,
+};
+
+static void blk_fill_config(struct virtio_blk *blk)
+{
+	struct blk_config *c = &blk->config;
+	struct disk *disk = blk->disk;
+	unsigned int bs = disk->block_size;
+
+	c->capacity = disk->size / BLK_SECTOR;
+	c->size_max = BLK_SIZE_MAX;
+	c->seg_max = BLK_SEG_MAX;
+	c->blk_size = bs;
+	c->physical_block_exp = 0;
+	c->min_io_size = bs / BLK_SECTOR;
+	c->opt_io_size = 0;
+	c->num_queues = blk->nqueues;
+	c->max_discard_sectors = BLK_MAX_RANGE_SECTORS;
+	c->max_discard_seg = 1;
+	c->discard_sector_alignment = bs / BLK_SECTOR;
+	c->max_write_zeroes_sectors = BLK_MAX_RANGE_SECTORS;
+	c->max_write_zeroes_seg = 1;
+	c->write_zeroes_may_unmap = 1;
+}
+
+static int blk_queue_init(struct virtio_blk *blk, unsigned int i,
+			  bool want_uring)
+{
+	struct blk_queue *bq = &blk->bq[i];
+	char name[32];		/* thread names keep 15 characters */
+	unsigned int k;
+	int ret;
+
+	bq->blk = blk;
+	bq->q = &blk->dev.queues[i];
+	bq->reqs = calloc(BLK_QUEUE_SIZE, sizeof(*bq->reqs));
+	if (!bq->reqs)
+		return -ENOMEM;
+	for (k = 0; k < BLK_QUEUE_SIZE; k++) {
+		bq->reqs[k].bq = bq;
+		bq->reqs[k].next_free = k + 1 < BLK_QUEUE_SIZE ?
+					&bq->reqs[k + 1] : NULL;
+	}
+	bq->free = &bq->reqs[0];
+	snprintf(name, sizeof(name), "%s-q%u", blk->dev.name, i);
+	ret = iothread_init(&bq->thread, name);
+	if (ret)
+		return ret;
+	bq->thread_ready = true;
+	ret = aio_create(&bq->aio, &bq->thread, BLK_QUEUE_SIZE, want_uring);
+	if (!ret)
+		ret = aio_add_batch_hook(bq->aio, blk_batch_done, bq);
+	if (!ret)
+		ret = virtio_queue_attach(&blk->dev, i, &bq->thread);
+	return ret;
+}
+
+int virtio_blk_create(struct lkvm *vm, struct disk *disk, unsigned int index,
+		      unsigned int nqueues, bool want_uring,
+		      struct virtio_device **dp)
+{
+	struct virtio_blk *blk = calloc(1, sizeof(*blk));
+	char name[16];
+	unsigned int i;
+	int ret;
+
+	if (!blk) {
+		disk_close(disk);
+		return -ENOMEM;
+	}
+	blk->disk = disk;
+	blk->nqueues = nqueues ? nqueues : 1;
+	blk->lim.sectors = disk->size / BLK_SECTOR;
+	blk->lim.ro = disk->spec.ro;
+	snprintf(name, sizeof(name), "blk%u", index);
+	ret = virtio_device_init(&blk->dev, vm, &virtio_blk_ops, blk, name,
+				 blk->nqueues);
+	blk->dev.self_freeing = true;
+	blk->dev.features |= 1ULL << VIRTIO_BLK_F_SIZE_MAX |
+			     1ULL << VIRTIO_BLK_F_SEG_MAX |
+			     1ULL << VIRTIO_BLK_F_BLK_SIZE |
+			     1ULL << VIRTIO_BLK_F_FLUSH |
+			     1ULL << VIRTIO_BLK_F_TOPOLOGY |
+			     1ULL << VIRTIO_BLK_F_MQ |
+			     (disk->spec.ro ? 1ULL << VIRTIO_BLK_F_RO :
+			      1ULL << VIRTIO_BLK_F_DISCARD |
+			      1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
+	blk_fill_config(blk);
+	if (!ret) {
+		blk->bq = calloc(blk->nqueues, sizeof(*blk->bq));
+		if (!blk->bq)
+			ret = -ENOMEM;
+	}
+	for (i = 0; !ret && i < blk->nqueues; i++)
+		ret = blk_queue_init(blk, i, want_uring);
+	*dp = &blk->dev;
+	return ret;
+}
