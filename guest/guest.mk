@@ -10,9 +10,9 @@ GUEST_CFLAGS := -O2 -std=gnu11 -Wall -Wextra -Werror -ffreestanding -nostdlib \
 	-mno-movbe -fno-pic -fno-pie -fno-stack-protector -fno-builtin \
 	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest
 GUESTS := hello exitcode spin smp irq panic reboot triple echo emufail \
-	rng batch batchintx msix vconsole hostile
+	rng batch batchintx msix vconsole hostile blk blkro blkmq
 GUEST_RT := guest/build/rt/entry.o guest/build/rt/vectors.o guest/build/rt/lib.o \
-	guest/build/rt/virtio.o
+	guest/build/rt/virtio.o guest/build/rt/vblk.o
 
 guests: $(GUESTS:%=guest/build/%.bin) $(GUESTS:%=guest/build/%.elf)
 
@@ -20,11 +20,11 @@ guest/build/rt/%.o: guest/runtime/%.S
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
 
-guest/build/rt/%.o: guest/runtime/%.c guest/runtime/guest.h guest/runtime/virtio.h
+guest/build/rt/%.o: guest/runtime/%.c guest/runtime/guest.h guest/runtime/virtio.h guest/runtime/vblk.h
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
 
-guest/build/%.o: guest/%.c guest/runtime/guest.h guest/runtime/virtio.h
+guest/build/%.o: guest/%.c guest/runtime/guest.h guest/runtime/virtio.h guest/runtime/vblk.h
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c -o $@ $<
 

@@ -156,6 +156,12 @@ uint32_t vdev_status(struct vdev *d)
 			vmmio_read(d, R_STATUS);
 }
 
+uint32_t vdev_cfg_read32(struct vdev *d, unsigned int off)
+{
+	return d->pci ? mmio_read32(d->devcfg + off) :
+			vmmio_read(d, 0x100 + off);
+}
+
 static void vdev_set_status(struct vdev *d, uint32_t s)
 {
 	if (d->pci)

@@ -85,6 +85,8 @@ void vdev_irq_enable(struct vdev *d, unsigned int vector);
 bool vq_init(struct vdev *d, struct vq *q, unsigned int qi, uint16_t size);
 void vdev_driver_ok(struct vdev *d);
 uint32_t vdev_status(struct vdev *d);
+/* Device-specific configuration, 32 bits at off. */
+uint32_t vdev_cfg_read32(struct vdev *d, unsigned int off);
 /* Publishes chain head; vq_kick notifies the device. */
 void vq_publish(struct vq *q, uint16_t head);
 void vq_kick(struct vdev *d, struct vq *q);
