@@ -99,13 +99,21 @@ endif
 
 E2E_BINS := $(patsubst tests/e2e/%.c,$(B)/e2e/%,$(wildcard tests/e2e/*.c))
 
-unit-tests: $(UNIT_BINS) $(UNIT_SAN_BINS) $(E2E_BINS) $(FUZZ_BINS)
+# Benchmarks driving the device code directly (no KVM).
+$(B)/bench/%: tests/bench/%.c liblkvm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< liblkvm.a $(LDFLAGS)
+
+BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c))
+
+unit-tests: $(UNIT_BINS) $(UNIT_SAN_BINS) $(E2E_BINS) $(FUZZ_BINS) $(BENCH_BINS)
 
 check: all unit-tests
 	@B=$(B) tests/run.sh
 
-bench: lkvm guests
+bench: lkvm guests $(BENCH_BINS)
 	tests/bench/startup.sh
+	tests/bench/blk.py $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 run: lkvm guests
 	./lkvm run -k guest/build/hello.bin -m 64 -c 2

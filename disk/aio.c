@@ -104,6 +104,23 @@ static int aio_sync_wait(struct aio *a, int epfd)
 	return 0;
 }
 
+static bool aio_sync_poll(struct aio *a)
+{
+	struct aio_sync *s = (struct aio_sync *)a;
+	struct aio_io *io;
+
+	if (!s->head)
+		return false;
+	while ((io = s->head)) {
+		s->head = io->next;
+		if (!s->head)
+			s->tail = &s->head;
+		aio_complete(a, io, io->res);
+	}
+	aio_batch_end(a);
+	return true;
+}
+
 static void aio_sync_free(struct aio *a)
 {
 	free(a);
@@ -113,6 +130,7 @@ static const struct aio_ops aio_sync_ops = {
 	.name = "sync",
 	.submit = aio_sync_submit,
 	.wait = aio_sync_wait,
+	.poll = aio_sync_poll,
 	.free = aio_sync_free,
 };
 
@@ -126,6 +144,18 @@ int aio_sync_create(struct aio **ap)
 	s->tail = &s->head;
 	*ap = &s->a;
 	return 0;
+}
+
+static bool aio_thread_poll(void *opaque)
+{
+	struct aio *a = opaque;
+
+	return a->ops->poll(a);
+}
+
+int aio_poll_on(struct aio *a, struct iothread *t, uint64_t poll_ns)
+{
+	return iothread_add_poller(t, aio_thread_poll, a, poll_ns);
 }
 
 static int aio_thread_wait(void *opaque, int epfd)

@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/vfs.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,6 +18,39 @@
 #include "lkvm/util.h"
 
 #define RAW_ZERO_CHUNK	65536
+
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC	0x01021994
+#endif
+#ifndef RAMFS_MAGIC
+#define RAMFS_MAGIC	0x858458f6
+#endif
+
+/* Shared by the disk's queues: learnt once, read by all. */
+struct raw {
+	bool memfs;			/* tmpfs/ramfs: I/O never waits */
+	atomic_bool read_nowait_off;	/* RWF_NOWAIT unsupported here */
+	atomic_bool write_nowait_off;
+};
+
+static enum aio_hint raw_hint(struct disk *d, enum disk_req_type type)
+{
+	struct raw *raw = d->priv;
+
+	if (d->spec.cache == DISK_CACHE_NONE)
+		return AIO_ASYNC;
+	/*
+	 * Buffered writes land in the page cache: done on the spot, as a
+	 * psync writer would (filesystems rarely take RWF_NOWAIT writes,
+	 * and io_uring would hand each to a worker thread).
+	 */
+	if (raw->memfs || type == DISK_WRITE)
+		return AIO_INLINE;
+	if (atomic_load_explicit(type == DISK_READ ? &raw->read_nowait_off :
+				 &raw->write_nowait_off, memory_order_relaxed))
+		return AIO_ASYNC;
+	return AIO_TRY_NOWAIT;
+}
 
 static void raw_io_done(struct aio_io *io, long res);
 
@@ -48,7 +83,12 @@ static void raw_io_done(struct aio_io *io, long res)
 {
 	struct disk_req *r = container_of(io, struct disk_req, io);
 	struct aio *a = r->aio;
+	struct raw *raw = r->disk->priv;
 
+	if (io->nowait_failed)
+		atomic_store_explicit(io->op == AIO_READ ? &raw->read_nowait_off :
+				      &raw->write_nowait_off, true,
+				      memory_order_relaxed);
 	if ((r->type == DISK_READ || r->type == DISK_WRITE) && res >= 0 &&
 	    (uint64_t)res < r->len) {
 		if (res == 0) {
@@ -173,6 +213,7 @@ static void raw_submit(struct disk *d, struct aio *a, struct disk_req *r)
 			return;
 		}
 		io->op = r->type == DISK_READ ? AIO_READ : AIO_WRITE;
+		io->hint = raw_hint(d, r->type);
 		io->iov = r->iov;
 		io->niov = r->niov;
 		io->off = r->off;
@@ -215,10 +256,22 @@ static bool raw_probe(const uint8_t *hdr, size_t n)
 
 static int raw_open(struct disk *d, char *err, size_t errlen)
 {
-	(void)err;
-	(void)errlen;
+	struct raw *raw = calloc(1, sizeof(*raw));
+	struct statfs sf;
+
+	if (!raw)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	raw->memfs = !d->blockdev && fstatfs(d->fd, &sf) == 0 &&
+		     (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
+	d->priv = raw;
 	d->size = ALIGN_DOWN(d->size, 512);	/* a tail sector is unusable */
 	return 0;
+}
+
+static void raw_close(struct disk *d)
+{
+	free(d->priv);
+	d->priv = NULL;
 }
 
 const struct disk_ops disk_raw_ops = {
@@ -226,4 +279,5 @@ const struct disk_ops disk_raw_ops = {
 	.probe = raw_probe,
 	.open = raw_open,
 	.submit = raw_submit,
+	.close = raw_close,
 };

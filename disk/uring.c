@@ -14,6 +14,7 @@
  * where the kernel has them, falling back to plainer set-ups where not.
  */
 #include <errno.h>
+#include <sys/uio.h>
 #include <linux/io_uring.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ struct aio_uring {
 	struct aio a;
 	int fd;
 	bool enabled;
+	bool deferred;			/* DEFER_TASKRUN: reaping needs enter */
 	bool poll_armed;
 	unsigned int sq_entries;
 	unsigned int *sq_head, *sq_tail, *sq_mask, *sq_array;
@@ -42,6 +44,15 @@ struct aio_uring {
 	void *sq_ring, *cq_ring;
 	size_t sq_ring_size, cq_ring_size, sqes_size;
 };
+
+static uint64_t iov_total(const struct iovec *iov, unsigned int n)
+{
+	uint64_t t = 0;
+
+	while (n--)
+		t += iov++->iov_len;
+	return t;
+}
 
 static int uring_setup(unsigned int entries, struct io_uring_params *p)
 {
@@ -60,8 +71,12 @@ static int uring_register(int fd, unsigned int op, void *arg,
 	return syscall(__NR_io_uring_register, fd, op, arg, n);
 }
 
-/* Submits what is queued; with wait, sleeps for one completion too. */
-static int uring_flush(struct aio_uring *u, bool wait)
+/*
+ * Submits what is queued; with wait, sleeps for one completion too.
+ * getevents without wait runs completion work the kernel deferred to
+ * us (DEFER_TASKRUN) and returns at once.
+ */
+static int uring_flush(struct aio_uring *u, bool wait, bool getevents)
 {
 	int n;
 
@@ -73,7 +88,7 @@ static int uring_flush(struct aio_uring *u, bool wait)
 	}
 	__atomic_store_n(u->sq_tail, u->sq_local_tail, __ATOMIC_RELEASE);
 	n = uring_enter(u->fd, u->to_submit, wait ? 1 : 0,
-			wait ? IORING_ENTER_GETEVENTS : 0);
+			wait || getevents ? IORING_ENTER_GETEVENTS : 0);
 	if (n < 0)
 		return errno == EINTR || errno == EAGAIN || errno == EBUSY ?
 		       0 : -errno;
@@ -89,7 +104,7 @@ static struct io_uring_sqe *uring_sqe(struct aio_uring *u)
 
 	if (u->sq_local_tail - head >= u->sq_entries) {
 		/* Full: hand what is queued to the kernel now. */
-		uring_flush(u, false);
+		uring_flush(u, false, false);
 		head = __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE);
 		if (u->sq_local_tail - head >= u->sq_entries)
 			return NULL;
@@ -103,6 +118,28 @@ static struct io_uring_sqe *uring_sqe(struct aio_uring *u)
 	return sqe;
 }
 
+/* The page-cache fast path: true if io is done (result in io->res). */
+static bool uring_try_nowait(struct aio_io *io)
+{
+	int flags = io->hint == AIO_TRY_NOWAIT ? RWF_NOWAIT : 0;
+	ssize_t n;
+
+	if (io->hint == AIO_ASYNC || (io->op != AIO_READ && io->op != AIO_WRITE))
+		return false;
+	if (io->op == AIO_READ)
+		n = preadv2(io->fd, io->iov, io->niov, io->off, flags);
+	else
+		n = pwritev2(io->fd, io->iov, io->niov, io->off, flags);
+	if (n < 0 && flags && errno == EOPNOTSUPP)
+		io->nowait_failed = true;
+	if (n < 0 && flags && (errno == EAGAIN || errno == EOPNOTSUPP))
+		return false;	/* would block: the ring takes it */
+	if (flags && n >= 0 && (uint64_t)n < iov_total(io->iov, io->niov))
+		return false;	/* partial: redo it all through the ring */
+	io->res = n < 0 ? -errno : n;
+	return true;
+}
+
 static void uring_submit(struct aio *a, struct aio_io *io)
 {
 	struct aio_uring *u = (struct aio_uring *)a;
@@ -110,6 +147,11 @@ static void uring_submit(struct aio *a, struct aio_io *io)
 
 	a->inflight++;
 	a->submitted++;
+	if (uring_try_nowait(io)) {
+		/* Done already: complete now, so the guest can see it early. */
+		aio_complete(a, io, io->res);
+		return;
+	}
 	sqe = uring_sqe(u);
 	if (!sqe) {
 		/* Cannot happen with the ring sized for the depth; stay safe. */
@@ -203,7 +245,7 @@ static int uring_wait(struct aio *a, int epfd)
 		if (!u->poll_armed)
 			uring_arm_poll(u, epfd);
 		a->waits++;
-		ret = uring_flush(u, true);
+		ret = uring_flush(u, true, true);
 		if (ret)
 			return ret;
 		polled = uring_reap(u, &ios);
@@ -212,6 +254,19 @@ static int uring_wait(struct aio *a, int epfd)
 		if (polled)
 			return 0;
 	}
+}
+
+static bool uring_poll(struct aio *a)
+{
+	struct aio_uring *u = (struct aio_uring *)a;
+	unsigned int ios = 0;
+
+	if (u->to_submit || (a->inflight && u->deferred))
+		uring_flush(u, false, u->deferred);
+	uring_reap(u, &ios);
+	if (ios)
+		aio_batch_end(a);
+	return ios > 0;
 }
 
 static void uring_free(struct aio *a)
@@ -233,6 +288,7 @@ static const struct aio_ops uring_ops = {
 	.name = "io_uring",
 	.submit = uring_submit,
 	.wait = uring_wait,
+	.poll = uring_poll,
 	.free = uring_free,
 };
 
@@ -278,6 +334,7 @@ int aio_uring_create(struct aio **ap, unsigned int depth)
 		return ret;
 	}
 	u->enabled = !(p.flags & IORING_SETUP_R_DISABLED);
+	u->deferred = p.flags & IORING_SETUP_DEFER_TASKRUN;
 	u->sq_entries = p.sq_entries;
 	u->sq_ring_size = p.sq_off.array + p.sq_entries * sizeof(unsigned int);
 	u->cq_ring_size = p.cq_off.cqes +

@@ -39,6 +39,7 @@
 
 #define BLK_SIZE_MAX			(1u << 20)	/* bytes per segment */
 #define BLK_MAX_RANGE_SECTORS		(1u << 22)	/* 2 GiB per discard */
+#define BLK_POLL_NS			50000	/* spin before sleeping */
 
 /* struct virtio_blk_config, up to write_zeroes_may_unmap. */
 struct blk_config {
@@ -236,6 +237,19 @@ static void blk_drain(struct virtio_device *d, struct virtio_queue *q)
 	}
 }
 
+/* Busy-poll step: new requests without waiting for the kick. */
+static bool blk_poll(void *opaque)
+{
+	struct blk_queue *bq = opaque;
+	struct virtio_queue *q = bq->q;
+	uint16_t taken = q->vq.last_avail;
+
+	if (bq->starved || !vq_has_work(&q->vq))
+		return false;
+	virtio_queue_service(q);
+	return q->vq.last_avail != taken;
+}
+
 /* After each round of completions: one interrupt, then more work. */
 static void blk_batch_done(void *opaque)
 {
@@ -374,6 +388,10 @@ static int blk_queue_init(struct virtio_blk *blk, unsigned int i,
 	ret = aio_create(&bq->aio, &bq->thread, BLK_QUEUE_SIZE, want_uring);
 	if (!ret)
 		ret = aio_add_batch_hook(bq->aio, blk_batch_done, bq);
+	if (!ret)
+		ret = aio_poll_on(bq->aio, &bq->thread, BLK_POLL_NS);
+	if (!ret)
+		ret = iothread_add_poller(&bq->thread, blk_poll, bq, BLK_POLL_NS);
 	if (!ret)
 		ret = virtio_queue_attach(&blk->dev, i, &bq->thread);
 	return ret;

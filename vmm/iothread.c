@@ -4,6 +4,7 @@
  * the control lock only so that teardown can free them.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,7 @@ static bool iothread_control(struct iothread *t)
 	if (read(t->ctl_fd, &v, sizeof(v)) < 0) {
 		/* spurious wake-up: nothing pending */
 	}
+	atomic_store(&t->ctl_pending, false);
 	pthread_mutex_lock(&t->lock);
 	if (t->state == IOT_PAUSE_REQ) {
 		t->state = IOT_PAUSED;
@@ -123,6 +125,50 @@ void iothread_set_wait(struct iothread *t, int (*wait)(void *, int),
 	t->wait_opaque = opaque;
 }
 
+int iothread_add_poller(struct iothread *t, bool (*fn)(void *), void *opaque,
+			uint64_t poll_ns)
+{
+	if (t->npollers == IOT_MAX_POLLERS)
+		return -ENOSPC;
+	t->pollers[t->npollers].fn = fn;
+	t->pollers[t->npollers++].opaque = opaque;
+	t->poll_ns = MAX(t->poll_ns, poll_ns);
+	return 0;
+}
+
+/* Spins for work; true if some was done (so do not sleep yet). */
+static bool iothread_poll(struct iothread *t)
+{
+	uint64_t deadline = now_ns() + t->poll_ns;
+	bool worked = false;
+	unsigned int i;
+
+	do {
+		bool work = false;
+
+		for (i = 0; i < t->npollers; i++)
+			work |= t->pollers[i].fn(t->pollers[i].opaque);
+		if (work) {
+			worked = true;
+			deadline = now_ns() + t->poll_ns;
+		}
+		/* Control requests and other fds are seen between rounds. */
+		if (atomic_load_explicit(&t->ctl_pending,
+					 memory_order_relaxed) ||
+		    (worked && !work))
+			break;
+		/*
+		 * Give the CPU to anyone runnable: with more spinners than
+		 * CPUs (two queues and their guest on two cores) a plain
+		 * spin would hold off the very thread we wait for.
+		 */
+		sched_yield();
+	} while (now_ns() < deadline);
+	if (worked)
+		t->polled++;
+	return worked;
+}
+
 static void *iothread_main(void *arg)
 {
 	struct iothread *t = arg;
@@ -131,7 +177,10 @@ static void *iothread_main(void *arg)
 	for (;;) {
 		int i, n, timeout = -1;
 
-		if (t->wait) {
+		if (t->npollers && iothread_poll(t)) {
+			timeout = 0;	/* look at the fds, then poll again */
+		} else if (t->wait) {
+			t->slept++;
 			if (t->wait(t->wait_opaque, t->epfd) < 0)
 				break;
 			timeout = 0;
@@ -179,6 +228,7 @@ static void iothread_kick(struct iothread *t)
 {
 	uint64_t one = 1;
 
+	atomic_store(&t->ctl_pending, true);
 	if (write(t->ctl_fd, &one, sizeof(one)) < 0) {
 		/* counter saturated: a wake-up is pending anyway */
 	}

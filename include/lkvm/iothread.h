@@ -14,12 +14,15 @@
 #define LKVM_IOTHREAD_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 typedef void (*iothread_fn)(void *opaque, uint32_t events);
 
 struct iot_handler;
+
+#define IOT_MAX_POLLERS 4
 
 enum iothread_state { IOT_RUN, IOT_PAUSE_REQ, IOT_PAUSED, IOT_STOP_REQ };
 
@@ -37,6 +40,15 @@ struct iothread {
 	/* Optional sleep other than epoll_wait: see iothread_set_wait. */
 	int (*wait)(void *opaque, int epfd);
 	void *wait_opaque;
+	/* Busy-polling before sleep: see iothread_add_poller. */
+	struct {
+		bool (*fn)(void *opaque);
+		void *opaque;
+	} pollers[IOT_MAX_POLLERS];
+	unsigned int npollers;
+	uint64_t poll_ns;
+	atomic_bool ctl_pending;	/* a control request waits */
+	uint64_t polled, slept;		/* statistics */
 };
 
 int iothread_init(struct iothread *t, const char *name);
@@ -52,6 +64,17 @@ int iothread_del(struct iothread *t, int fd);
  */
 void iothread_set_wait(struct iothread *t, int (*wait)(void *, int),
 		       void *opaque);
+/*
+ * Before start: before going to sleep the thread spins for up to poll_ns
+ * calling every poller, which looks for work without a syscall (a ring
+ * that moved, completions posted) and does it, returning true if it
+ * found some.  Waking a sleeping thread costs tens of microseconds under
+ * nested virtualisation; a short spin after each burst of work hides
+ * that from a guest doing one request at a time.  The window restarts
+ * whenever a poller finds work.
+ */
+int iothread_add_poller(struct iothread *t, bool (*fn)(void *), void *opaque,
+			uint64_t poll_ns);
 int iothread_start(struct iothread *t);
 void iothread_pause(struct iothread *t);
 void iothread_resume(struct iothread *t);

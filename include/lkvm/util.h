@@ -61,6 +61,18 @@ static inline bool range_overlaps(uint64_t a, uint64_t alen, uint64_t b,
 	return alen && blen && a < b + blen && b < a + alen;
 }
 
+/* A spin-wait hint to the CPU. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__)
+	__asm__ volatile("pause" ::: "memory");
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#else
+	__asm__ volatile("" ::: "memory");
+#endif
+}
+
 static inline uint64_t now_ns(void)
 {
 	struct timespec ts;

@@ -6,12 +6,22 @@
  * go to the kernel when the thread next sleeps; completions run their
  * callbacks on the same thread, then each registered batch hook runs
  * once, so a device signals the guest once per round of completions.
+ * A request done on the spot (below) completes inside aio_submit, on
+ * the drain's own stack; the drain's caller then signals for it.
  *
  * Two engines share the interface: io_uring through raw syscalls (the
  * thread sleeps in io_uring_enter, with its epoll fd polled by the ring,
  * so kick eventfds and completions wake it in one place), and a
  * synchronous one (preadv/pwritev/fdatasync/fallocate done at submit)
  * for kernels without io_uring.
+ *
+ * Buffered reads and writes hinted AIO_TRY_NOWAIT are first tried on the
+ * spot with RWF_NOWAIT: a page-cache hit is done in a microsecond or
+ * two, whereas io_uring hands buffered I/O it cannot do without blocking
+ * to its worker threads, a cross-CPU wake-up each way.  Only what would
+ * block goes to the ring.  Files on memory filesystems (tmpfs has no
+ * RWF_NOWAIT, and never waits for a device) are AIO_INLINE: done at
+ * once.
  *
  * Nothing here is shared between threads; no locks.
  */
@@ -31,6 +41,12 @@ enum aio_op {
 	AIO_FALLOCATE,		/* mode, off, len */
 };
 
+enum aio_hint {
+	AIO_ASYNC,		/* through the ring */
+	AIO_TRY_NOWAIT,		/* buffered: page cache first (RWF_NOWAIT) */
+	AIO_INLINE,		/* memory-backed file: never waits, do it now */
+};
+
 struct aio_io {
 	enum aio_op op;
 	int fd;
@@ -40,6 +56,8 @@ struct aio_io {
 	uint64_t len;		/* AIO_FALLOCATE */
 	int mode;		/* AIO_FALLOCATE */
 	bool barrier;		/* start after every earlier request ended */
+	enum aio_hint hint;	/* how the engine may do it (below) */
+	bool nowait_failed;	/* out: RWF_NOWAIT is not supported here */
 	/* res: bytes moved, 0, or -errno; on the owner thread. */
 	void (*done)(struct aio_io *io, long res);
 	struct aio_io *next;	/* engine's use */
@@ -53,6 +71,9 @@ struct aio_ops {
 	void (*submit)(struct aio *a, struct aio_io *io);
 	/* The iothread's sleep: returns when epfd is readable. */
 	int (*wait)(struct aio *a, int epfd);
+	/* Without sleeping: send what is queued, run what completed;
+	 * true if anything completed.  An iothread poller. */
+	bool (*poll)(struct aio *a);
 	void (*free)(struct aio *a);
 };
 
@@ -75,6 +96,8 @@ struct aio {
 int aio_create(struct aio **ap, struct iothread *t, unsigned int depth,
 	       bool want_uring);
 void aio_free(struct aio *a);
+/* Makes the engine one of t's pollers (see iothread_add_poller). */
+int aio_poll_on(struct aio *a, struct iothread *t, uint64_t poll_ns);
 /* Runs fn(opaque) after each round of completions. */
 int aio_add_batch_hook(struct aio *a, void (*fn)(void *), void *opaque);
 

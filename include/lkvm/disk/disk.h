@@ -100,5 +100,9 @@ static inline void disk_submit(struct disk *d, struct aio *a,
 }
 
 extern const struct disk_ops disk_raw_ops;
+extern const struct disk_ops disk_null_ops;
+
+/* A disk of size bytes with no storage (benchmarks). */
+int disk_null_open(struct disk **dp, uint64_t size);
 
 #endif

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""The virtio-blk benchmark: lkvm's device code, driven by blkbench's
+simulated guest driver, beside fio on the same file in the same run.
+
+    tests/bench/blk.py [--seconds S] [--json FILE] [--quick]
+
+Rows: backend (null device, raw image on /dev/shm, raw image on the root
+filesystem) x depth (1, 32) x queues (1, 2) x 4 KiB random read / write.
+fio runs the same file, block size, depth and pattern with io_uring
+(psync at depth 1), numjobs = queues, buffered like lkvm's default
+cache=writeback, page cache warm for both (--invalidate=0).
+Each row alternates fio and lkvm --reps times (default 3) and reports
+the median run of each, so that noise on a small shared machine hits
+both sides alike.  Ratios: IOPS lkvm / fio, and p50 latency lkvm - fio.
+"""
+import argparse, json, os, shutil, statistics, subprocess, sys, time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BENCH = os.path.join(ROOT, "build", os.environ.get("ARCH", "x86_64"),
+                     "bench", "blkbench")
+SIZE_MB = 256
+
+
+def make_image(path):
+    if os.path.exists(path) and os.path.getsize(path) == SIZE_MB << 20:
+        return
+    with open(path, "wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(SIZE_MB):
+            f.write(block)
+
+
+def warm(path):
+    if path != "null":
+        with open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+
+
+def run_lkvm(disk, rw, depth, queues, seconds):
+    out = subprocess.run([BENCH, "--disk", disk, "--rw", rw,
+                          "--depth", str(depth), "--queues", str(queues),
+                          "--seconds", str(seconds)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def run_fio(disk, rw, depth, queues, seconds):
+    engine = "psync" if depth == 1 else "io_uring"
+    cmd = ["fio", "--name=lkvm", "--filename=" + disk, "--rw=" + rw,
+           "--bs=4k", "--iodepth=%d" % depth, "--ioengine=" + engine,
+           "--numjobs=%d" % queues, "--group_reporting", "--direct=0",
+           "--invalidate=0", "--lat_percentiles=1", "--time_based",
+           "--runtime=%s" % seconds, "--output-format=json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    job = json.loads(out.stdout)["jobs"][0]
+    side = job["read" if rw == "randread" else "write"]
+    pct = side["lat_ns"]["percentile"]
+    return {"iops": side["iops"], "p50_us": pct["50.000000"] / 1e3,
+            "p99_us": pct["99.000000"] / 1e3, "engine": engine}
+
+
+def median_run(runs):
+    """The run with the median IOPS (its latencies come with it)."""
+    return sorted(runs, key=lambda r: r["iops"])[len(runs) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json")
+    ap.add_argument("--quick", action="store_true",
+                    help="0.3 s per run: a smoke test, not a measurement")
+    args = ap.parse_args()
+    seconds = 0.3 if args.quick else args.seconds
+    reps = 1 if args.quick else max(1, args.reps)
+    have_fio = shutil.which("fio") is not None
+    if not have_fio:
+        print("note: fio not installed; lkvm figures only "
+              "(apt-get install fio)")
+    shm = "/dev/shm/lkvm-bench.img"
+    rootfs = os.path.join(ROOT, "build", "bench-blk.img")
+    backends = [("null", "null")]
+    if os.path.isdir("/dev/shm"):
+        backends.append(("raw /dev/shm", shm))
+    backends.append(("raw rootfs", rootfs))
+    for _, path in backends:
+        if path != "null":
+            make_image(path)
+
+    rows = []
+    hdr = ("%-13s %-9s %5s %2s | %9s %8s %8s %6s | %9s %8s %8s | %6s %8s"
+           % ("backend", "rw", "depth", "q", "IOPS", "p50 us", "p99 us",
+              "irq/rq", "fio IOPS", "p50 us", "p99 us", "ratio", "p50 +us"))
+    print(hdr)
+    print("-" * len(hdr))
+    for name, path in backends:
+        for depth in (1, 32):
+            for queues in (1, 2):
+                for rw in ("randread", "randwrite"):
+                    warm(path)
+                    fios, lks = [], []
+                    for _ in range(reps):
+                        if have_fio and path != "null":
+                            fios.append(run_fio(path, rw, depth, queues,
+                                                seconds))
+                        lks.append(run_lkvm(path, rw, depth, queues,
+                                            seconds))
+                    fio = median_run(fios) if fios else None
+                    lk = median_run(lks)
+                    if any(r["errors"] for r in lks):
+                        sys.exit("blkbench reported errors")
+                    row = {"backend": name, "rw": rw, "depth": depth,
+                           "queues": queues, "lkvm": lk, "fio": fio}
+                    if fio:
+                        row["iops_ratio"] = lk["iops"] / fio["iops"]
+                        row["p50_delta_us"] = lk["p50_us"] - fio["p50_us"]
+                    rows.append(row)
+                    f = fio or {}
+                    print("%-13s %-9s %5d %2d | %9.0f %8.2f %8.2f %6.3f | "
+                          "%9s %8s %8s | %6s %8s" % (
+                              name, rw, depth, queues, lk["iops"],
+                              lk["p50_us"], lk["p99_us"], lk["irqs_per_req"],
+                              "%.0f" % f["iops"] if fio else "-",
+                              "%.2f" % f["p50_us"] if fio else "-",
+                              "%.2f" % f["p99_us"] if fio else "-",
+                              "%.2fx" % row["iops_ratio"] if fio else "-",
+                              "%+.2f" % row["p50_delta_us"] if fio else "-"),
+                          flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"date": time.strftime("%Y-%m-%d"),
+                       "machine": os.uname().nodename,
+                       "cpus": os.cpu_count(), "seconds": seconds,
+                       "reps": reps, "rows": rows}, f, indent=1)
+    if os.path.exists(shm):
+        os.unlink(shm)
+
+
+if __name__ == "__main__":
+    main()
