@@ -115,8 +115,10 @@ bench: lkvm guests $(BENCH_BINS)
 	tests/bench/startup.sh
 	tests/bench/blk.py $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
+# The demo: the blk test guest on a fresh 1 MiB demo disk, 2 vCPUs.
 run: lkvm guests
-	./lkvm run -k guest/build/hello.bin -m 64 -c 2
+	@mkdir -p build && rm -f build/demo.img && truncate -s 1M build/demo.img
+	./lkvm run -k guest/build/blk.bin -m 64 -c 2 -d build/demo.img,serial=lkvm-demo --rng
 
 install: lkvm liblkvm.a
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
