@@ -71,6 +71,20 @@ else
 fi
 rm -f "${IMG:-}"
 
+# A host block device: a loop device over an image (root only).
+IMG=$TMP/loop.img
+fresh "$IMG"
+if [ "$(id -u)" = 0 ] && LOOP=$(losetup -f --show "$IMG" 2> /dev/null); then
+	lkvm_run run -k $GUESTS/blk.bin -d "$LOOP"
+	check "block device $LOOP: blk guest exits 0" [ "$STATUS" -eq 0 ]
+	check "block device: 2048 sectors seen" has "$OUT" "blk: 2048 sectors"
+	losetup -d "$LOOP"
+	check "block device: the backing file holds the pattern" \
+		imgcheck "$IMG" 0 0 $((128 * KIB)) $((64 * 512)) $((128 * 512))
+else
+	echo "SKIP: block device test needs root and losetup"
+fi
+
 lkvm_run run -k $GUESTS/hello.bin -d "$TMP/missing.img"
 check "a missing image is an error naming it" has "$ERR" "missing.img"
 check "... and a non-zero exit" [ "$STATUS" -ne 0 ]
