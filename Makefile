@@ -16,6 +16,10 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -pthread -MMD -MP
 LDFLAGS += -pthread
+# STATIC=1 links lkvm statically (for the arm64 nested tests' initramfs).
+ifeq ($(STATIC),1)
+LDFLAGS += -static
+endif
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 
@@ -40,12 +44,30 @@ UNIT_COMMON := tests/unit/test.h
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 UNIT_SAN_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests-san/%)
 
-all: lkvm liblkvm.a guests
+# The host's own build lands at the top (./lkvm); a cross build, and a
+# static one, under build/ARCH[-static]/.
+ifeq ($(ARCH)$(STATIC),$(if $(filter aarch64 arm64,$(HOST_ARCH)),arm64,x86_64))
+OUT := .
+else
+OUT := build/$(ARCH)$(if $(filter 1,$(STATIC)),-static)
+endif
+LKVM := $(OUT)/lkvm
+LIBLKVM := $(OUT)/liblkvm.a
 
-lkvm: $(B)/obj/vmm/main.o $(CLI_OBJS) liblkvm.a
+all: $(LKVM) $(LIBLKVM) guests
+
+ifneq ($(OUT),.)
+lkvm: $(LKVM)
+liblkvm.a: $(LIBLKVM)
+.PHONY: lkvm liblkvm.a
+endif
+
+$(LKVM): $(B)/obj/vmm/main.o $(CLI_OBJS) $(LIBLKVM)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^
 
-liblkvm.a: $(LIB_OBJS)
+$(LIBLKVM): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
@@ -86,9 +108,9 @@ fuzz: $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 		$$f -max_total_time=$(FUZZ_TIME) $(B)/corpus/$$(basename $$f) || exit 1; done
 
 # End-to-end programs that embed the library.
-$(B)/e2e/%: tests/e2e/%.c liblkvm.a include/lkvm.h
+$(B)/e2e/%: tests/e2e/%.c $(LIBLKVM) include/lkvm.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< liblkvm.a $(LDFLAGS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBLKVM) $(LDFLAGS)
 
 # Test guests: freestanding x86 kernels (guest/Makefile.inc).
 ifeq ($(ARCH),x86_64)
@@ -100,9 +122,9 @@ endif
 E2E_BINS := $(patsubst tests/e2e/%.c,$(B)/e2e/%,$(wildcard tests/e2e/*.c))
 
 # Benchmarks driving the device code directly (no KVM).
-$(B)/bench/%: tests/bench/%.c liblkvm.a
+$(B)/bench/%: tests/bench/%.c $(LIBLKVM)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< liblkvm.a $(LDFLAGS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBLKVM) $(LDFLAGS)
 
 BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c))
 
@@ -120,11 +142,11 @@ run: lkvm guests
 	@mkdir -p build && rm -f build/demo.img && truncate -s 1M build/demo.img
 	./lkvm run -k guest/build/blk.bin -m 64 -c 2 -d build/demo.img,serial=lkvm-demo --rng
 
-install: lkvm liblkvm.a
+install: $(LKVM) $(LIBLKVM)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 755 lkvm $(DESTDIR)$(PREFIX)/bin/lkvm
-	install -m 644 liblkvm.a $(DESTDIR)$(PREFIX)/lib/liblkvm.a
+	install -m 755 $(LKVM) $(DESTDIR)$(PREFIX)/bin/lkvm
+	install -m 644 $(LIBLKVM) $(DESTDIR)$(PREFIX)/lib/liblkvm.a
 	install -m 644 include/lkvm.h $(DESTDIR)$(PREFIX)/include/lkvm.h
 	install -m 644 doc/lkvm.1 $(DESTDIR)$(PREFIX)/share/man/man1/lkvm.1
 

@@ -72,6 +72,7 @@ struct lkvm_config {
 	int no_fastpath;	/* test aid: act as if KVM had no ioeventfd
 				 * or irqfd (notifies exit, interrupts by ioctl) */
 
+	const char *dump_dtb;	/* arm64: also write the device tree here */
 	uint64_t timeout_ms;	/* 0: none */
 	int kick_signal;	/* 0: SIGRTMIN */
 

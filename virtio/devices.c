@@ -48,7 +48,7 @@ static int cmdline_append(struct lkvm *vm, const char *fmt, ...)
 	return 0;
 }
 
-static bool virtio_use_pci(const struct lkvm *vm)
+bool virtio_use_pci(const struct lkvm *vm)
 {
 	switch (vm->cfg.virtio_transport) {
 	case LKVM_VIRTIO_PCI:
@@ -67,7 +67,7 @@ static int virtio_attach_mmio(struct lkvm *vm, struct virtio_device *d,
 	int ret;
 
 	ret = virtio_mmio_register(d, base, gsi);
-	if (!ret)
+	if (!ret && arch_ops.virtio_mmio_cmdline)
 		ret = cmdline_append(vm, " virtio_mmio.device=%u@0x%llx:%u",
 				     VIRTIO_MMIO_SIZE, (unsigned long long)base,
 				     gsi);

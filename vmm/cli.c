@@ -43,6 +43,7 @@ const char cli_run_usage[] =
 	"      --log FILE        copy the guest console to FILE\n"
 	"      --stats           print VM exit counters when the guest ends\n"
 	"      --no-fastpath     test aid: no ioeventfd/irqfd (notifies exit)\n"
+	"      --dump-dtb FILE   arm64: write the guest's device tree to FILE\n"
 	"      --debug           print debug messages\n"
 	"  -h, --help            this text\n"
 	"\n"
@@ -58,6 +59,7 @@ enum {
 	OPT_DEBUG,
 	OPT_RNG,
 	OPT_NO_FASTPATH,
+	OPT_DUMP_DTB,
 	OPT_TRANSPORT,
 };
 
@@ -76,6 +78,7 @@ static const struct option run_options[] = {
 	{ "debug", no_argument, NULL, OPT_DEBUG },
 	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "no-fastpath", no_argument, NULL, OPT_NO_FASTPATH },
+	{ "dump-dtb", required_argument, NULL, OPT_DUMP_DTB },
 	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -194,6 +197,9 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 		return 0;
 	case OPT_NO_FASTPATH:
 		r->cfg.no_fastpath = 1;
+		return 0;
+	case OPT_DUMP_DTB:
+		r->cfg.dump_dtb = arg;
 		return 0;
 	case OPT_TRANSPORT:
 		if (!strcmp(arg, "mmio"))

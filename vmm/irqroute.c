@@ -12,7 +12,7 @@
 #include "lkvm/vm.h"
 
 /* Slots past this are not worth a bigger ioctl buffer. */
-#define IRQ_ROUTES_BASE_MAX	64
+#define IRQ_ROUTES_BASE_MAX	128
 
 void irq_routes_init(struct lkvm *vm)
 {

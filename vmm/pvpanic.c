@@ -61,6 +61,26 @@ static void pvpanic_release(struct pci_dev *dev)
 	free((char *)dev - offsetof(struct pvpanic, pci));
 }
 
+/* The MMIO flavour (arm64's device tree, "qemu,pvpanic-mmio"). */
+int pvpanic_mmio_create(struct lkvm *vm, uint64_t base)
+{
+	struct pvpanic *p = calloc(1, sizeof(*p));
+	int ret;
+
+	if (!p)
+		return -ENOMEM;
+	p->vm = vm;
+	/* The bus does not own opaques: the VM frees this one. */
+	ret = io_bus_register(&vm->mmio, base, PVPANIC_MMIO_SIZE,
+			      &pvpanic_ops, p);
+	if (ret) {
+		free(p);
+		return ret;
+	}
+	vm->pvpanic_mmio = p;
+	return 0;
+}
+
 int pvpanic_pci_create(struct lkvm *vm)
 {
 	struct pvpanic *p = calloc(1, sizeof(*p));

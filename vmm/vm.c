@@ -85,7 +85,10 @@ void lkvm_stop(struct lkvm *vm)
 
 int vm_irq_line(struct lkvm *vm, unsigned int gsi, int level)
 {
-	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+	struct kvm_irq_level irq = {
+		.irq = arch_ops.irq_line_id ? arch_ops.irq_line_id(gsi) : gsi,
+		.level = level,
+	};
 
 	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0 ? -errno : 0;
 }
@@ -140,6 +143,7 @@ static int vm_copy_config(struct lkvm *vm, const struct lkvm_config *cfg)
 	vm->cfg.kernel = strdup_or_null(cfg->kernel, &fail);
 	vm->cfg.initrd = strdup_or_null(cfg->initrd, &fail);
 	vm->cfg.cmdline = strdup_or_null(cfg->cmdline, &fail);
+	vm->cfg.dump_dtb = strdup_or_null(cfg->dump_dtb, &fail);
 	vm->cfg.disks = NULL;
 	if (cfg->ndisks) {
 		vm->disks = calloc(cfg->ndisks, sizeof(*vm->disks));
@@ -296,6 +300,8 @@ int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,
 	if (ret)
 		goto fail;
 	ret = vcpus_create(vm, err, errlen);
+	if (!ret && arch_ops.vcpus_ready)
+		ret = arch_ops.vcpus_ready(vm, err, errlen);
 	if (ret)
 		goto fail;
 	*vmp = vm;
@@ -319,6 +325,7 @@ void lkvm_destroy(struct lkvm *vm)
 	arch_ops.vm_free(vm);
 	io_bus_free(&vm->pio);
 	io_bus_free(&vm->mmio);
+	free(vm->pvpanic_mmio);
 	guest_memory_free(&vm->mem);
 	console_free(&vm->console);
 	if (vm->vm_fd >= 0)
@@ -331,6 +338,7 @@ void lkvm_destroy(struct lkvm *vm)
 		free(vm->disks[i]);
 	free(vm->disks);
 	free((char *)vm->cfg.name);
+	free((char *)vm->cfg.dump_dtb);
 	free((char *)vm->cfg.kernel);
 	free((char *)vm->cfg.initrd);
 	free((char *)vm->cfg.cmdline);

@@ -278,6 +278,7 @@ const struct arch_ops arch_ops = {
 	.max_cpus = X86_MAX_CPUS,
 	.virtio_mmio_base = X86_VIRTIO_MMIO_BASE,
 	.virtio_mmio_slots = X86_VIRTIO_MMIO_SLOTS,
+	.virtio_mmio_cmdline = true,
 	.virtio_gsi = X86_VIRTIO_GSI,
 	.virtio_gsis = X86_VIRTIO_GSIS,
 	.virtio_pci_default = true,

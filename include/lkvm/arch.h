@@ -21,6 +21,7 @@ struct arch_ops {
 	/* virtio-mmio slots: 0x200 bytes each from base. */
 	uint64_t virtio_mmio_base;
 	unsigned int virtio_mmio_slots;
+	bool virtio_mmio_cmdline;	/* announce slots on the command line */
 	/* Level-triggered GSIs for virtio (mmio lines, PCI INTx), shared
 	 * round-robin: device n gets virtio_gsi + n % virtio_gsis. */
 	unsigned int virtio_gsi;
@@ -36,6 +37,10 @@ struct arch_ops {
 					unsigned int max);
 	unsigned int msi_gsi_base;
 	bool msi_needs_devid;
+	/* KVM_IRQ_LINE's id for a GSI, where it is not the GSI itself. */
+	uint32_t (*irq_line_id)(unsigned int gsi);
+	/* After every vCPU exists (an arm64 vGIC initialises then). */
+	int (*vcpus_ready)(struct lkvm *vm, char *err, size_t errlen);
 	/* Guest RAM layout for a VM of mem bytes; returns region count. */
 	unsigned int (*mem_layout)(uint64_t mem, struct mem_region *r,
 				   unsigned int max);

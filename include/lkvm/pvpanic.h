@@ -9,6 +9,8 @@
 struct lkvm;
 
 int pvpanic_pci_create(struct lkvm *vm);
+#define PVPANIC_MMIO_SIZE 2
+int pvpanic_mmio_create(struct lkvm *vm, uint64_t base);
 
 #define PVPANIC_PANICKED	(1u << 0)
 #define PVPANIC_CRASH_LOADED	(1u << 1)

@@ -55,6 +55,7 @@ struct lkvm {
 
 	void *arch;			/* owned by arch/ */
 	void *uart;			/* the serial console */
+	void *pvpanic_mmio;		/* freed with the VM */
 
 	int stop_fd;			/* eventfd: control loop wake-up */
 	atomic_bool stopping;

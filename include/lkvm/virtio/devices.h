@@ -22,4 +22,7 @@ int virtio_devices_start(struct lkvm *vm);
 void virtio_devices_stop(struct lkvm *vm);
 void virtio_devices_free(struct lkvm *vm);
 
+/* Do virtio devices sit on PCI (else on virtio-mmio slots 0..n-1)? */
+bool virtio_use_pci(const struct lkvm *vm);
+
 #endif

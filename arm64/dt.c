@@ -1,0 +1,251 @@
+/*
+ * dt.c - the device tree lkvm hands an arm64 guest: memory, CPUs
+ * (PSCI 0.2 through HVC), the architected timer, the GICv3 (and ITS),
+ * the 8250 UART, pvpanic, virtio-mmio slots when that is the transport,
+ * and the ECAM PCI host with its INTx map and MSI map, plus /chosen.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "lkvm/arch.h"
+#include "lkvm/arm64/arm64.h"
+#include "lkvm/arm64/layout.h"
+#include "lkvm/fdt.h"
+#include "lkvm/pci.h"
+#include "lkvm/virtio/devices.h"
+#include "lkvm/virtio/mmio.h"
+#include "lkvm/vm.h"
+
+#define PHANDLE_GIC	1
+#define PHANDLE_ITS	2
+#define GIC_SPI		0
+#define GIC_PPI		1
+#define IRQ_LEVEL_HIGH	4
+
+uint32_t arm64_mpidr(unsigned int id)
+{
+	return (id & 0xf) | ((id >> 4) & 0xff) << 8 | ((id >> 12) & 0xff) << 16;
+}
+
+static void reg64(struct fdt *f, uint64_t base, uint64_t size)
+{
+	uint32_t c[4] = { base >> 32, (uint32_t)base, size >> 32,
+			  (uint32_t)size };
+
+	fdt_prop_cells(f, "reg", c, 4);
+}
+
+static void spi(struct fdt *f, unsigned int n)
+{
+	uint32_t c[3] = { GIC_SPI, n, IRQ_LEVEL_HIGH };
+
+	fdt_prop_cells(f, "interrupts", c, 3);
+}
+
+static void dt_cpus(struct fdt *f, struct lkvm *vm)
+{
+	char name[32];
+	unsigned int i;
+
+	fdt_begin_node(f, "cpus");
+	fdt_prop_u32(f, "#address-cells", 1);
+	fdt_prop_u32(f, "#size-cells", 0);
+	for (i = 0; i < vm->cfg.cpus; i++) {
+		snprintf(name, sizeof(name), "cpu@%x", arm64_mpidr(i));
+		fdt_begin_node(f, name);
+		fdt_prop_string(f, "device_type", "cpu");
+		fdt_prop_string(f, "compatible", "arm,arm-v8");
+		fdt_prop_string(f, "enable-method", "psci");
+		fdt_prop_u32(f, "reg", arm64_mpidr(i));
+		fdt_end_node(f);
+	}
+	fdt_end_node(f);
+}
+
+static void dt_gic(struct fdt *f, struct lkvm *vm)
+{
+	struct arm64_vm *a = vm->arch;
+	uint32_t reg[8] = {
+		0, ARM64_GICD_BASE, 0, ARM64_GICD_SIZE,
+		0, ARM64_GICR_BASE, 0, ARM64_GICR_STRIDE * vm->cfg.cpus,
+	};
+	char name[32];
+
+	snprintf(name, sizeof(name), "intc@%llx",
+		 (unsigned long long)ARM64_GICD_BASE);
+	fdt_begin_node(f, name);
+	fdt_prop_string(f, "compatible", "arm,gic-v3");
+	fdt_prop_u32(f, "#interrupt-cells", 3);
+	fdt_prop_empty(f, "interrupt-controller");
+	fdt_prop_cells(f, "reg", reg, 8);
+	fdt_prop_u32(f, "#address-cells", 2);
+	fdt_prop_u32(f, "#size-cells", 2);
+	fdt_prop_empty(f, "ranges");
+	fdt_prop_u32(f, "phandle", PHANDLE_GIC);
+	if (a->its_fd >= 0) {
+		snprintf(name, sizeof(name), "msi-controller@%llx",
+			 (unsigned long long)ARM64_ITS_BASE);
+		fdt_begin_node(f, name);
+		fdt_prop_string(f, "compatible", "arm,gic-v3-its");
+		fdt_prop_empty(f, "msi-controller");
+		fdt_prop_u32(f, "#msi-cells", 1);
+		reg64(f, ARM64_ITS_BASE, ARM64_ITS_SIZE);
+		fdt_prop_u32(f, "phandle", PHANDLE_ITS);
+		fdt_end_node(f);
+	}
+	fdt_end_node(f);
+}
+
+static void dt_timer_psci(struct fdt *f)
+{
+	/* Secure and non-secure physical, virtual, hypervisor timers. */
+	uint32_t t[12] = {
+		GIC_PPI, 13, IRQ_LEVEL_HIGH, GIC_PPI, 14, IRQ_LEVEL_HIGH,
+		GIC_PPI, 11, IRQ_LEVEL_HIGH, GIC_PPI, 10, IRQ_LEVEL_HIGH,
+	};
+
+	fdt_begin_node(f, "timer");
+	fdt_prop_string(f, "compatible", "arm,armv8-timer");
+	fdt_prop_cells(f, "interrupts", t, 12);
+	fdt_prop_empty(f, "always-on");
+	fdt_end_node(f);
+	fdt_begin_node(f, "psci");
+	fdt_prop_string(f, "compatible", "arm,psci-0.2");
+	fdt_prop_string(f, "method", "hvc");
+	fdt_end_node(f);
+}
+
+static void dt_devices(struct fdt *f, struct lkvm *vm)
+{
+	char name[48];
+	unsigned int i;
+
+	snprintf(name, sizeof(name), "uart@%llx",
+		 (unsigned long long)ARM64_UART_BASE);
+	fdt_begin_node(f, name);
+	fdt_prop_string(f, "compatible", "ns16550a");
+	reg64(f, ARM64_UART_BASE, ARM64_UART_SIZE);
+	spi(f, ARM64_UART_SPI);
+	fdt_prop_u32(f, "clock-frequency", 1843200);
+	fdt_end_node(f);
+
+	snprintf(name, sizeof(name), "pvpanic@%llx",
+		 (unsigned long long)ARM64_PVPANIC_BASE);
+	fdt_begin_node(f, name);
+	fdt_prop_string(f, "compatible", "qemu,pvpanic-mmio");
+	reg64(f, ARM64_PVPANIC_BASE, 2);
+	fdt_end_node(f);
+
+	if (virtio_use_pci(vm))
+		return;
+	for (i = 0; i < vm->virtio_slots; i++) {
+		uint64_t base = ARM64_VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SIZE;
+
+		snprintf(name, sizeof(name), "virtio_mmio@%llx",
+			 (unsigned long long)base);
+		fdt_begin_node(f, name);
+		fdt_prop_string(f, "compatible", "virtio,mmio");
+		reg64(f, base, VIRTIO_MMIO_SIZE);
+		spi(f, ARM64_VIRTIO_SPI + i % ARM64_VIRTIO_SPIS);
+		fdt_prop_empty(f, "dma-coherent");
+		fdt_end_node(f);
+	}
+}
+
+static void dt_pci(struct fdt *f, struct lkvm *vm)
+{
+	struct arm64_vm *a = vm->arch;
+	/* 32-bit memory space, CPU address = PCI address. */
+	uint32_t ranges[7] = {
+		0x02000000, 0, ARM64_PCI_MMIO_BASE,
+		0, ARM64_PCI_MMIO_BASE, 0, ARM64_PCI_MMIO_SIZE,
+	};
+	uint32_t map[PCI_MAX_SLOTS * 10], mask[4] = { 0xf800, 0, 0, 7 };
+	uint32_t msi[4] = { 0, PHANDLE_ITS, 0, 0x10000 };
+	uint32_t bus_range[2] = { 0, 0 };
+	unsigned int slot, n = 0;
+	char name[32];
+
+	snprintf(name, sizeof(name), "pcie@%llx",
+		 (unsigned long long)ARM64_PCI_ECAM_BASE);
+	fdt_begin_node(f, name);
+	fdt_prop_string(f, "compatible", "pci-host-ecam-generic");
+	fdt_prop_string(f, "device_type", "pci");
+	fdt_prop_u32(f, "#address-cells", 3);
+	fdt_prop_u32(f, "#size-cells", 2);
+	fdt_prop_u32(f, "#interrupt-cells", 1);
+	fdt_prop_cells(f, "bus-range", bus_range, 2);
+	reg64(f, ARM64_PCI_ECAM_BASE, ARM64_PCI_ECAM_SIZE);
+	fdt_prop_cells(f, "ranges", ranges, 7);
+	fdt_prop_empty(f, "dma-coherent");
+	/* INTx: each device's pin to the SPI written in its line register. */
+	for (slot = 0; slot < PCI_MAX_SLOTS; slot++) {
+		struct pci_dev *d = vm->pci.slots[slot];
+		uint32_t *e = map + 10 * n;
+
+		if (!d || !d->cfg[0x3d])
+			continue;
+		e[0] = slot << 11;
+		e[1] = e[2] = 0;
+		e[3] = d->cfg[0x3d];
+		e[4] = PHANDLE_GIC;
+		e[5] = e[6] = 0;
+		e[7] = GIC_SPI;
+		e[8] = d->cfg[0x3c];
+		e[9] = IRQ_LEVEL_HIGH;
+		n++;
+	}
+	if (n) {
+		fdt_prop_cells(f, "interrupt-map", map, 10 * n);
+		fdt_prop_cells(f, "interrupt-map-mask", mask, 4);
+	}
+	if (a->its_fd >= 0) {
+		fdt_prop_cells(f, "msi-map", msi, 4);
+		fdt_prop_u32(f, "msi-parent", PHANDLE_ITS);
+	}
+	fdt_end_node(f);
+}
+
+long arm64_fdt_build(struct lkvm *vm, uint8_t **blob)
+{
+	struct arm64_vm *a = vm->arch;
+	const char *cmdline = vm->cfg.cmdline ? vm->cfg.cmdline : "";
+	char name[32], stdout_path[40];
+	struct fdt f;
+
+	fdt_init(&f);
+	fdt_begin_node(&f, "");
+	fdt_prop_string(&f, "compatible", "linux,dummy-virt");
+	fdt_prop_u32(&f, "#address-cells", 2);
+	fdt_prop_u32(&f, "#size-cells", 2);
+	fdt_prop_u32(&f, "interrupt-parent", PHANDLE_GIC);
+
+	fdt_begin_node(&f, "chosen");
+	fdt_prop_string(&f, "bootargs", cmdline);
+	snprintf(stdout_path, sizeof(stdout_path), "/uart@%llx",
+		 (unsigned long long)ARM64_UART_BASE);
+	fdt_prop_string(&f, "stdout-path", stdout_path);
+	if (a->initrd_size) {
+		fdt_prop_u64(&f, "linux,initrd-start", a->initrd);
+		fdt_prop_u64(&f, "linux,initrd-end",
+			     a->initrd + a->initrd_size);
+	}
+	/* Our BARs are assigned already; Linux need not move them. */
+	fdt_prop_u32(&f, "linux,pci-probe-only", 1);
+	fdt_end_node(&f);
+
+	snprintf(name, sizeof(name), "memory@%llx",
+		 (unsigned long long)ARM64_RAM_BASE);
+	fdt_begin_node(&f, name);
+	fdt_prop_string(&f, "device_type", "memory");
+	reg64(&f, ARM64_RAM_BASE, vm->cfg.mem_mib << 20);
+	fdt_end_node(&f);
+
+	dt_cpus(&f, vm);
+	dt_timer_psci(&f);
+	dt_gic(&f, vm);
+	dt_devices(&f, vm);
+	dt_pci(&f, vm);
+	fdt_end_node(&f);
+	return fdt_finish(&f, blob);
+}

@@ -1,0 +1,94 @@
+/*
+ * gic.c - the in-kernel GICv3 (distributor + one redistributor per vCPU)
+ * and, where the host has one, its ITS for MSIs.  The addresses are set
+ * before the vCPUs exist; KVM_DEV_ARM_VGIC_CTRL_INIT comes after.
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "lkvm/arm64/arm64.h"
+#include "lkvm/arm64/layout.h"
+#include "lkvm/log.h"
+#include "lkvm/util.h"
+#include "lkvm/vm.h"
+
+static int dev_attr(int fd, uint32_t group, uint64_t attr, void *val)
+{
+	struct kvm_device_attr a = {
+		.group = group,
+		.attr = attr,
+		.addr = (uintptr_t)val,
+	};
+
+	return ioctl(fd, KVM_SET_DEVICE_ATTR, &a) < 0 ? -errno : 0;
+}
+
+static int create_dev(struct lkvm *vm, uint32_t type)
+{
+	struct kvm_create_device cd = { .type = type };
+
+	return ioctl(vm->vm_fd, KVM_CREATE_DEVICE, &cd) < 0 ? -errno : (int)cd.fd;
+}
+
+int arm64_gic_create(struct lkvm *vm, char *err, size_t errlen)
+{
+	struct arm64_vm *a = vm->arch;
+	uint64_t dist = ARM64_GICD_BASE, redist = ARM64_GICR_BASE;
+	uint64_t its = ARM64_ITS_BASE;
+	uint32_t nr = ARM64_NR_IRQS;
+	int ret;
+
+	a->gic_fd = create_dev(vm, KVM_DEV_TYPE_ARM_VGIC_V3);
+	if (a->gic_fd < 0)
+		return errf(err, errlen, a->gic_fd,
+			    "cannot create a GICv3 in KVM: %s",
+			    strerror(-a->gic_fd));
+	ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
+		       KVM_VGIC_V3_ADDR_TYPE_DIST, &dist);
+	if (!ret)
+		ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
+			       KVM_VGIC_V3_ADDR_TYPE_REDIST, &redist);
+	if (!ret)
+		ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr);
+	if (ret)
+		return errf(err, errlen, ret, "GICv3 set-up: %s", strerror(-ret));
+	/* The ITS is optional: without it, virtio-pci falls back to INTx. */
+	a->its_fd = create_dev(vm, KVM_DEV_TYPE_ARM_VGIC_ITS);
+	if (a->its_fd >= 0 &&
+	    dev_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
+		     KVM_VGIC_ITS_ADDR_TYPE, &its)) {
+		close(a->its_fd);
+		a->its_fd = -1;
+	}
+	if (a->its_fd < 0)
+		vm_info(vm, "no GICv3 ITS: no MSIs");
+	return 0;
+}
+
+int arm64_gic_init(struct lkvm *vm, char *err, size_t errlen)
+{
+	struct arm64_vm *a = vm->arch;
+	int ret;
+
+	ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_CTRL,
+		       KVM_DEV_ARM_VGIC_CTRL_INIT, NULL);
+	if (!ret && a->its_fd >= 0)
+		ret = dev_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_CTRL,
+			       KVM_DEV_ARM_VGIC_CTRL_INIT, NULL);
+	return ret ? errf(err, errlen, ret, "GIC initialisation: %s",
+			  strerror(-ret)) : 0;
+}
+
+void arm64_gic_free(struct lkvm *vm)
+{
+	struct arm64_vm *a = vm->arch;
+
+	if (a->its_fd >= 0)
+		close(a->its_fd);
+	if (a->gic_fd >= 0)
+		close(a->gic_fd);
+	a->its_fd = a->gic_fd = -1;
+}
