@@ -157,4 +157,4 @@ clean:
 # Keep every intermediate object (sanitizer builds are only prerequisites).
 .SECONDARY:
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -path build/arm64-nested -prune -o -type f -name '*.d' -print 2>/dev/null)

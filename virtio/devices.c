@@ -203,6 +203,10 @@ int virtio_devices_start(struct lkvm *vm)
 	int ret;
 
 	for (d = vm->virtio_devs; d; d = d->next) {
+		if (d->tr && d->tr->start && !d->tr_started) {
+			d->tr->start(d);
+			d->tr_started = true;
+		}
 		if (d->ops->start) {
 			ret = d->ops->start(d);
 			if (ret)

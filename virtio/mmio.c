@@ -57,8 +57,19 @@ struct virtio_mmio {
 	struct virtio_device *d;
 	uint64_t base;
 	struct irq_line line;
+	unsigned int gsi;
 	bool ioeventfd;
 };
+
+static void mmio_start(struct virtio_device *d)
+{
+	struct virtio_mmio *m = d->tr_priv;
+
+	if (irq_line_init(&m->line, d->vm, m->gsi, &d->isr,
+			  d->queues[0].thread))
+		vm_warn(d->vm, "%s: no irqfd; interrupts through KVM_IRQ_LINE",
+			d->name);
+}
 
 static void mmio_signal_queue(struct virtio_device *d, struct virtio_queue *q)
 {
@@ -261,6 +272,7 @@ static const struct virtio_transport_ops mmio_transport = {
 	.name = "mmio",
 	.signal_queue = mmio_signal_queue,
 	.signal_config = mmio_signal_config,
+	.start = mmio_start,
 	.free = mmio_free,
 };
 
@@ -287,9 +299,11 @@ int virtio_mmio_register(struct virtio_device *d, uint64_t base,
 			m->ioeventfd = false;
 		}
 	}
-	if (irq_line_init(&m->line, d->vm, gsi, &d->isr, d->queues[0].thread))
-		vm_warn(d->vm, "%s: no irqfd; interrupts through KVM_IRQ_LINE",
-			d->name);
+	m->gsi = gsi;
+	m->line.irq_fd = m->line.resample_fd = -1;
+	m->line.vm = d->vm;
+	m->line.gsi = gsi;
+	m->line.pending = &d->isr;
 	ret = io_bus_register(&d->vm->mmio, base, VIRTIO_MMIO_SIZE, &mmio_ops,
 			      m);
 	if (ret)

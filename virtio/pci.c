@@ -468,10 +468,21 @@ static void vpci_free(struct virtio_device *d)
 	d->tr_priv = NULL;
 }
 
+static void vpci_start(struct virtio_device *d)
+{
+	struct virtio_pci *p = d->tr_priv;
+
+	if (irq_line_init(&p->intx, d->vm, p->intx.gsi, &d->isr,
+			  d->queues[0].thread))
+		vm_warn(d->vm, "%s: no irqfd; INTx through KVM_IRQ_LINE",
+			d->name);
+}
+
 static const struct virtio_transport_ops vpci_transport = {
 	.name = "pci",
 	.signal_queue = vpci_signal_queue,
 	.signal_config = vpci_signal_config,
+	.start = vpci_start,
 	.free = vpci_free,
 };
 
@@ -525,9 +536,8 @@ int virtio_pci_register(struct virtio_device *d, unsigned int intx_gsi)
 	if (ret)
 		return ret;
 	vpci_reset_vectors(p);
-	if (irq_line_init(&p->intx, d->vm, intx_gsi, &d->isr,
-			  d->queues[0].thread))
-		vm_warn(d->vm, "%s: no irqfd; INTx through KVM_IRQ_LINE",
-			d->name);
+	p->intx.vm = d->vm;
+	p->intx.gsi = intx_gsi;
+	p->intx.pending = &d->isr;
 	return pci_register(&d->vm->pci, &p->pci);
 }

@@ -90,6 +90,11 @@ struct virtio_transport_ops {
 	/* Interrupt the guest for used buffers on q, or a config change. */
 	void (*signal_queue)(struct virtio_device *d, struct virtio_queue *q);
 	void (*signal_config)(struct virtio_device *d);
+	/*
+	 * Before the VM first runs, once the interrupt controller is
+	 * complete (an arm64 vGIC takes no irqfd before it is initialised).
+	 */
+	void (*start)(struct virtio_device *d);
 	void (*free)(struct virtio_device *d);
 };
 
@@ -110,6 +115,7 @@ struct virtio_device {
 	void *tr_priv;
 	atomic_bool error_logged;
 	bool self_freeing;		/* ops->free frees d's memory too */
+	bool tr_started;
 	struct virtio_device *next;	/* the VM's device list */
 };
 

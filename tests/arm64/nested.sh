@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The arm64 nested end-to-end tests (make check-arm64; make check runs
+# them when qemu-system-aarch64 is installed).  Builds a static arm64
+# lkvm, fetches Debian's arm64 kernel and busybox (apt-get download,
+# cached in tests/.cache/arm64), and boots under qemu-system-aarch64 an
+# L1 Linux whose init (tests/arm64/l1-init) runs lkvm on a real L2 Linux
+# (tests/arm64/l2-init) several times.  L1's disks are files here, so the
+# host checks what L2 wrote to them after qemu exits.
+set -u
+cd "$(dirname "$0")/../.."
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "PASS $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
+check() { local n=$1; shift; if "$@"; then pass "$n"; else fail "$n"; fi; }
+skip() { echo "SKIP: $*"; echo "0 passed, 0 failed"; exit 0; }
+
+for t in qemu-system-aarch64 aarch64-linux-gnu-gcc cpio mkfs.ext4 e2fsck; do
+	command -v $t > /dev/null || skip "$t not installed (.ci/run installs it)"
+done
+CACHE=tests/.cache/arm64
+W=build/arm64-nested
+mkdir -p $CACHE
+rm -rf $W && mkdir -p $W
+
+# Debian's arm64 kernel (its vmlinuz is a plain Image) and busybox.
+if ! ls $CACHE/linux-image-*-arm64-unsigned_*.deb > /dev/null 2>&1 ||
+   ! ls $CACHE/busybox-static_*.deb > /dev/null 2>&1; then
+	dpkg --print-foreign-architectures | grep -q arm64 ||
+		skip "dpkg has no arm64 architecture (dpkg --add-architecture arm64)"
+	KPKG=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null |
+	       sed -n 's/.*Depends: \(linux-image-[0-9.-]*-arm64\):arm64/\1/p' | head -1)
+	[ -n "$KPKG" ] || skip "no arm64 kernel package known to apt"
+	(cd $CACHE && apt-get download "$KPKG-unsigned:arm64" busybox-static:arm64) \
+		> /dev/null 2>&1 || skip "cannot download the arm64 kernel/busybox"
+fi
+dpkg-deb -x $CACHE/linux-image-*-arm64-unsigned_*.deb $W/k
+dpkg-deb -x $CACHE/busybox-static_*.deb $W/bb
+IMAGE=$(ls $W/k/boot/vmlinuz-*)
+MODS=$(ls -d $W/k/lib/modules/*)/kernel
+
+make -s ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- STATIC=1 lkvm > $W/build.log 2>&1 ||
+	{ cat $W/build.log; fail "static arm64 lkvm builds"; echo "$PASSED passed, $FAILED failed"; exit 1; }
+pass "static arm64 lkvm builds ($(stat -c %s build/arm64-static/lkvm) bytes)"
+
+# rootfs DIR INIT MODULES...: a busybox initramfs
+rootfs() {
+	local d=$1 init=$2
+	shift 2
+	mkdir -p $d/bin $d/proc $d/sys $d/dev $d/tmp $d/lib/modules
+	cp $W/bb/bin/busybox $d/bin/busybox
+	cp $init $d/init && chmod 755 $d/init
+	for m in "$@"; do cp $(find $MODS -name "$m.ko") $d/lib/modules/; done
+}
+rootfs $W/l2 tests/arm64/l2-init virtio_mmio virtio_pci virtio_pci_modern_dev \
+	virtio_pci_legacy_dev virtio_blk virtio_console virtio-rng ext4 jbd2 \
+	mbcache crc16 crc32c_generic libcrc32c
+(cd $W/l2 && find . | cpio -o -H newc --quiet) > $W/l2.cpio
+rootfs $W/l1 tests/arm64/l1-init virtio_mmio virtio_blk
+mkdir -p $W/l1/l2
+cp $IMAGE $W/l1/l2/Image
+cp $W/l2.cpio $W/l1/l2/initrd.cpio
+cp build/arm64-static/lkvm $W/l1/bin/lkvm
+(cd $W/l1 && find . | cpio -o -H newc --quiet) > $W/l1.cpio
+
+# Disks: two 64 MiB images with known content, and an ext4 made here.
+for d in a b; do
+	head -c 67108864 /dev/urandom > $W/disk-$d.img
+done
+mkdir -p $W/ext4src && echo "hello from the host" > $W/ext4src/hello.txt
+mkfs.ext4 -q -F -d $W/ext4src $W/ext4.img 32M
+SUM_A=$(sha256sum < $W/disk-a.img | cut -d' ' -f1)
+SUM_B=$(sha256sum < $W/disk-b.img | cut -d' ' -f1)
+# What L2 writes: "lkvm-arm64-l2\n" repeated over the first 4 MiB.
+expect() {
+	{ yes lkvm-arm64-l2 | head -c 4194304; tail -c +4194305 "$1"; } |
+		sha256sum | cut -d' ' -f1
+}
+WANT_A=$(expect $W/disk-a.img)
+WANT_B=$(expect $W/disk-b.img)
+
+T0=$(date +%s)
+timeout 300 qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 \
+	-cpu max,pauth-impdef=on -smp 2 -m 2048 -nographic -nic none -no-reboot \
+	-kernel $IMAGE -initrd $W/l1.cpio \
+	-append "console=ttyAMA0 rdinit=/init panic=-1 quiet" \
+	-drive file=$W/disk-a.img,if=none,id=da,format=raw -device virtio-blk-device,drive=da,serial=lkvm-a \
+	-drive file=$W/disk-b.img,if=none,id=db,format=raw -device virtio-blk-device,drive=db,serial=lkvm-b \
+	-drive file=$W/ext4.img,if=none,id=dc,format=raw -device virtio-blk-device,drive=dc,serial=lkvm-ext4 \
+	< /dev/null > $W/console.log 2>&1
+QS=$?
+T1=$(date +%s)
+LOG=$(tr -d '\r' < $W/console.log)
+echo "qemu ran $((T1 - T0)) s, status $QS; console in $W/console.log"
+has() { grep -qF -- "$1" <<< "$LOG"; }
+section() { sed -n "/^L1 begin $1\$/,/^L1 end $1 /p" <<< "$LOG"; }
+
+check "L1 boots with /dev/kvm" has "L1 up, kvm yes"
+check "no irqfd fallbacks in L1 (irqfds registered after the vGIC exists)" \
+	eval '! grep -q "no irqfd" <<< "$LOG"'
+check "L1 ran every test" has "L1 all done"
+
+S=$(section basic)
+check "basic: L2 reaches init" grep -q "^L2 init uptime" <<< "$S"
+check "basic: lkvm exits 0 on L2 poweroff" grep -q "^L1 end basic status 0" <<< "$S"
+check "basic: L2 console is ttyS0 (the 8250 in the DT)" grep -q "^L2 console ok on ttyS0" <<< "$S"
+check "basic: both CPUs online in L2 (-c 2)" grep -q "^L2 cpus online 0-1" <<< "$S"
+check "basic: virtio-rng gives L2 /dev/hwrng" grep -q "^L2 hwrng 64 bytes from virtio_rng" <<< "$S"
+echo "  $(grep '^L1 lkvm start to L2 init' <<< "$S"); $(grep 'lkvm: time' <<< "$S")"
+check "basic: the time from lkvm start to L2 init is measured" \
+	grep -q "^L1 lkvm start to L2 init [0-9.]* s" <<< "$S"
+
+for tr in mmio:a:vda:$SUM_A:$WANT_A pci:b:vdb:$SUM_B:$WANT_B; do
+	IFS=: read -r t d dev sum want <<< "$tr"
+	S=$(section blk-$t)
+	check "blk-$t: L2 reads the disk and its checksum is the host's" \
+		grep -q "^L2 vda sha256 $sum" <<< "$S"
+	check "blk-$t: lkvm exits 0" grep -q "^L1 end blk-$t status 0" <<< "$S"
+	echo "  $(grep '^L2 dd read' <<< "$S")"
+	check "blk-$t: L2 read all 64 MiB with dd" grep -q "^L2 dd read 64 MiB" <<< "$S"
+	check "blk-$t: the image file on the host holds L2's pattern" \
+		[ "$(sha256sum < $W/disk-$d.img | cut -d' ' -f1)" = "$want" ]
+done
+
+S=$(section ext4)
+check "ext4: L2 mounts the host-made ext4 and reads it" \
+	grep -q "^L2 ext4 mounted, hello from the host" <<< "$S"
+check "ext4: L2 unmounts cleanly" grep -q "^L2 ext4 unmounted clean" <<< "$S"
+fsck_clean() { e2fsck -fn $W/ext4.img > $W/e2fsck.log 2>&1; }
+l2_files() { debugfs -R "cat /dir/note" $W/ext4.img 2> /dev/null | grep -q written-in-l2; }
+check "ext4: e2fsck -fn on the host: clean" fsck_clean
+check "ext4: L2's files are there (debugfs)" l2_files
+
+S=$(section panic)
+check "panic: L2 panics (sysrq c)" grep -q "Kernel panic" <<< "$S"
+check "panic: lkvm ends the run (panic=-1 resets; Debian's arm64 kernel has no pvpanic)" \
+	grep -q "^L1 end panic status 0" <<< "$S"
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
