@@ -49,6 +49,12 @@ run_test "fuzz/libfuzzer" bash tests/fuzz/libfuzzer.sh
 for t in tests/e2e/*.sh; do
 	run_test "e2e/$(basename "$t" .sh)" bash "$t"
 done
+# arm64: unit tests under qemu-user, and real Linux guests nested under
+# qemu-system-aarch64 (each says SKIP where its tools are missing).
+if [ "${LKVM_NO_ARM64:-0}" != 1 ]; then
+	run_test "arm64/unit" bash tests/arm64/unit.sh
+	run_test "arm64/nested" bash tests/arm64/nested.sh
+fi
 
 echo "total: $total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -59,7 +59,8 @@ static void emit(struct fdt *f, const void *data, size_t len)
 	if (!p)
 		return;
 	f->structs = p;
-	memcpy(p + f->slen, data, len);
+	if (len)
+		memcpy(p + f->slen, data, len);
 	memset(p + f->slen + len, 0, padded - len);
 	f->slen += padded;
 }

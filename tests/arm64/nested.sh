@@ -110,6 +110,20 @@ echo "  $(grep '^L1 lkvm start to L2 init' <<< "$S"); $(grep 'lkvm: time' <<< "$
 check "basic: the time from lkvm start to L2 init is measured" \
 	grep -q "^L1 lkvm start to L2 init [0-9.]* s" <<< "$S"
 
+# The device tree the basic run used (--dump-dtb), through dtc.
+sed -n '/^L1 dtb-begin$/,/^L1 dtb-end$/p' <<< "$LOG" | sed '1d;$d' |
+	base64 -d > $W/vm.dtb 2> /dev/null
+if command -v dtc > /dev/null; then
+	dtc -I dtb -O dts -o $W/vm.dts $W/vm.dtb 2> $W/dtc.log
+	check "--dump-dtb: dtc decompiles lkvm's device tree without errors" [ $? -eq 0 -a -s $W/vm.dts ]
+	check "--dump-dtb: dtc has no warnings about it" [ ! -s $W/dtc.log ]
+	[ -s $W/dtc.log ] && sed 's/^/  dtc: /' $W/dtc.log
+	check "device tree: GICv3 with ITS, PSCI, timer, 8250, ECAM host, 2 CPUs" \
+		grep -q 'arm,gic-v3-its' $W/vm.dts
+else
+	echo "SKIP: dtc not installed"
+fi
+
 for tr in mmio:a:vda:$SUM_A:$WANT_A pci:b:vdb:$SUM_B:$WANT_B; do
 	IFS=: read -r t d dev sum want <<< "$tr"
 	S=$(section blk-$t)
