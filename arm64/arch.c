@@ -269,6 +269,7 @@ const struct arch_ops arch_ops = {
 	.virtio_mmio_base = ARM64_VIRTIO_MMIO_BASE,
 	.virtio_mmio_slots = ARM64_VIRTIO_MMIO_SLOTS,
 	.virtio_pci_default = true,
+	.irqchip_choice = true,
 	.virtio_gsi = ARM64_VIRTIO_SPI,
 	.virtio_gsis = ARM64_VIRTIO_SPIS,
 	.irq_routes_base = arm64_irq_routes_base,

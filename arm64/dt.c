@@ -62,6 +62,26 @@ static void dt_cpus(struct fdt *f, struct lkvm *vm)
 	fdt_end_node(f);
 }
 
+static void dt_gicv2(struct fdt *f)
+{
+	uint32_t reg[8] = {
+		0, ARM64_GICD_BASE, 0, ARM64_GICV2_DIST_SIZE,
+		0, ARM64_GICC_BASE, 0, ARM64_GICC_SIZE,
+	};
+	char name[32];
+
+	snprintf(name, sizeof(name), "intc@%llx",
+		 (unsigned long long)ARM64_GICD_BASE);
+	fdt_begin_node(f, name);
+	fdt_prop_string(f, "compatible", "arm,cortex-a15-gic");
+	fdt_prop_u32(f, "#interrupt-cells", 3);
+	fdt_prop_empty(f, "interrupt-controller");
+	fdt_prop_u32(f, "#address-cells", 0);
+	fdt_prop_cells(f, "reg", reg, 8);
+	fdt_prop_u32(f, "phandle", PHANDLE_GIC);
+	fdt_end_node(f);
+}
+
 static void dt_gic(struct fdt *f, struct lkvm *vm)
 {
 	struct arm64_vm *a = vm->arch;
@@ -71,6 +91,10 @@ static void dt_gic(struct fdt *f, struct lkvm *vm)
 	};
 	char name[32];
 
+	if (a->gicv2) {
+		dt_gicv2(f);
+		return;
+	}
 	snprintf(name, sizeof(name), "intc@%llx",
 		 (unsigned long long)ARM64_GICD_BASE);
 	fdt_begin_node(f, name);
@@ -96,12 +120,16 @@ static void dt_gic(struct fdt *f, struct lkvm *vm)
 	fdt_end_node(f);
 }
 
-static void dt_timer_psci(struct fdt *f)
+static void dt_timer_psci(struct fdt *f, struct lkvm *vm)
 {
+	struct arm64_vm *a = vm->arch;
+	/* A GICv2 PPI specifier also names the CPUs it reaches. */
+	uint32_t fl = IRQ_LEVEL_HIGH |
+		      (a->gicv2 ? ((1u << vm->cfg.cpus) - 1) << 8 : 0);
 	/* Secure and non-secure physical, virtual, hypervisor timers. */
 	uint32_t t[12] = {
-		GIC_PPI, 13, IRQ_LEVEL_HIGH, GIC_PPI, 14, IRQ_LEVEL_HIGH,
-		GIC_PPI, 11, IRQ_LEVEL_HIGH, GIC_PPI, 10, IRQ_LEVEL_HIGH,
+		GIC_PPI, 13, fl, GIC_PPI, 14, fl,
+		GIC_PPI, 11, fl, GIC_PPI, 10, fl,
 	};
 
 	fdt_begin_node(f, "timer");
@@ -199,10 +227,9 @@ static void dt_pci(struct fdt *f, struct lkvm *vm)
 		fdt_prop_cells(f, "interrupt-map", map, 10 * n);
 		fdt_prop_cells(f, "interrupt-map-mask", mask, 4);
 	}
-	if (a->its_fd >= 0) {
+	/* Requester ID n is ITS device ID n (msi-map; no msi-parent too). */
+	if (a->its_fd >= 0)
 		fdt_prop_cells(f, "msi-map", msi, 4);
-		fdt_prop_u32(f, "msi-parent", PHANDLE_ITS);
-	}
 	fdt_end_node(f);
 }
 
@@ -242,7 +269,7 @@ long arm64_fdt_build(struct lkvm *vm, uint8_t **blob)
 	fdt_end_node(&f);
 
 	dt_cpus(&f, vm);
-	dt_timer_psci(&f);
+	dt_timer_psci(&f, vm);
 	dt_gic(&f, vm);
 	dt_devices(&f, vm);
 	dt_pci(&f, vm);

@@ -1,7 +1,9 @@
 /*
- * gic.c - the in-kernel GICv3 (distributor + one redistributor per vCPU)
- * and, where the host has one, its ITS for MSIs.  The addresses are set
- * before the vCPUs exist; KVM_DEV_ARM_VGIC_CTRL_INIT comes after.
+ * gic.c - the in-kernel interrupt controller: a GICv3 (distributor + one
+ * redistributor per vCPU) with, where the host has one, its ITS for
+ * MSIs; or a GICv2 (distributor + CPU interface, 8 CPUs, no MSI) where
+ * that is all the host can emulate or --irqchip asks.  The addresses are
+ * set before the vCPUs exist; KVM_DEV_ARM_VGIC_CTRL_INIT comes after.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -33,7 +35,35 @@ static int create_dev(struct lkvm *vm, uint32_t type)
 	return ioctl(vm->vm_fd, KVM_CREATE_DEVICE, &cd) < 0 ? -errno : (int)cd.fd;
 }
 
-int arm64_gic_create(struct lkvm *vm, char *err, size_t errlen)
+static int gic_v2(struct lkvm *vm, char *err, size_t errlen)
+{
+	struct arm64_vm *a = vm->arch;
+	uint64_t dist = ARM64_GICD_BASE, cpu = ARM64_GICC_BASE;
+	uint32_t nr = ARM64_NR_IRQS;
+	int ret;
+
+	if (vm->cfg.cpus > ARM64_GICV2_MAX_CPUS)
+		return errf(err, errlen, -EINVAL,
+			    "a GICv2 serves at most %d CPUs", ARM64_GICV2_MAX_CPUS);
+	a->gic_fd = create_dev(vm, KVM_DEV_TYPE_ARM_VGIC_V2);
+	if (a->gic_fd < 0)
+		return errf(err, errlen, a->gic_fd,
+			    "KVM here cannot emulate a GICv2: %s",
+			    strerror(-a->gic_fd));
+	a->gicv2 = true;
+	ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
+		       KVM_VGIC_V2_ADDR_TYPE_DIST, &dist);
+	if (!ret)
+		ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
+			       KVM_VGIC_V2_ADDR_TYPE_CPU, &cpu);
+	if (!ret)
+		ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr);
+	return ret ? errf(err, errlen, ret, "GICv2 set-up: %s",
+			  strerror(-ret)) : 0;
+}
+
+static int gic_v3(struct lkvm *vm, bool want_its, bool need_its, char *err,
+		  size_t errlen)
 {
 	struct arm64_vm *a = vm->arch;
 	uint64_t dist = ARM64_GICD_BASE, redist = ARM64_GICR_BASE;
@@ -44,7 +74,7 @@ int arm64_gic_create(struct lkvm *vm, char *err, size_t errlen)
 	a->gic_fd = create_dev(vm, KVM_DEV_TYPE_ARM_VGIC_V3);
 	if (a->gic_fd < 0)
 		return errf(err, errlen, a->gic_fd,
-			    "cannot create a GICv3 in KVM: %s",
+			    "KVM here cannot emulate a GICv3: %s",
 			    strerror(-a->gic_fd));
 	ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
 		       KVM_VGIC_V3_ADDR_TYPE_DIST, &dist);
@@ -55,7 +85,9 @@ int arm64_gic_create(struct lkvm *vm, char *err, size_t errlen)
 		ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr);
 	if (ret)
 		return errf(err, errlen, ret, "GICv3 set-up: %s", strerror(-ret));
-	/* The ITS is optional: without it, virtio-pci falls back to INTx. */
+	if (!want_its)
+		return 0;
+	/* Without an ITS there is no MSI: virtio-pci falls back to INTx. */
 	a->its_fd = create_dev(vm, KVM_DEV_TYPE_ARM_VGIC_ITS);
 	if (a->its_fd >= 0 &&
 	    dev_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
@@ -63,9 +95,32 @@ int arm64_gic_create(struct lkvm *vm, char *err, size_t errlen)
 		close(a->its_fd);
 		a->its_fd = -1;
 	}
+	if (a->its_fd < 0 && need_its)
+		return errf(err, errlen, -ENODEV,
+			    "KVM here cannot emulate a GICv3 ITS");
 	if (a->its_fd < 0)
 		vm_info(vm, "no GICv3 ITS: no MSIs");
 	return 0;
+}
+
+int arm64_gic_create(struct lkvm *vm, char *err, size_t errlen)
+{
+	struct arm64_vm *a = vm->arch;
+	int ret;
+
+	switch (vm->cfg.irqchip) {
+	case LKVM_IRQCHIP_GICV2:
+		return gic_v2(vm, err, errlen);
+	case LKVM_IRQCHIP_GICV3:
+		return gic_v3(vm, false, false, err, errlen);
+	case LKVM_IRQCHIP_GICV3_ITS:
+		return gic_v3(vm, true, true, err, errlen);
+	default:
+		ret = gic_v3(vm, true, false, err, errlen);
+		if (ret && a->gic_fd < 0)
+			ret = gic_v2(vm, err, errlen);	/* a v2-only host */
+		return ret;
+	}
 }
 
 int arm64_gic_init(struct lkvm *vm, char *err, size_t errlen)

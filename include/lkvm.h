@@ -51,6 +51,13 @@ enum lkvm_virtio_transport {
 	LKVM_VIRTIO_PCI,
 };
 
+enum lkvm_irqchip {
+	LKVM_IRQCHIP_AUTO,	/* arm64: GICv3 with ITS, else GICv3, else v2 */
+	LKVM_IRQCHIP_GICV2,
+	LKVM_IRQCHIP_GICV3,	/* no ITS: no MSI, virtio-pci uses INTx */
+	LKVM_IRQCHIP_GICV3_ITS,
+};
+
 struct lkvm_config {
 	const char *name;	/* for thread names and messages */
 	const char *kernel;	/* bzImage, flat binary or PVH ELF */
@@ -73,6 +80,7 @@ struct lkvm_config {
 				 * or irqfd (notifies exit, interrupts by ioctl) */
 
 	const char *dump_dtb;	/* arm64: also write the device tree here */
+	enum lkvm_irqchip irqchip;	/* arm64 only */
 	uint64_t timeout_ms;	/* 0: none */
 	int kick_signal;	/* 0: SIGRTMIN */
 

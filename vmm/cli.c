@@ -44,6 +44,8 @@ const char cli_run_usage[] =
 	"      --stats           print VM exit counters when the guest ends\n"
 	"      --no-fastpath     test aid: no ioeventfd/irqfd (notifies exit)\n"
 	"      --dump-dtb FILE   arm64: write the guest's device tree to FILE\n"
+	"      --irqchip gicv2|gicv3|gicv3-its  arm64 interrupt controller\n"
+	"                        (default: the best the host has)\n"
 	"      --debug           print debug messages\n"
 	"  -h, --help            this text\n"
 	"\n"
@@ -60,6 +62,7 @@ enum {
 	OPT_RNG,
 	OPT_NO_FASTPATH,
 	OPT_DUMP_DTB,
+	OPT_IRQCHIP,
 	OPT_TRANSPORT,
 };
 
@@ -79,6 +82,7 @@ static const struct option run_options[] = {
 	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "no-fastpath", no_argument, NULL, OPT_NO_FASTPATH },
 	{ "dump-dtb", required_argument, NULL, OPT_DUMP_DTB },
+	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
 	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -200,6 +204,18 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 		return 0;
 	case OPT_DUMP_DTB:
 		r->cfg.dump_dtb = arg;
+		return 0;
+	case OPT_IRQCHIP:
+		if (!strcmp(arg, "gicv2"))
+			r->cfg.irqchip = LKVM_IRQCHIP_GICV2;
+		else if (!strcmp(arg, "gicv3"))
+			r->cfg.irqchip = LKVM_IRQCHIP_GICV3;
+		else if (!strcmp(arg, "gicv3-its"))
+			r->cfg.irqchip = LKVM_IRQCHIP_GICV3_ITS;
+		else
+			return errf(err, errlen, -EINVAL,
+				    "unsupported irqchip '%s' (supported: gicv2, gicv3, gicv3-its)",
+				    arg);
 		return 0;
 	case OPT_TRANSPORT:
 		if (!strcmp(arg, "mmio"))

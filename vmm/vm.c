@@ -180,6 +180,12 @@ static int vm_check_config(const struct lkvm_config *cfg, char *err,
 		return errf(err, errlen, -EINVAL,
 			    "%u CPUs requested; %s supports 1 to %u",
 			    cfg->cpus, arch_ops.name, arch_ops.max_cpus);
+	if (cfg->irqchip != LKVM_IRQCHIP_AUTO && !arch_ops.irqchip_choice)
+		return errf(err, errlen, -EINVAL,
+			    "--irqchip applies to arm64 only");
+	if (cfg->irqchip > LKVM_IRQCHIP_GICV3_ITS)
+		return errf(err, errlen, -EINVAL, "unknown irqchip %d",
+			    (int)cfg->irqchip);
 	if (cfg->virtio_transport > LKVM_VIRTIO_PCI)
 		return errf(err, errlen, -EINVAL, "unknown virtio transport %d",
 			    (int)cfg->virtio_transport);

@@ -27,6 +27,7 @@ struct arch_ops {
 	unsigned int virtio_gsi;
 	unsigned int virtio_gsis;
 	bool virtio_pci_default;	/* else mmio */
+	bool irqchip_choice;		/* cfg.irqchip means something */
 	/*
 	 * GSI routing: the irqchip routes KVM sets up by default, which a
 	 * KVM_SET_GSI_ROUTING must repeat; MSI GSIs are allocated above

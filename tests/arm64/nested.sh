@@ -150,5 +150,20 @@ check "panic: L2 panics (sysrq c)" grep -q "Kernel panic" <<< "$S"
 check "panic: lkvm ends the run (panic=-1 resets; Debian's arm64 kernel has no pvpanic)" \
 	grep -q "^L1 end panic status 0" <<< "$S"
 
+S=$(section intx)
+check "--irqchip gicv3 (no ITS): virtio-pci falls back to INTx, hwrng works" \
+	grep -q "^L2 hwrng 64 bytes from virtio_rng" <<< "$S"
+check "--irqchip gicv3: lkvm exits 0" grep -q "^L1 end intx status 0" <<< "$S"
+grep -q "interrupts through\|INTx through" <<< "$S" &&
+	fail "--irqchip gicv3: INTx went through irqfd" ||
+	pass "--irqchip gicv3: INTx went through irqfd (resampled)"
+S=$(section gicv2)
+if grep -q "^L1 end gicv2 status 0" <<< "$S"; then
+	check "--irqchip gicv2: L2 runs on a GICv2" grep -q "^L2 hwrng 64 bytes" <<< "$S"
+else
+	check "--irqchip gicv2 on a GICv3-only host: a clear error" \
+		grep -q "cannot emulate a GICv2" <<< "$S"
+fi
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -15,6 +15,7 @@ struct lkvm;
 struct arm64_vm {
 	int gic_fd;
 	int its_fd;			/* -1: no ITS, so no MSI */
+	bool gicv2;
 	uint64_t kernel;		/* entry: load address */
 	uint64_t fdt;
 	uint64_t initrd, initrd_size;
