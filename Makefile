@@ -16,6 +16,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 $(WARN) -D_GNU_SOURCE -Iinclude -pthread -MMD -MP
 LDFLAGS += -pthread
+LDLIBS += -lz
 # STATIC=1 links lkvm statically (for the arm64 nested tests' initramfs).
 ifeq ($(STATIC),1)
 LDFLAGS += -static
@@ -64,7 +65,7 @@ endif
 
 $(LKVM): $(B)/obj/vmm/main.o $(CLI_OBJS) $(LIBLKVM)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(LIBLKVM): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -84,11 +85,11 @@ UNIT_EXTRA := $(if $(filter arm64,$(ARCH)),,arm64/image.c)
 
 $(B)/tests/%: tests/unit/%.c $(LIB_OBJS) $(CLI_OBJS) $(UNIT_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_EXTRA) $(LIB_OBJS) $(CLI_OBJS) $(LDFLAGS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(UNIT_EXTRA) $(LIB_OBJS) $(CLI_OBJS) $(LDFLAGS) $(LDLIBS)
 
 $(B)/tests-san/%: tests/unit/%.c $(SAN_OBJS) $(UNIT_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(UNIT_EXTRA) $(SAN_OBJS) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(UNIT_EXTRA) $(SAN_OBJS) $(LDFLAGS) $(LDLIBS)
 
 # Fuzz targets: a replay build (gcc, random inputs) runs in make check;
 # make fuzz builds them with clang's libFuzzer and runs each for a minute.
@@ -99,12 +100,12 @@ CLANG ?= clang
 
 $(B)/fuzz-replay/%: tests/fuzz/%.c $(SAN_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN_OBJS) $(LDFLAGS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN_OBJS) $(LDFLAGS) $(LDLIBS)
 
 $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -DLKVM_LIBFUZZER -Iinclude \
-		-fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) -pthread
+		-fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) -pthread -lz
 
 fuzz: $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 	@for f in $^; do mkdir -p $(B)/corpus/$$(basename $$f); \
@@ -113,7 +114,7 @@ fuzz: $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 # End-to-end programs that embed the library.
 $(B)/e2e/%: tests/e2e/%.c $(LIBLKVM) include/lkvm.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBLKVM) $(LDFLAGS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBLKVM) $(LDFLAGS) $(LDLIBS)
 
 # Test guests: freestanding x86 kernels (guest/Makefile.inc).
 ifeq ($(ARCH),x86_64)
@@ -127,7 +128,7 @@ E2E_BINS := $(patsubst tests/e2e/%.c,$(B)/e2e/%,$(wildcard tests/e2e/*.c))
 # Benchmarks driving the device code directly (no KVM).
 $(B)/bench/%: tests/bench/%.c $(LIBLKVM)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIBLKVM) $(LDFLAGS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBLKVM) $(LDFLAGS) $(LDLIBS)
 
 BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c))
 

@@ -16,6 +16,7 @@
 
 /* Formats that can be recognised, most specific first; raw last. */
 static const struct disk_ops *const disk_formats[] = {
+	&disk_qcow2_ops,
 	&disk_raw_ops,
 };
 

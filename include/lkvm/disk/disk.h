@@ -36,6 +36,7 @@ struct disk_spec {
 	bool aio_sync;			/* aio=sync: no io_uring */
 	char serial[DISK_SERIAL_MAX + 1];
 	char format[16];		/* "": probe */
+	unsigned int depth;		/* in a backing chain: 0 at the top */
 };
 
 enum disk_req_type {
@@ -101,6 +102,7 @@ static inline void disk_submit(struct disk *d, struct aio *a,
 
 extern const struct disk_ops disk_raw_ops;
 extern const struct disk_ops disk_null_ops;
+extern const struct disk_ops disk_qcow2_ops;
 
 /* A disk of size bytes with no storage (benchmarks). */
 int disk_null_open(struct disk **dp, uint64_t size);

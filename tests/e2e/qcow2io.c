@@ -1,0 +1,147 @@
+/*
+ * qcow2io - drives lkvm's disk layer (any format it opens, qcow2 above
+ * all) from the host, for the qcow2 tests, with qemu-img as the oracle:
+ *   qcow2io dump IMAGE OUT       every guest-visible byte into OUT (raw)
+ *   qcow2io write IMAGE MIRROR SEED N
+ *       N random writes, write-zeroes and discards through lkvm's code,
+ *       the same bytes written to the raw MIRROR (discarded ranges are
+ *       read back from IMAGE into MIRROR: their content is undefined),
+ *       then a flush.  Prints progress lines for the kill -9 test.
+ * Exits 0 on success; errors say what failed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lkvm/disk/aio.h"
+#include "lkvm/disk/disk.h"
+
+static struct aio *engine;
+static int last_err;
+
+static void done(struct disk_req *r, int err)
+{
+	(void)r;
+	last_err = err;
+}
+
+static int io(struct disk *d, enum disk_req_type type, void *buf,
+	      uint64_t off, uint64_t len, bool unmap)
+{
+	struct iovec v = { buf, len };
+	struct disk_req r = { .type = type, .iov = &v, .niov = buf ? 1 : 0,
+			      .off = off, .len = len, .unmap = unmap,
+			      .done = done };
+
+	last_err = 1;
+	disk_submit(d, engine, &r);
+	while (last_err == 1)
+		engine->ops->poll(engine);	/* runs queued completions */
+	return last_err;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+int main(int argc, char **argv)
+{
+	struct disk_spec spec = { 0 };
+	struct disk *d;
+	char err[512];
+	int ret;
+
+	if (argc < 4) {
+		fprintf(stderr, "usage: qcow2io dump IMAGE OUT | write IMAGE MIRROR SEED N\n");
+		return 2;
+	}
+	spec.path = argv[2];
+	spec.ro = !strcmp(argv[1], "dump");
+	if (disk_open(&d, &spec, err, sizeof(err))) {
+		fprintf(stderr, "qcow2io: %s\n", err);
+		return 1;
+	}
+	if (aio_sync_create(&engine))
+		return 1;
+	if (!strcmp(argv[1], "dump")) {
+		int fd = open(argv[3], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		static uint8_t buf[1 << 20];
+		uint64_t off;
+
+		for (off = 0; fd >= 0 && off < d->size; off += sizeof(buf)) {
+			uint64_t n = d->size - off < sizeof(buf) ?
+				     d->size - off : sizeof(buf);
+
+			ret = io(d, DISK_READ, buf, off, n, false);
+			if (ret) {
+				fprintf(stderr, "qcow2io: read at %llu: %s\n",
+					(unsigned long long)off, strerror(-ret));
+				return 1;
+			}
+			if (pwrite(fd, buf, n, off) != (ssize_t)n)
+				return 1;
+		}
+		printf("dumped %llu bytes (%s)\n", (unsigned long long)d->size,
+		       d->ops->name);
+		return fd < 0;
+	}
+	if (!strcmp(argv[1], "write") && argc == 6) {
+		int mfd = open(argv[3], O_RDWR);
+		uint64_t seed = strtoull(argv[4], NULL, 0) | 1;
+		unsigned long n = strtoul(argv[5], NULL, 0), i;
+		uint8_t *buf = malloc(1 << 20);
+
+		if (mfd < 0 || !buf)
+			return 1;
+		for (i = 0; i < n; i++) {
+			uint64_t len = (rnd(&seed) % 256 + 1) * 512;
+			uint64_t off = (rnd(&seed) % (d->size / 512)) * 512;
+			unsigned int kind = rnd(&seed) % 10, j;
+
+			if (off + len > d->size)
+				len = d->size - off;
+			if (kind < 7) {
+				for (j = 0; j < len; j++)
+					buf[j] = (uint8_t)(seed >> (j % 56)) + j;
+				ret = io(d, DISK_WRITE, buf, off, len, false);
+				if (!ret && pwrite(mfd, buf, len, off) != (ssize_t)len)
+					ret = -EIO;
+			} else if (kind < 9) {
+				ret = io(d, DISK_WRITE_ZEROES, NULL, off, len,
+					 kind == 8);
+				memset(buf, 0, len);
+				if (!ret && pwrite(mfd, buf, len, off) != (ssize_t)len)
+					ret = -EIO;
+			} else {
+				ret = io(d, DISK_DISCARD, NULL, off, len, false);
+				/* Discarded bytes are whatever the image says. */
+				if (!ret)
+					ret = io(d, DISK_READ, buf, off, len, false);
+				if (!ret && pwrite(mfd, buf, len, off) != (ssize_t)len)
+					ret = -EIO;
+			}
+			if (ret) {
+				fprintf(stderr, "qcow2io: op %lu (%u at %llu+%llu): %s\n",
+					i, kind, (unsigned long long)off,
+					(unsigned long long)len, strerror(-ret));
+				return 1;
+			}
+			if (i % 64 == 0) {
+				printf("op %lu\n", i);
+				fflush(stdout);
+			}
+		}
+		ret = io(d, DISK_FLUSH, NULL, 0, 0, false);
+		printf("%lu operations, flushed (%s)\n", n, ret ? "failed" : "ok");
+		disk_close(d);
+		return ret != 0;
+	}
+	return 2;
+}
