@@ -84,7 +84,7 @@ struct disk {
 };
 
 /* PATH[,ro][,direct][,cache=writeback|none|unsafe][,queues=N]
- * [,serial=TEXT][,format=raw][,aio=io_uring|sync] */
+ * [,serial=TEXT][,format=raw|qcow2][,aio=io_uring|sync] */
 int disk_spec_parse(const char *s, struct disk_spec *spec, char *err,
 		    size_t errlen);
 void disk_spec_free(struct disk_spec *spec);
