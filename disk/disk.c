@@ -210,7 +210,7 @@ int disk_open(struct disk **dp, const struct disk_spec *spec, char *err,
 	*dp = d;
 	return 0;
 fail:
-	d->ops = NULL;
+	/* A format's close must cope with a half-done open (priv NULL). */
 	disk_close(d);
 	return ret;
 }
