@@ -739,6 +739,10 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 
 	if (!q)
 		return errf(err, errlen, -ENOMEM, "out of memory");
+	if (d->spec.cache == DISK_CACHE_NONE)
+		return errf(err, errlen, -EINVAL,
+			    "disk %s: cache=none (O_DIRECT) is not supported "
+			    "for qcow2 yet", d->spec.path);
 	d->priv = q;
 	pthread_mutex_init(&q->lock, NULL);
 	q->barriers = true;

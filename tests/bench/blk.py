@@ -128,6 +128,7 @@ def main():
                               "%.2fx" % row["iops_ratio"] if fio else "-",
                               "%+.2f" % row["p50_delta_us"] if fio else "-"),
                           flush=True)
+    qcow2_rows(rootfs, rows, seconds, reps)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"date": time.strftime("%Y-%m-%d"),
@@ -136,6 +137,55 @@ def main():
                        "reps": reps, "rows": rows}, f, indent=1)
     if os.path.exists(shm):
         os.unlink(shm)
+
+
+def qcow2_rows(raw, rows, seconds, reps):
+    """qcow2 beside raw on the same filesystem (lkvm only: fio has no
+    qcow2): an image converted from the raw one (every cluster
+    allocated), and a fresh one that allocates as the writes come."""
+    if not shutil.which("qemu-img"):
+        print("note: qemu-img not installed; no qcow2 rows")
+        return
+    alloc = raw + ".qcow2"
+    fresh = raw + ".fresh.qcow2"
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", raw, alloc],
+                   check=True)
+    print()
+    hdr = ("%-22s %-9s %5s | %9s %8s %8s | %9s | %6s"
+           % ("qcow2 (rootfs)", "rw", "depth", "IOPS", "p50 us", "p99 us",
+              "raw IOPS", "vs raw"))
+    print(hdr)
+    print("-" * len(hdr))
+    for name in ("allocated", "fresh"):
+        for depth in (1, 32):
+            for rw in ("randread", "randwrite"):
+                if name == "fresh" and rw == "randread":
+                    continue
+                runs = []
+                for _ in range(reps):
+                    img = alloc
+                    if name == "fresh":
+                        subprocess.run(["qemu-img", "create", "-q", "-f",
+                                        "qcow2", fresh, "%dM" % SIZE_MB],
+                                       check=True)
+                        img = fresh
+                    warm(raw)
+                    runs.append(run_lkvm(img, rw, depth, 1, seconds))
+                q = median_run(runs)
+                base = [r for r in rows if r["backend"] == "raw rootfs" and
+                        r["rw"] == rw and r["depth"] == depth and
+                        r["queues"] == 1][0]["lkvm"]
+                rows.append({"backend": "qcow2 rootfs " + name, "rw": rw,
+                             "depth": depth, "queues": 1, "lkvm": q,
+                             "raw_iops": base["iops"],
+                             "vs_raw": q["iops"] / base["iops"]})
+                print("%-22s %-9s %5d | %9.0f %8.2f %8.2f | %9.0f | %5.2fx"
+                      % ("qcow2 " + name, rw, depth, q["iops"], q["p50_us"],
+                         q["p99_us"], base["iops"], q["iops"] / base["iops"]),
+                      flush=True)
+    for f in (alloc, fresh):
+        if os.path.exists(f):
+            os.unlink(f)
 
 
 if __name__ == "__main__":
