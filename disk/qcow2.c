@@ -285,6 +285,21 @@ static int entry_release(struct disk *d, uint64_t e)
 	return 0;
 }
 
+/*
+ * May a table or data cluster live at host offset off?  Not in the
+ * header, the L1 table or the refcount table, not past the end: a
+ * hostile image must not make us write over its own metadata.
+ */
+static bool cluster_ok(const struct qcow2 *q, uint64_t off)
+{
+	return off >= q->cluster_size && off % q->cluster_size == 0 &&
+	       off + q->cluster_size <= q->file_end &&
+	       !range_overlaps(off, q->cluster_size, q->l1_offset,
+			       (uint64_t)q->l1_size * 8) &&
+	       !range_overlaps(off, q->cluster_size, q->rt_offset,
+			       q->rt_entries * 8);
+}
+
 /* ---- L2 tables (write-through cache) ---- */
 
 static int l2_get(struct disk *d, uint64_t off, uint64_t **table)
@@ -304,8 +319,8 @@ static int l2_get(struct disk *d, uint64_t off, uint64_t **table)
 		if (q->cache[i].age < victim->age)
 			victim = &q->cache[i];
 	}
-	if (off + q->cluster_size > q->file_end)
-		return -EIO;		/* points past the end of the image */
+	if (!cluster_ok(q, off))
+		return -EIO;		/* outside the image, or over metadata */
 	raw = (uint8_t *)victim->table;
 	ret = pread_full(d->fd, raw, q->cluster_size, off);
 	if (ret) {
@@ -541,8 +556,8 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	    !(e & QCOW2_OFLAG_ZERO) && (e & QCOW2_OFFSET_MASK)) {
 		uint64_t ho = (e & QCOW2_OFFSET_MASK) + in;
 
-		if (ho + len > q->file_end)
-			return -EIO;
+		if (!cluster_ok(q, e & QCOW2_OFFSET_MASK))
+			return -EIO;	/* would write over metadata */
 		if (buf)
 			return pwrite_full(d->fd, buf, len, ho);
 		c = calloc(1, len);

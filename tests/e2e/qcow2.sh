@@ -114,5 +114,27 @@ if [ -c /dev/kvm ]; then
 	qemu-img convert -O raw $D/guest.qcow2 $D/guest.raw
 	check "the image holds the guest's pattern (seen through qemu-img)" \
 		python3 tests/e2e/imgcheck.py $D/guest.raw 0 0 131072 32768 65536
+	# Two queues on two vCPUs at once: one image lock, no mix-ups.
+	qemu-img create -q -f qcow2 -o cluster_size=4096 $D/mq.qcow2 1M
+	lkvm_run run -k $GUESTS/blkmq.bin -d $D/mq.qcow2,queues=2 -c 2
+	check "blkmq on qcow2: both queues at once" has "$OUT" "blkmq: queue 0 ok, queue 1 ok"
+	check "blkmq on qcow2: qemu-img check clean" qemu-img check -q $D/mq.qcow2
+	qemu-img convert -O raw $D/mq.qcow2 $D/mq.raw
+	check "blkmq on qcow2: both halves in the image" \
+		python3 tests/e2e/imgcheck.py $D/mq.raw 2 0 131072
 fi
+# A data cluster placed over the L1 table: reads may see it, writes
+# must not go there.
+qemu-img convert -q -O qcow2 -o cluster_size=4096 $D/base.raw $D/ov.qcow2
+L1=$(qemu-img info --output=json $D/ov.qcow2 > /dev/null; python3 -c "
+import struct; h=open('$D/ov.qcow2','rb').read(104); print(struct.unpack('>Q',h[40:48])[0])")
+L2=$(python3 -c "
+import struct; f=open('$D/ov.qcow2','rb'); f.seek($L1); print(struct.unpack('>Q',f.read(8))[0] & 0x00fffffffffffe00)")
+python3 -c "
+import struct; f=open('$D/ov.qcow2','r+b'); f.seek($L2); f.write(struct.pack('>Q', (1<<63) | $L1))"
+cp $D/ov.qcow2 $D/ov.before
+$Q poke $D/ov.qcow2 0 4096 > /dev/null 2> $D/ov.err
+check "a cluster over the L1 table: the write fails with an I/O error" grep -q "Input/output error" $D/ov.err
+check "... and the L1 table is intact" \
+	eval 'cmp -s <(dd if=$D/ov.qcow2 bs=1 skip=$L1 count=8 2>/dev/null) <(dd if=$D/ov.before bs=1 skip=$L1 count=8 2>/dev/null)'
 finish

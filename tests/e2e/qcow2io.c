@@ -7,6 +7,7 @@
  *       the same bytes written to the raw MIRROR (discarded ranges are
  *       read back from IMAGE into MIRROR: their content is undefined),
  *       then a flush.  Prints progress lines for the kill -9 test.
+ *   qcow2io poke IMAGE OFF LEN   one write of LEN bytes (0xa5) at OFF
  * Exits 0 on success; errors say what failed.
  */
 #include <errno.h>
@@ -91,6 +92,20 @@ int main(int argc, char **argv)
 		printf("dumped %llu bytes (%s)\n", (unsigned long long)d->size,
 		       d->ops->name);
 		return fd < 0;
+	}
+	if (!strcmp(argv[1], "poke") && argc == 5) {
+		uint64_t off = strtoull(argv[3], NULL, 0);
+		uint64_t len = strtoull(argv[4], NULL, 0);
+		uint8_t *buf = malloc(len ? len : 1);
+
+		if (!buf)
+			return 1;
+		memset(buf, 0xa5, len);
+		ret = io(d, DISK_WRITE, buf, off, len, false);
+		if (ret)
+			fprintf(stderr, "qcow2io: write at %llu: %s\n",
+				(unsigned long long)off, strerror(-ret));
+		return ret != 0;
 	}
 	if (!strcmp(argv[1], "write") && argc == 6) {
 		int mfd = open(argv[3], O_RDWR);
