@@ -3,9 +3,11 @@
  * QEMU's docs/interop/qcow2.txt): two-level cluster tables, refcounts of
  * any width, zero clusters, zlib-compressed clusters, backing files.
  *
- * This first version does each request synchronously on the submitting
- * queue thread under a per-image mutex (metadata and data alike); it
- * completes inside submit like a page-cache hit.  Tables are written
+ * Requests run synchronously on the submitting queue thread and
+ * complete inside submit, like a page-cache hit.  Metadata is under one
+ * per-image mutex; a read or in-place write whose clusters are all
+ * allocated only maps them under it and does its I/O outside, so queues
+ * run in parallel in the steady state.  Tables are written
  * through (no dirty metadata cache), so what reached the file is always
  * consistent:
  *   allocation: refcount of the new cluster first, then its contents,
@@ -653,6 +655,69 @@ static int qcow2_zero_range(struct disk *d, uint64_t off, uint64_t len,
 	return 0;
 }
 
+#define QCOW2_MAX_EXTENTS 64
+
+struct extent {
+	uint64_t host, len;
+};
+
+/*
+ * Maps [off, off+len) to host extents if every cluster of it is a plain
+ * allocated one (for a write: also ours alone, COPIED).  Returns false
+ * when any part needs the full path.  Called with the lock held; the
+ * I/O itself then runs without it: clusters are never reused, so a
+ * mapping that goes stale meanwhile points at a cluster nobody else
+ * uses, which is what racing guest requests to one sector deserve.
+ */
+static bool qcow2_map(struct disk *d, uint64_t off, uint64_t len, bool write,
+		      struct extent *ext, unsigned int *n)
+{
+	struct qcow2 *q = d->priv;
+
+	*n = 0;
+	while (len) {
+		uint64_t in = off & (q->cluster_size - 1);
+		uint64_t k = MIN(len, q->cluster_size - in), *t, l2off, e, host;
+
+		if (l2_lookup(d, off, false, &l2off, &t) || !t)
+			return false;
+		if (write && !(q->l1[off >> (q->cluster_bits * 2 - 3)] &
+			       QCOW2_OFLAG_COPIED))
+			return false;
+		e = t[(off >> q->cluster_bits) & (q->l2_entries - 1)];
+		if ((e & QCOW2_OFLAG_COMPRESSED) || !(e & QCOW2_OFFSET_MASK) ||
+		    (q->version >= 3 && (e & QCOW2_OFLAG_ZERO)) ||
+		    (write && !(e & QCOW2_OFLAG_COPIED)) ||
+		    !cluster_ok(q, e & QCOW2_OFFSET_MASK))
+			return false;
+		host = (e & QCOW2_OFFSET_MASK) + in;
+		if (*n && ext[*n - 1].host + ext[*n - 1].len == host) {
+			ext[*n - 1].len += k;
+		} else {
+			if (*n == QCOW2_MAX_EXTENTS)
+				return false;
+			ext[(*n)++] = (struct extent){ host, k };
+		}
+		off += k;
+		len -= k;
+	}
+	return true;
+}
+
+static int extents_io(struct disk *d, uint8_t *buf, const struct extent *ext,
+		      unsigned int n, bool write)
+{
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; !ret && i < n; i++) {
+		ret = write ? pwrite_full(d->fd, buf, ext[i].len, ext[i].host) :
+			      pread_full(d->fd, buf, ext[i].len, ext[i].host);
+		buf += ext[i].len;
+	}
+	return ret;
+}
+
 static void iov_copy(struct disk_req *r, uint8_t *buf, bool to_iov)
 {
 	unsigned int i;
@@ -677,6 +742,27 @@ static void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 		buf = malloc(r->len);
 		if (!buf) {
 			r->done(r, -ENOMEM);
+			return;
+		}
+	}
+	if (buf) {
+		struct extent ext[QCOW2_MAX_EXTENTS];
+		bool write = r->type == DISK_WRITE;
+		unsigned int n;
+		bool plain;
+
+		/* Allocated clusters: map under the lock, I/O without it. */
+		pthread_mutex_lock(&q->lock);
+		plain = qcow2_map(d, r->off, r->len, write, ext, &n);
+		pthread_mutex_unlock(&q->lock);
+		if (plain) {
+			if (write)
+				iov_copy(r, buf, false);
+			ret = extents_io(d, buf, ext, n, write);
+			if (!ret && !write)
+				iov_copy(r, buf, true);
+			free(buf);
+			r->done(r, ret);
 			return;
 		}
 	}
