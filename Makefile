@@ -34,7 +34,7 @@ endif
 
 B := build/$(ARCH)
 CORE_SRCS := $(filter-out vmm/main.c vmm/cli.c vmm/term.c,$(wildcard vmm/*.c))
-LIB_SRCS := $(CORE_SRCS) $(wildcard virtio/*.c) $(wildcard disk/*.c) $(wildcard $(ARCH_DIR)/*.c)
+LIB_SRCS := $(CORE_SRCS) $(wildcard virtio/*.c) $(wildcard disk/*.c) $(wildcard net/*.c) $(wildcard $(ARCH_DIR)/*.c)
 CLI_SRCS := vmm/cli.c vmm/term.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/obj/%.o)

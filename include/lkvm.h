@@ -67,6 +67,8 @@ struct lkvm_config {
 	unsigned int cpus;
 	const char **disks;	/* -d specifications, ndisks of them */
 	unsigned int ndisks;
+	const char **nets;	/* -n specifications, nnets of them */
+	unsigned int nnets;
 
 	int console_in;		/* fd read for guest console input, or -1 */
 	int console_out;	/* fd the guest console is written to, or -1 */

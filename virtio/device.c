@@ -246,6 +246,8 @@ void virtio_set_status(struct virtio_device *d, uint32_t status)
 	    !(old & VIRTIO_STATUS_DRIVER_OK)) {
 		unsigned int i;
 
+		if (d->ops->driver_ok)
+			d->ops->driver_ok(d);
 		/* Buffers may already be waiting: look once on each queue. */
 		for (i = 0; i < d->nqueues; i++) {
 			uint64_t one = 1;

@@ -14,16 +14,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "lkvm/arch.h"
 #include "lkvm/iothread.h"
+#include "lkvm/log.h"
 #include "lkvm/util.h"
 #include "lkvm/disk/disk.h"
 #include "lkvm/virtio/blk.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/devices.h"
 #include "lkvm/virtio/mmio.h"
+#include "lkvm/virtio/net.h"
 #include "lkvm/virtio/pci.h"
 #include "lkvm/vm.h"
 
@@ -164,6 +167,60 @@ static int virtio_add_disk(struct lkvm *vm, unsigned int index, char *err,
 	return 0;
 }
 
+/* A locally administered address no other lkvm is likely to pick. */
+static void virtio_net_random_mac(uint8_t *mac)
+{
+	uint8_t r[3] = { 0x12, 0x34, 0x56 };
+
+	if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
+		/* keep the fixed fallback */
+	}
+	mac[0] = 0x02;
+	mac[1] = 0x6c;		/* 'l' */
+	mac[2] = 0x6b;		/* 'k' */
+	memcpy(mac + 3, r, 3);
+}
+
+static int virtio_add_net(struct lkvm *vm, unsigned int index,
+			  unsigned int slot, char *err, size_t errlen)
+{
+	struct virtio_device *d = NULL;
+	struct net_backend *nb;
+	struct net_spec spec;
+	uint8_t mac[NET_MAC_LEN];
+	unsigned int nq;
+	int ret;
+
+	ret = net_spec_parse(vm->cfg.nets[index], &spec, err, errlen);
+	if (ret)
+		return ret;
+	if (spec.mode == NET_MODE_NONE) {
+		net_spec_free(&spec);
+		return 0;
+	}
+	if (spec.mac_set)
+		memcpy(mac, spec.mac, sizeof(mac));
+	else
+		virtio_net_random_mac(mac);
+	nq = spec.queues ? spec.queues : 1;
+	ret = net_open(&nb, &spec, nq, err, errlen);
+	if (ret)
+		return ret;
+	ret = virtio_net_create(vm, nb, slot, mac, vm->lowrate, &d);
+	if (d)
+		virtio_list_add(vm, d);
+	if (!ret)
+		ret = virtio_register(vm, d);
+	if (ret)
+		return errf(err, errlen, ret, "cannot create virtio-net on %s: %s",
+			    nb->ifname, ret == -ENOSPC ?
+			    "no free virtio slot" : strerror(-ret));
+	vm_info(vm, "net%u: %s, guest MAC %02x:%02x:%02x:%02x:%02x:%02x, %u queue pair(s)",
+		slot, nb->ifname, mac[0], mac[1], mac[2], mac[3], mac[4],
+		mac[5], nq);
+	return 0;
+}
+
 int virtio_devices_create(struct lkvm *vm, char *err, size_t errlen)
 {
 	unsigned int i;
@@ -174,8 +231,9 @@ int virtio_devices_create(struct lkvm *vm, char *err, size_t errlen)
 		if (ret)
 			return ret;
 	}
-	if (!vm->cfg.rng && !vm->cfg.console_virtio)
+	if (!vm->cfg.rng && !vm->cfg.console_virtio && !vm->cfg.nnets)
 		return 0;
+	/* Low-rate queues share it: rng, console, network control. */
 	vm->lowrate = calloc(1, sizeof(*vm->lowrate));
 	if (!vm->lowrate)
 		return errf(err, errlen, -ENOMEM, "out of memory");
@@ -184,6 +242,11 @@ int virtio_devices_create(struct lkvm *vm, char *err, size_t errlen)
 		free(vm->lowrate);
 		vm->lowrate = NULL;
 		return errf(err, errlen, ret, "cannot create I/O thread");
+	}
+	for (i = 0; i < vm->cfg.nnets; i++) {
+		ret = virtio_add_net(vm, i, i, err, errlen);
+		if (ret)
+			return ret;
 	}
 	if (vm->cfg.console_virtio) {
 		ret = virtio_add_lowrate(vm, &virtio_console_ops, true, err,

@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 #include "lkvm/cli.h"
+#include "lkvm/net/net.h"
 #include "lkvm/util.h"
 
 #define CLI_MAX_DISKS 256
+#define CLI_MAX_NETS 32
 #define CLI_MAX_TIMEOUT_S (365ULL * 24 * 3600)
 
 const char cli_usage[] =
@@ -33,6 +35,9 @@ const char cli_run_usage[] =
 	"  -m, --mem SIZE        guest RAM: MiB, or with a suffix (512M, 2G)\n"
 	"  -c, --cpus N          number of vCPUs\n"
 	"  -d, --disk SPEC       disk image (repeatable)\n"
+	"  -n, --network SPEC    mode=tap[,tapif=NAME][,guest_mac=MAC]\n"
+	"                        [,script=PATH|none][,queues=N], or\n"
+	"                        mode=none (repeatable; default: no network)\n"
 	"      --name NAME       guest name\n"
 	"      --console serial|virtio  guest console: COM1 (0x3f8) or\n"
 	"                        virtio-console (hvc0)\n"
@@ -73,6 +78,7 @@ static const struct option run_options[] = {
 	{ "mem", required_argument, NULL, 'm' },
 	{ "cpus", required_argument, NULL, 'c' },
 	{ "disk", required_argument, NULL, 'd' },
+	{ "network", required_argument, NULL, 'n' },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "console", required_argument, NULL, OPT_CONSOLE },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -147,6 +153,35 @@ static int cli_add_disk(struct cli_run *r, const char *spec, char *err,
 	return 0;
 }
 
+/* -n mode=none asks for what is the default: no device. */
+static int cli_add_net(struct cli_run *r, const char *spec, char *err,
+		       size_t errlen)
+{
+	struct net_spec ns;
+	const char **n;
+	int ret;
+
+	if (!*spec)
+		return errf(err, errlen, -EINVAL, "empty --network argument");
+	/* Checked now for a usage error; opened when the VM is made. */
+	ret = net_spec_parse(spec, &ns, err, errlen);
+	if (ret)
+		return ret;
+	net_spec_free(&ns);
+	if (ns.mode == NET_MODE_NONE)
+		return 0;
+	if (r->cfg.nnets >= CLI_MAX_NETS)
+		return errf(err, errlen, -EINVAL, "more than %d networks",
+			    CLI_MAX_NETS);
+	n = realloc(r->nets, (r->cfg.nnets + 1) * sizeof(*n));
+	if (!n)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	n[r->cfg.nnets++] = spec;
+	r->nets = n;
+	r->cfg.nets = n;
+	return 0;
+}
+
 static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 			 const char *opt, char *err, size_t errlen)
 {
@@ -180,6 +215,8 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 		return 0;
 	case 'd':
 		return cli_add_disk(r, arg, err, errlen);
+	case 'n':
+		return cli_add_net(r, arg, err, errlen);
 	case OPT_NAME:
 		if (!*arg || strlen(arg) > 64)
 			return errf(err, errlen, -EINVAL,
@@ -265,7 +302,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err,
 	for (;;) {
 		int prev = optind ? optind : 1;
 
-		c = getopt_long(argc, argv, ":k:i:p:m:c:d:h", run_options,
+		c = getopt_long(argc, argv, ":k:i:p:m:c:d:n:h", run_options,
 				NULL);
 		if (c == -1)
 			break;
@@ -293,6 +330,8 @@ void cli_run_free(struct cli_run *r)
 {
 	free(r->disks);
 	r->disks = NULL;
+	free(r->nets);
+	r->nets = NULL;
 }
 
 int cli_exit_status(const struct lkvm_result *res)

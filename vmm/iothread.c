@@ -17,6 +17,7 @@
 
 struct iot_handler {
 	int fd;
+	uint32_t events;		/* 0: registered but not watched */
 	iothread_fn fn;
 	void *opaque;
 	struct iot_handler *next;
@@ -59,11 +60,12 @@ int iothread_add(struct iothread *t, int fd, uint32_t events, iothread_fn fn,
 	if (!h)
 		return -ENOMEM;
 	h->fd = fd;
+	h->events = events;
 	h->fn = fn;
 	h->opaque = opaque;
 	ev.data.ptr = h;
 	pthread_mutex_lock(&t->lock);
-	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	if (events && epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		err = -errno;
 		pthread_mutex_unlock(&t->lock);
 		free(h);
@@ -84,12 +86,43 @@ int iothread_del(struct iothread *t, int fd)
 	pthread_mutex_lock(&t->lock);
 	for (pp = &t->handlers; (h = *pp); pp = &h->next) {
 		if (h->fd == fd) {
-			epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd, NULL);
+			if (h->events)
+				epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd, NULL);
 			*pp = h->next;
 			free(h);
 			ret = 0;
 			break;
 		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int iothread_watch(struct iothread *t, int fd, uint32_t events)
+{
+	struct iot_handler *h;
+	int ret = -ENOENT, op;
+
+	pthread_mutex_lock(&t->lock);
+	for (h = t->handlers; h; h = h->next) {
+		struct epoll_event ev = { .events = events, .data.ptr = h };
+
+		if (h->fd != fd)
+			continue;
+		ret = 0;
+		if (h->events == events)
+			break;
+		/*
+		 * Taken out of the set rather than given no events: epoll
+		 * reports errors and hang-ups whatever was asked for.
+		 */
+		op = !events ? EPOLL_CTL_DEL :
+		     !h->events ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+		if (epoll_ctl(t->epfd, op, fd, events ? &ev : NULL) < 0)
+			ret = -errno;
+		else
+			h->events = events;
+		break;
 	}
 	pthread_mutex_unlock(&t->lock);
 	return ret;

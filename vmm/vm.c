@@ -153,6 +153,15 @@ static int vm_copy_config(struct lkvm *vm, const struct lkvm_config *cfg)
 			vm->disks[i] = strdup_or_null(cfg->disks[i], &fail);
 		vm->cfg.disks = (const char **)vm->disks;
 	}
+	vm->cfg.nets = NULL;
+	if (cfg->nnets) {
+		vm->nets = calloc(cfg->nnets, sizeof(*vm->nets));
+		if (!vm->nets)
+			return -ENOMEM;
+		for (i = 0; i < cfg->nnets; i++)
+			vm->nets[i] = strdup_or_null(cfg->nets[i], &fail);
+		vm->cfg.nets = (const char **)vm->nets;
+	}
 	return fail ? -ENOMEM : 0;
 }
 
@@ -343,6 +352,9 @@ void lkvm_destroy(struct lkvm *vm)
 	for (i = 0; vm->disks && i < vm->cfg.ndisks; i++)
 		free(vm->disks[i]);
 	free(vm->disks);
+	for (i = 0; vm->nets && i < vm->cfg.nnets; i++)
+		free(vm->nets[i]);
+	free(vm->nets);
 	free((char *)vm->cfg.name);
 	free((char *)vm->cfg.dump_dtb);
 	free((char *)vm->cfg.kernel);

@@ -24,6 +24,7 @@ struct cli_run {
 	bool stats;
 	bool help;
 	const char **disks;	/* malloc'd array of argv pointers */
+	const char **nets;	/* the same for -n */
 };
 
 /*

@@ -57,6 +57,12 @@ int iothread_add(struct iothread *t, int fd, uint32_t events, iothread_fn fn,
 		 void *opaque);
 int iothread_del(struct iothread *t, int fd);
 /*
+ * Changes the events watched on fd (added before); 0 stops watching it
+ * without forgetting the handler.  On the owner thread, or while it is
+ * paused.
+ */
+int iothread_watch(struct iothread *t, int fd, uint32_t events);
+/*
  * Before start: the thread sleeps in wait(opaque, epfd), which returns
  * once epfd is readable (or early, having done work of its own), instead
  * of in epoll_wait; handlers are then run from a non-blocking epoll_wait.

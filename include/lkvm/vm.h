@@ -40,6 +40,7 @@ struct vcpu {
 struct lkvm {
 	struct lkvm_config cfg;		/* strings owned (copied) */
 	char **disks;
+	char **nets;
 
 	int kvm_fd;
 	int vm_fd;

@@ -77,6 +77,11 @@ struct virtio_device_ops {
 	 * interrupts the guest once afterwards if needed.
 	 */
 	void (*drain)(struct virtio_device *d, struct virtio_queue *q);
+	/*
+	 * Optional, on a vCPU thread: the driver set DRIVER_OK, so the
+	 * features are final (a backend can be told what they allow).
+	 */
+	void (*driver_ok)(struct virtio_device *d);
 	/* Device state back to power-on; queue threads are paused. */
 	void (*reset)(struct virtio_device *d);
 	/* Optional: start / stop the device's own I/O threads. */

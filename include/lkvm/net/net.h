@@ -1,0 +1,83 @@
+/*
+ * net.h - the network backend interface.  virtio-net knows its backend
+ * only through struct net_ops; each kind is one file in net/ (tap.c now)
+ * and one line in net.c's list.
+ *
+ * A backend gives one non-blocking fd per queue pair.  Each frame read
+ * from or written to it starts with a virtio_net_hdr of hdr_len bytes
+ * (the layout virtio 1.x uses, little-endian), so the device can pass
+ * guest headers through unchanged after checking them.  The fds belong
+ * to the queue threads; set_offload and set_queue_enabled are ioctls the
+ * kernel serialises and may run on any thread.
+ */
+#ifndef LKVM_NET_NET_H
+#define LKVM_NET_NET_H
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NET_MAX_QUEUES		16	/* queue pairs */
+#define NET_MAC_LEN		6
+
+/* Offloads the backend may hand us (receive side), as TUN_F_* bits. */
+#define NET_OFF_CSUM		0x01
+#define NET_OFF_TSO4		0x02
+#define NET_OFF_TSO6		0x04
+#define NET_OFF_TSO_ECN		0x08
+#define NET_OFF_UFO		0x10
+
+enum net_mode {
+	NET_MODE_NONE,
+	NET_MODE_TAP,
+};
+
+/* One -n option. */
+struct net_spec {
+	enum net_mode mode;
+	char tapif[IFNAMSIZ];		/* "": let the kernel name it */
+	uint8_t mac[NET_MAC_LEN];
+	bool mac_set;
+	char *script;			/* NULL: none */
+	unsigned int queues;		/* queue pairs; 0: the default */
+};
+
+struct net_backend;
+
+struct net_ops {
+	const char *name;
+	/* nb->spec and nb->nqueues are set; open the fds and fill the rest. */
+	int (*open)(struct net_backend *nb, char *err, size_t errlen);
+	/* Which NET_OFF_* frames the backend may give us from now on. */
+	int (*set_offload)(struct net_backend *nb, unsigned int off);
+	/* Stops (or restarts) the backend steering frames to queue pair q. */
+	int (*set_queue_enabled)(struct net_backend *nb, unsigned int q,
+				 bool on);
+	void (*close)(struct net_backend *nb);
+};
+
+struct net_backend {
+	const struct net_ops *ops;
+	struct net_spec spec;
+	unsigned int nqueues;
+	int fds[NET_MAX_QUEUES];
+	unsigned int hdr_len;		/* vnet header bytes on each frame */
+	unsigned int offloads;		/* NET_OFF_* the backend can do */
+	unsigned int mtu;
+	char ifname[IFNAMSIZ];
+	bool created;			/* we made the interface */
+};
+
+extern const struct net_ops net_tap_ops;
+
+/* Parses "mode=tap,tapif=NAME,..." or "mode=none"; spec->script malloc'd. */
+int net_spec_parse(const char *s, struct net_spec *spec, char *err,
+		   size_t errlen);
+void net_spec_free(struct net_spec *spec);
+/* Opens the backend for spec (which it takes over) with nqueues pairs. */
+int net_open(struct net_backend **nbp, struct net_spec *spec,
+	     unsigned int nqueues, char *err, size_t errlen);
+void net_close(struct net_backend *nb);
+
+#endif

@@ -1,0 +1,714 @@
+/*
+ * net.c - virtio-net (virtio 1.2, section 5.1) on per-queue-pair I/O
+ * threads.
+ *
+ * Queue pair i (receive queue 2i, transmit queue 2i+1) has its own
+ * thread "netN-qI" and its own backend fd; that thread alone touches
+ * both rings and the fd.  It sleeps in epoll on the two kick eventfds
+ * and the fd together.  Transmit: each chain's header is copied out and
+ * checked, then the frame goes to the fd with one writev straight from
+ * guest memory.  Receive: chains are taken only when a frame may come,
+ * the frame is read straight into them (an overflow area catches what
+ * does not fit), and the guest is interrupted once per batch.  With no
+ * receive buffers the thread stops watching the fd until the guest
+ * kicks the receive queue; frames wait in the tap's own queue meanwhile.
+ *
+ * The control queue (only VIRTIO_NET_CTRL_MQ) runs on the VM's low-rate
+ * thread.  Changing the number of queue pairs pauses the pair threads
+ * concerned, so their state never changes under them.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "lkvm/iothread.h"
+#include "lkvm/log.h"
+#include "lkvm/util.h"
+#include "lkvm/virtio/device.h"
+#include "lkvm/virtio/net.h"
+#include "lkvm/vm.h"
+
+#define NET_POLL_NS		50000	/* spin before sleeping */
+#define NET_RX_BUDGET		64	/* frames per round before signalling */
+#define NET_BOUNCE		(NET_GSO_MAX + NET_ETH_HLEN + NET_VLAN_HLEN + \
+				 NET_HDR_LEN)
+#define NET_RX_IOV		1024	/* readv limit (IOV_MAX) */
+
+/* struct virtio_net_config up to mtu. */
+struct net_config {
+	uint8_t mac[NET_MAC_LEN];
+	uint16_t status;
+	uint16_t max_virtqueue_pairs;
+	uint16_t mtu;
+} __attribute__((packed));
+
+/* A receive chain taken from the ring and not yet given back. */
+struct net_chain {
+	struct vq_elem elem;
+	struct iovec iov[NET_MAX_IOV];
+};
+
+struct net_pair {
+	struct virtio_net *net;
+	unsigned int index;
+	struct virtio_queue *rxq, *txq;
+	struct iothread thread;
+	bool thread_ready;
+	int fd;
+	bool enabled;			/* the guest uses this pair */
+	bool watching;			/* fd in the thread's epoll set */
+	bool fd_dead;			/* backend fd failed: ignore it */
+	/* Receive: chains held in ring order, and a frame in progress. */
+	struct net_chain *held;
+	unsigned int nheld;
+	uint64_t held_bytes;
+	uint8_t *bounce;		/* overflow of a frame past the chains */
+	uint64_t pend_len;		/* frame waiting for more chains */
+	uint64_t pend_base;		/* its bytes already in chains */
+	struct iovec rxiov[NET_RX_IOV];
+	struct iovec txiov[VIRTIO_QUEUE_MAX_IOV + 1];
+	uint32_t caps[NET_QUEUE_SIZE], lens[NET_QUEUE_SIZE];
+	/* statistics */
+	uint64_t rx_frames, rx_dropped, tx_frames, tx_dropped;
+	uint64_t tx_err[NET_TX_NR];
+};
+
+struct virtio_net {
+	struct virtio_device dev;
+	struct net_backend *nb;
+	struct net_config config;
+	struct net_pair *pairs;
+	unsigned int npairs;
+	unsigned int active;		/* pairs the guest uses */
+	unsigned int ctl_qi;
+	atomic_bool warned;
+};
+
+static struct virtio_net *to_net(struct virtio_device *d)
+{
+	return container_of(d, struct virtio_net, dev);
+}
+
+static bool acked(struct net_pair *p, unsigned int bit)
+{
+	return p->net->dev.acked & (1ULL << bit);
+}
+
+static void net_warn_once(struct virtio_net *net, const char *what)
+{
+	if (!atomic_exchange(&net->warned, true))
+		vm_warn(net->dev.vm, "%s: %s (counted; further drops are not logged)",
+			net->dev.name, what);
+}
+
+static void net_watch(struct net_pair *p, bool on)
+{
+	on = on && p->enabled && !p->fd_dead;
+	if (on == p->watching)
+		return;
+	if (iothread_watch(&p->thread, p->fd, on ? EPOLLIN : 0) == 0)
+		p->watching = on;
+}
+
+/* --- receive --- */
+
+/*
+ * Takes one more receive chain.  A chain with device-readable parts is
+ * a driver bug: it goes back empty and is not used.
+ */
+static bool net_rx_take(struct net_pair *p)
+{
+	struct net_chain *c;
+
+	while (p->nheld < NET_QUEUE_SIZE) {
+		c = &p->held[p->nheld];
+		c->elem.iov = c->iov;
+		c->elem.max_iov = NET_MAX_IOV;
+		if (vq_pop(&p->rxq->vq, &c->elem) <= 0)
+			return false;
+		p->rxq->chains++;
+		if (c->elem.nout || !c->elem.in_bytes ||
+		    c->elem.in_bytes > UINT32_MAX) {
+			vq_push(&p->rxq->vq, c->elem.head, 0);
+			p->rx_dropped++;
+			net_warn_once(p->net, "receive chain with readable buffers");
+			continue;
+		}
+		p->caps[p->nheld] = c->elem.in_bytes;
+		p->held_bytes += c->elem.in_bytes;
+		p->nheld++;
+		return true;
+	}
+	return false;
+}
+
+/* Gives the first k held chains back with lens[], num_buffers = k. */
+static void net_rx_complete(struct net_pair *p, unsigned int k)
+{
+	struct virtio_net_hdr h;
+	struct net_chain *c = &p->held[0];
+	unsigned int i;
+
+	iov_to_buf(c->elem.iov, c->elem.nin, 0, &h, sizeof(h));
+	if (!net_rx_fix_hdr(&h, p->net->dev.acked, k)) {
+		p->rx_dropped++;	/* chains stay held for the next frame */
+		return;
+	}
+	buf_to_iov(c->elem.iov, c->elem.nin, 0, &h, sizeof(h));
+	for (i = 0; i < k; i++) {
+		vq_push(&p->rxq->vq, p->held[i].elem.head, p->lens[i]);
+		p->held_bytes -= p->caps[i];
+	}
+	p->nheld -= k;
+	memmove(p->held, p->held + k, p->nheld * sizeof(*p->held));
+	memmove(p->caps, p->caps + k, p->nheld * sizeof(*p->caps));
+	/* Moved chains' iovecs must point at their own arrays. */
+	for (i = 0; i < p->nheld; i++)
+		p->held[i].elem.iov = p->held[i].iov;
+	p->rx_frames++;
+}
+
+/*
+ * Goes on with a frame whose tail sits in the overflow area: more chains
+ * take it as they come.  Returns false while it still waits.
+ */
+static bool net_rx_pending(struct net_pair *p)
+{
+	uint64_t off = 0, copied = 0, tail = p->pend_len - p->pend_base;
+	unsigned int i, k;
+
+	while (p->held_bytes < p->pend_len) {
+		if (net_rx_take(p))
+			continue;
+		if (p->nheld < p->rxq->vq.size)
+			return false;
+		/* The whole ring cannot hold it: drop, or wait forever. */
+		p->rx_dropped++;
+		p->pend_len = 0;
+		return true;
+	}
+	/* The tail goes on where the read stopped filling chains. */
+	for (i = 0; i < p->nheld && copied < tail; i++) {
+		struct vq_elem *e = &p->held[i].elem;
+		uint64_t start = off < p->pend_base ? p->pend_base - off : 0;
+
+		off += p->caps[i];
+		if (start >= p->caps[i])
+			continue;
+		copied += buf_to_iov(e->iov, e->nin, start, p->bounce + copied,
+				     MIN(tail - copied, p->caps[i] - start));
+	}
+	k = net_rx_place(p->caps, p->nheld, p->pend_len, true, p->lens);
+	if (k)
+		net_rx_complete(p, k);
+	else
+		p->rx_dropped++;
+	p->pend_len = 0;
+	return true;
+}
+
+/* Bytes a frame may need: chains are gathered up to an MTU frame. */
+static uint64_t net_rx_want(struct net_pair *p)
+{
+	return NET_HDR_LEN + NET_ETH_HLEN + NET_VLAN_HLEN +
+	       p->net->config.mtu;
+}
+
+/* The read's iovecs: the chains a frame may use, then the overflow. */
+static unsigned int net_rx_iov(struct net_pair *p, bool mrg,
+			       uint64_t *in_chains)
+{
+	unsigned int i, j, niov = 0;
+
+	*in_chains = 0;
+	for (i = 0; i < (mrg ? p->nheld : 1); i++)
+		for (j = 0; j < p->held[i].elem.nin && niov < NET_RX_IOV - 1;
+		     j++) {
+			p->rxiov[niov] = p->held[i].iov[j];
+			*in_chains += p->rxiov[niov++].iov_len;
+		}
+	p->rxiov[niov].iov_base = p->bounce;
+	p->rxiov[niov++].iov_len = NET_BOUNCE;
+	return niov;
+}
+
+/* One frame from the backend: 1 read, 0 none waiting, -1 starved. */
+static int net_rx_one(struct net_pair *p, bool mrg)
+{
+	uint64_t in_chains;
+	unsigned int k, niov;
+	ssize_t n;
+
+	if (mrg) {
+		while (p->held_bytes < net_rx_want(p) && net_rx_take(p))
+			;
+	} else if (!p->nheld) {
+		net_rx_take(p);
+	}
+	if (!p->nheld)
+		return -1;
+	niov = net_rx_iov(p, mrg, &in_chains);
+	n = readv(p->fd, p->rxiov, niov);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR) {
+			/* The interface went away or broke: stop reading. */
+			vm_warn(p->net->dev.vm, "%s: receive: %s; queue %u stops receiving",
+				p->net->dev.name, strerror(errno), p->index);
+			p->fd_dead = true;
+			net_watch(p, false);
+		}
+		return 0;
+	}
+	if ((size_t)n < NET_HDR_LEN + NET_ETH_HLEN) {
+		p->rx_dropped++;
+		return 1;
+	}
+	if ((uint64_t)n <= in_chains) {
+		k = net_rx_place(p->caps, mrg ? p->nheld : 1, n, mrg, p->lens);
+		if (k)
+			net_rx_complete(p, k);
+		else
+			p->rx_dropped++;
+		return 1;
+	}
+	if (!mrg) {
+		/* Bigger than the guest's buffer: not ours to cut. */
+		p->rx_dropped++;
+		return 1;
+	}
+	/* The tail is in the overflow area: more chains for it. */
+	p->pend_len = n;
+	p->pend_base = in_chains;
+	return net_rx_pending(p) ? 1 : -1;
+}
+
+/*
+ * Reads frames into the guest's receive chains until the backend has
+ * none, the guest has no buffers, or the budget is spent.  Returns the
+ * number of frames read.
+ */
+static unsigned int net_rx(struct net_pair *p)
+{
+	bool mrg = acked(p, VIRTIO_NET_F_MRG_RXBUF);
+	unsigned int frames = 0;
+	int r;
+
+	if (!p->rxq->vq.size || !p->enabled || p->fd_dead)
+		return 0;
+	while (frames < NET_RX_BUDGET) {
+		r = p->pend_len ? (net_rx_pending(p) ? 1 : -1) :
+				  net_rx_one(p, mrg);
+		if (r > 0) {
+			frames++;
+			continue;
+		}
+		if (r == 0)
+			break;
+		/*
+		 * No buffers: hear the guest's next receive kick and stop
+		 * watching the fd until then, unless buffers came while we
+		 * looked.
+		 */
+		if (vq_notify_on(&p->rxq->vq))
+			continue;
+		net_watch(p, false);
+		break;
+	}
+	return frames;
+}
+
+static void net_rx_ready(void *opaque, uint32_t events)
+{
+	struct net_pair *p = opaque;
+
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		if (!p->fd_dead)
+			vm_warn(p->net->dev.vm, "%s: queue %u: backend hung up",
+				p->net->dev.name, p->index);
+		p->fd_dead = true;
+		net_watch(p, false);
+		return;
+	}
+	if (net_rx(p))
+		virtio_queue_signal(p->rxq);
+}
+
+/* --- transmit --- */
+
+static void net_tx_one(struct net_pair *p, struct vq_elem *e)
+{
+	struct virtio_net_hdr h;
+	enum net_tx_error err = NET_TX_SHORT;
+	uint64_t total = 0;
+	unsigned int i, n = 0;
+	size_t skip = NET_HDR_LEN;
+
+	for (i = 0; i < e->nout; i++)
+		total += e->iov[i].iov_len;
+	/* Writable parts of a transmit chain are the driver's bug: drop. */
+	if (!e->nin && total >= NET_HDR_LEN) {
+		iov_to_buf(e->iov, e->nout, 0, &h, sizeof(h));
+		err = net_tx_check(&h, total - NET_HDR_LEN, p->net->dev.acked,
+				   p->net->config.mtu);
+	}
+	if (err) {
+		p->tx_dropped++;
+		p->tx_err[err]++;
+		net_warn_once(p->net, net_tx_error_name(err));
+		return;
+	}
+	/* The checked copy of the header goes out, not the guest's. */
+	h.num_buffers = 0;
+	p->txiov[n].iov_base = &h;
+	p->txiov[n++].iov_len = sizeof(h);
+	for (i = 0; i < e->nout; i++) {
+		if (skip >= e->iov[i].iov_len) {
+			skip -= e->iov[i].iov_len;
+			continue;
+		}
+		p->txiov[n].iov_base = (uint8_t *)e->iov[i].iov_base + skip;
+		p->txiov[n++].iov_len = e->iov[i].iov_len - skip;
+		skip = 0;
+	}
+	if (p->fd_dead || writev(p->fd, p->txiov, n) < 0)
+		p->tx_dropped++;	/* a full or downed tap drops, as a wire would */
+	else
+		p->tx_frames++;
+}
+
+static void net_tx_drain(struct net_pair *p, struct virtio_queue *q)
+{
+	struct vq_elem *e;
+
+	while ((e = virtio_queue_pop(q))) {
+		net_tx_one(p, e);
+		virtio_queue_push(q, e, 0);
+	}
+}
+
+/* --- the control queue --- */
+
+static uint8_t net_ctrl_mq(struct virtio_net *net, uint16_t pairs)
+{
+	unsigned int i;
+
+	if (!(net->dev.acked & (1ULL << VIRTIO_NET_F_MQ)) || pairs < 1 ||
+	    pairs > net->npairs)
+		return VIRTIO_NET_ERR;
+	for (i = 1; i < net->npairs; i++) {
+		struct net_pair *p = &net->pairs[i];
+		bool on = i < pairs;
+
+		if (p->enabled == on)
+			continue;
+		iothread_pause(&p->thread);
+		if (net->nb->ops->set_queue_enabled(net->nb, i, on) == 0) {
+			p->enabled = on;
+			net_watch(p, on);
+		}
+		iothread_resume(&p->thread);
+		if (on) {
+			uint64_t one = 1;
+
+			/* Buffers may be waiting already: have a look. */
+			if (write(p->rxq->kick_fd, &one, sizeof(one)) < 0) {
+				/* saturated: a look is due anyway */
+			}
+		}
+	}
+	net->active = pairs;
+	return VIRTIO_NET_OK;
+}
+
+static void net_ctrl_drain(struct virtio_device *d, struct virtio_queue *q)
+{
+	struct virtio_net *net = to_net(d);
+	struct vq_elem *e;
+
+	while ((e = virtio_queue_pop(q))) {
+		uint8_t cmd[4] = { 0 }, ack = VIRTIO_NET_ERR;
+		uint64_t out = 0;
+		unsigned int i;
+
+		for (i = 0; i < e->nout; i++)
+			out += e->iov[i].iov_len;
+		iov_to_buf(e->iov, e->nout, 0, cmd, sizeof(cmd));
+		if (out >= 4 && cmd[0] == VIRTIO_NET_CTRL_MQ &&
+		    cmd[1] == VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET)
+			ack = net_ctrl_mq(net, cmd[2] | cmd[3] << 8);
+		if (!e->nin) {
+			virtio_queue_push(q, e, 0);	/* nowhere to answer */
+			continue;
+		}
+		/* The ack is the last byte the device may write. */
+		buf_to_iov(e->iov + e->nout, e->nin, e->in_bytes - 1, &ack, 1);
+		virtio_queue_push(q, e, e->in_bytes);
+	}
+}
+
+/* --- the device --- */
+
+static void net_drain(struct virtio_device *d, struct virtio_queue *q)
+{
+	struct virtio_net *net = to_net(d);
+	struct net_pair *p;
+
+	if (q->index == net->ctl_qi) {
+		net_ctrl_drain(d, q);
+		return;
+	}
+	p = &net->pairs[q->index / 2];
+	if (q->index & 1) {
+		net_tx_drain(p, q);
+		return;
+	}
+	/* The guest added receive buffers: take frames again. */
+	net_watch(p, true);
+	net_rx(p);
+}
+
+/* Busy-poll step: frames to send, or frames to receive, without a wake-up. */
+static bool net_poll(void *opaque)
+{
+	struct net_pair *p = opaque;
+	uint16_t taken = p->txq->vq.last_avail;
+	bool work = false;
+
+	if (vq_has_work(&p->txq->vq)) {
+		virtio_queue_service(p->txq);
+		work = p->txq->vq.last_avail != taken;
+	}
+	if (p->watching && net_rx(p)) {
+		virtio_queue_signal(p->rxq);
+		work = true;
+	}
+	return work;
+}
+
+static unsigned int net_offloads(struct virtio_net *net)
+{
+	uint64_t a = net->dev.acked;
+	unsigned int off = 0;
+
+	if (!(a & (1ULL << VIRTIO_NET_F_GUEST_CSUM)))
+		return 0;
+	off |= NET_OFF_CSUM;
+	if (a & (1ULL << VIRTIO_NET_F_GUEST_TSO4))
+		off |= NET_OFF_TSO4;
+	if (a & (1ULL << VIRTIO_NET_F_GUEST_TSO6))
+		off |= NET_OFF_TSO6;
+	if ((a & (1ULL << VIRTIO_NET_F_GUEST_ECN)) &&
+	    (off & (NET_OFF_TSO4 | NET_OFF_TSO6)))
+		off |= NET_OFF_TSO_ECN;
+	if (a & (1ULL << VIRTIO_NET_F_GUEST_UFO))
+		off |= NET_OFF_UFO;
+	return off;
+}
+
+static void net_driver_ok(struct virtio_device *d)
+{
+	struct virtio_net *net = to_net(d);
+	int ret = net->nb->ops->set_offload(net->nb, net_offloads(net));
+
+	if (ret)
+		vm_warn(d->vm, "%s: cannot set receive offloads: %s", d->name,
+			strerror(-ret));
+}
+
+static void net_reset(struct virtio_device *d)
+{
+	struct virtio_net *net = to_net(d);
+	unsigned int i;
+
+	/* Threads are paused.  Held chains belonged to the old rings. */
+	for (i = 0; i < net->npairs; i++) {
+		struct net_pair *p = &net->pairs[i];
+
+		p->nheld = 0;
+		p->held_bytes = 0;
+		p->pend_len = 0;
+		if (i && p->enabled &&
+		    net->nb->ops->set_queue_enabled(net->nb, i, false) == 0)
+			p->enabled = false;
+		net_watch(p, false);
+	}
+	net->active = 1;
+	net->nb->ops->set_offload(net->nb, 0);
+}
+
+static void net_config_read(struct virtio_device *d, uint32_t off, void *data,
+			    unsigned int len)
+{
+	memcpy(data, (uint8_t *)&to_net(d)->config + off, len);
+}
+
+static int net_start(struct virtio_device *d)
+{
+	struct virtio_net *net = to_net(d);
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < net->npairs; i++) {
+		ret = iothread_start(&net->pairs[i].thread);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void net_stop(struct virtio_device *d)
+{
+	struct virtio_net *net = to_net(d);
+	unsigned int i;
+
+	for (i = 0; i < net->npairs; i++)
+		if (net->pairs[i].thread_ready)
+			iothread_stop(&net->pairs[i].thread);
+}
+
+static void net_free(struct virtio_device *d)
+{
+	struct virtio_net *net = to_net(d);
+	uint64_t txd = 0, rxd = 0, tx = 0, rx = 0;
+	unsigned int i;
+
+	for (i = 0; net->pairs && i < net->npairs; i++) {
+		struct net_pair *p = &net->pairs[i];
+
+		if (p->thread_ready) {
+			iothread_stop(&p->thread);
+			iothread_free(&p->thread);
+		}
+		tx += p->tx_frames;
+		rx += p->rx_frames;
+		txd += p->tx_dropped;
+		rxd += p->rx_dropped;
+		free(p->held);
+		free(p->bounce);
+	}
+	if (txd || rxd)
+		vm_info(d->vm, "%s: %llu frames sent, %llu received; dropped %llu sent, %llu received",
+			d->name, (unsigned long long)tx, (unsigned long long)rx,
+			(unsigned long long)txd, (unsigned long long)rxd);
+	free(net->pairs);
+	net_close(net->nb);
+	free(net);
+}
+
+static const struct virtio_device_ops virtio_net_ops = {
+	.name = "net",
+	.device_id = VIRTIO_ID_NET,
+	.nqueues = 3,
+	.queue_max = NET_QUEUE_SIZE,
+	.config_size = sizeof(struct net_config),
+	.pci_class = 0x020000,		/* network, Ethernet */
+	.config_read = net_config_read,
+	.drain = net_drain,
+	.reset = net_reset,
+	.driver_ok = net_driver_ok,
+	.start = net_start,
+	.stop = net_stop,
+	.free = net_free,
+};
+
+static int net_pair_init(struct virtio_net *net, unsigned int i,
+			 struct iothread *ctl)
+{
+	struct net_pair *p = &net->pairs[i];
+	char name[32];
+	int ret;
+
+	(void)ctl;
+	p->net = net;
+	p->index = i;
+	p->rxq = &net->dev.queues[2 * i];
+	p->txq = &net->dev.queues[2 * i + 1];
+	p->fd = net->nb->fds[i];
+	p->enabled = i == 0;
+	p->held = calloc(NET_QUEUE_SIZE, sizeof(*p->held));
+	p->bounce = malloc(NET_BOUNCE);
+	if (!p->held || !p->bounce)
+		return -ENOMEM;
+	snprintf(name, sizeof(name), "%s-q%u", net->dev.name, i);
+	ret = iothread_init(&p->thread, name);
+	if (ret)
+		return ret;
+	p->thread_ready = true;
+	ret = virtio_queue_attach(&net->dev, 2 * i, &p->thread);
+	if (!ret)
+		ret = virtio_queue_attach(&net->dev, 2 * i + 1, &p->thread);
+	/* Watched from the first receive kick on. */
+	if (!ret)
+		ret = iothread_add(&p->thread, p->fd, 0, net_rx_ready, p);
+	if (!ret)
+		ret = iothread_add_poller(&p->thread, net_poll, p, NET_POLL_NS);
+	/* Only pair 0 until the guest asks for more (VQ_PAIRS_SET). */
+	if (!ret && i)
+		ret = net->nb->ops->set_queue_enabled(net->nb, i, false);
+	return ret;
+}
+
+int virtio_net_create(struct lkvm *vm, struct net_backend *nb,
+		      unsigned int index, const uint8_t *mac,
+		      struct iothread *ctl, struct virtio_device **dp)
+{
+	struct virtio_net *net = calloc(1, sizeof(*net));
+	char name[16];
+	unsigned int i;
+	int ret;
+
+	*dp = NULL;
+	if (!net) {
+		net_close(nb);
+		return -ENOMEM;
+	}
+	net->nb = nb;
+	net->npairs = nb->nqueues;
+	net->active = 1;
+	net->ctl_qi = 2 * net->npairs;
+	snprintf(name, sizeof(name), "net%u", index);
+	ret = virtio_device_init(&net->dev, vm, &virtio_net_ops, net, name,
+				 2 * net->npairs + 1);
+	net->dev.self_freeing = true;
+	*dp = &net->dev;
+	net->dev.features |= 1ULL << VIRTIO_NET_F_MAC |
+			     1ULL << VIRTIO_NET_F_MTU |
+			     1ULL << VIRTIO_NET_F_STATUS |
+			     1ULL << VIRTIO_NET_F_CTRL_VQ |
+			     1ULL << VIRTIO_NET_F_MRG_RXBUF |
+			     1ULL << VIRTIO_NET_F_CSUM |
+			     1ULL << VIRTIO_NET_F_HOST_TSO4 |
+			     1ULL << VIRTIO_NET_F_HOST_TSO6 |
+			     1ULL << VIRTIO_NET_F_HOST_ECN;
+	if (net->npairs > 1)
+		net->dev.features |= 1ULL << VIRTIO_NET_F_MQ;
+	if (nb->offloads & NET_OFF_CSUM)
+		net->dev.features |= 1ULL << VIRTIO_NET_F_GUEST_CSUM;
+	if (nb->offloads & NET_OFF_TSO4)
+		net->dev.features |= 1ULL << VIRTIO_NET_F_GUEST_TSO4;
+	if (nb->offloads & NET_OFF_TSO6)
+		net->dev.features |= 1ULL << VIRTIO_NET_F_GUEST_TSO6;
+	if (nb->offloads & NET_OFF_TSO_ECN)
+		net->dev.features |= 1ULL << VIRTIO_NET_F_GUEST_ECN;
+	if (nb->offloads & NET_OFF_UFO)
+		net->dev.features |= 1ULL << VIRTIO_NET_F_GUEST_UFO;
+	memcpy(net->config.mac, mac, NET_MAC_LEN);
+	net->config.status = VIRTIO_NET_S_LINK_UP;
+	net->config.max_virtqueue_pairs = net->npairs;
+	net->config.mtu = MIN(nb->mtu, 65535u);
+	if (ret)
+		return ret;
+	net->pairs = calloc(net->npairs, sizeof(*net->pairs));
+	if (!net->pairs)
+		return -ENOMEM;
+	for (i = 0; !ret && i < net->npairs; i++)
+		ret = net_pair_init(net, i, ctl);
+	if (!ret)
+		ret = virtio_queue_attach(&net->dev, net->ctl_qi, ctl);
+	return ret;
+}
