@@ -10,7 +10,7 @@ GUEST_CFLAGS := -O2 -std=gnu11 -Wall -Wextra -Werror -ffreestanding -nostdlib \
 	-mno-movbe -fno-pic -fno-pie -fno-stack-protector -fno-builtin \
 	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest
 GUESTS := hello exitcode spin smp irq panic reboot triple echo emufail \
-	rng batch batchintx msix vconsole hostile blk blkro blkmq
+	rng batch batchintx msix vconsole hostile blk blkro blkmq net netbasic
 GUEST_RT := guest/build/rt/entry.o guest/build/rt/vectors.o guest/build/rt/lib.o \
 	guest/build/rt/virtio.o guest/build/rt/vblk.o
 
@@ -34,5 +34,8 @@ guest/build/%.elf: guest/build/%.o $(GUEST_RT) guest/runtime/link.ld
 
 guest/build/%.bin: guest/build/%.elf
 	$(GUEST_OBJCOPY) -O binary $< $@
+
+# netbasic is net.c built with NET_BASIC.
+guest/build/netbasic.o: guest/net.c
 
 .SECONDARY: $(GUESTS:%=guest/build/%.o) $(GUEST_RT)

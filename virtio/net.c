@@ -343,7 +343,7 @@ static void net_rx_ready(void *opaque, uint32_t events)
 static void net_tx_one(struct net_pair *p, struct vq_elem *e)
 {
 	struct virtio_net_hdr h;
-	enum net_tx_error err = NET_TX_SHORT;
+	enum net_tx_error err = e->nin ? NET_TX_CHAIN : NET_TX_SHORT;
 	uint64_t total = 0;
 	unsigned int i, n = 0;
 	size_t skip = NET_HDR_LEN;
@@ -359,7 +359,7 @@ static void net_tx_one(struct net_pair *p, struct vq_elem *e)
 	if (err) {
 		p->tx_dropped++;
 		p->tx_err[err]++;
-		net_warn_once(p->net, net_tx_error_name(err));
+		net_warn_once(p->net, "dropped a transmit frame");
 		return;
 	}
 	/* The checked copy of the header goes out, not the guest's. */
@@ -571,11 +571,39 @@ static void net_stop(struct virtio_device *d)
 			iothread_stop(&net->pairs[i].thread);
 }
 
+/* At exit, what the guest got wrong, if anything: one line. */
+static void net_report(struct virtio_net *net)
+{
+	uint64_t err[NET_TX_NR] = { 0 }, rxd = 0, txd = 0;
+	char why[256] = "";
+	size_t len = 0;
+	unsigned int i, k;
+
+	for (i = 0; net->pairs && i < net->npairs; i++) {
+		rxd += net->pairs[i].rx_dropped;
+		for (k = 1; k < NET_TX_NR; k++) {
+			err[k] += net->pairs[i].tx_err[k];
+			txd += net->pairs[i].tx_err[k];
+		}
+	}
+	if (!rxd && !txd)
+		return;
+	for (k = 1; k < NET_TX_NR; k++)
+		if (err[k] && len < sizeof(why))
+			len += snprintf(why + len, sizeof(why) - len, "%s%llu %s",
+					len ? ", " : " (", (unsigned long long)err[k],
+					net_tx_error_name(k));
+	vm_warn(net->dev.vm, "%s: dropped %llu transmit frame(s)%s%s, %llu received frame(s)",
+		net->dev.name, (unsigned long long)txd, why, len ? ")" : "",
+		(unsigned long long)rxd);
+}
+
 static void net_free(struct virtio_device *d)
 {
 	struct virtio_net *net = to_net(d);
-	uint64_t txd = 0, rxd = 0, tx = 0, rx = 0;
 	unsigned int i;
+
+	net_report(net);
 
 	for (i = 0; net->pairs && i < net->npairs; i++) {
 		struct net_pair *p = &net->pairs[i];
@@ -584,17 +612,9 @@ static void net_free(struct virtio_device *d)
 			iothread_stop(&p->thread);
 			iothread_free(&p->thread);
 		}
-		tx += p->tx_frames;
-		rx += p->rx_frames;
-		txd += p->tx_dropped;
-		rxd += p->rx_dropped;
 		free(p->held);
 		free(p->bounce);
 	}
-	if (txd || rxd)
-		vm_info(d->vm, "%s: %llu frames sent, %llu received; dropped %llu sent, %llu received",
-			d->name, (unsigned long long)tx, (unsigned long long)rx,
-			(unsigned long long)txd, (unsigned long long)rxd);
 	free(net->pairs);
 	net_close(net->nb);
 	free(net);

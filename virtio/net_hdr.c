@@ -11,8 +11,9 @@
 
 static const char *const net_tx_error_names[NET_TX_NR] = {
 	[NET_TX_OK] = "ok",
-	[NET_TX_SHORT] = "frame shorter than its header",
-	[NET_TX_TOO_BIG] = "frame larger than the MTU",
+	[NET_TX_CHAIN] = "transmit chain with writable buffers",
+	[NET_TX_SHORT] = "shorter than a header and Ethernet header",
+	[NET_TX_TOO_BIG] = "larger than the MTU",
 	[NET_TX_FLAGS] = "bad header flags",
 	[NET_TX_CSUM] = "bad checksum offload request",
 	[NET_TX_GSO] = "bad segmentation offload request",

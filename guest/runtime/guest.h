@@ -144,5 +144,6 @@ void ap_main(unsigned int cpu);
 /* Freestanding compilers may still emit calls to these. */
 void *memset(void *d, int c, size_t n);
 void *memcpy(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
 
 #endif

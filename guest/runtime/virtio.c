@@ -43,11 +43,11 @@
 #define C_Q_DRIVER	0x28
 #define C_Q_DEVICE	0x30
 
-/* Ring memory for up to 4 queues of VQ_MAX entries; rows keep the
+/* Ring memory for up to VQ_RINGS queues of VQ_MAX entries; rows keep the
  * alignment the spec asks (16, 2 and 4 bytes). */
-static struct vdesc desc_mem[4][VQ_MAX] __attribute__((aligned(4096)));
-static uint16_t avail_mem[4][VQ_MAX + 4] __attribute__((aligned(4096)));
-static uint16_t used_mem[4][4 * VQ_MAX + 4] __attribute__((aligned(4096)));
+static struct vdesc desc_mem[VQ_RINGS][VQ_MAX] __attribute__((aligned(4096)));
+static uint16_t avail_mem[VQ_RINGS][VQ_MAX + 4] __attribute__((aligned(4096)));
+static uint16_t used_mem[VQ_RINGS][4 * VQ_MAX + 4] __attribute__((aligned(4096)));
 
 static struct vdev *irq_devs[64];	/* by vector: the IDT has 64 */
 
@@ -245,7 +245,7 @@ static bool vq_init_pci(struct vdev *d, struct vq *q, unsigned int qi,
 
 bool vq_init(struct vdev *d, struct vq *q, unsigned int qi, uint16_t size)
 {
-	if (qi >= 4 || size > VQ_MAX)
+	if (qi >= VQ_RINGS || size > VQ_MAX)
 		return false;
 	if (d->pci)
 		return vq_init_pci(d, q, qi, size);

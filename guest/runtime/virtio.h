@@ -57,6 +57,7 @@ struct vdev {
 };
 
 #define VQ_MAX 256
+#define VQ_RINGS 6	/* queues a guest may set up: net, 2 pairs + control */
 
 struct vq {
 	uint16_t size;

@@ -68,6 +68,7 @@ struct virtio_net_hdr {
 /* Why a transmitted frame was dropped. */
 enum net_tx_error {
 	NET_TX_OK = 0,
+	NET_TX_CHAIN,		/* writable buffers in a transmit chain */
 	NET_TX_SHORT,		/* chain shorter than header + Ethernet */
 	NET_TX_TOO_BIG,		/* longer than the MTU allows (or 64 KiB) */
 	NET_TX_FLAGS,		/* unknown or receive-only flags */
