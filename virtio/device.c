@@ -98,6 +98,7 @@ void virtio_queue_push(struct virtio_queue *q, struct vq_elem *e,
 {
 	/* Never claim more than the chain's writable part. */
 	vq_push(&q->vq, e->head, MIN((uint64_t)len, e->in_bytes));
+	vq_publish_used(&q->vq);
 }
 
 void virtio_queue_service(struct virtio_queue *q)

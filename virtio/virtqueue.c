@@ -15,6 +15,7 @@
 
 #define VQ_MAX_INDIRECT	VQ_MAX_SIZE	/* entries in one indirect table */
 #define VQ_MAX_BYTES	(1ULL << 32)	/* a request moves less than 4 GiB */
+#define VQ_PUBLISH_EVERY 32		/* pushes between used->idx stores */
 
 static const char *const vq_error_names[VQ_ERR_NR] = {
 	[VQ_OK] = "no error",
@@ -67,7 +68,9 @@ int vq_setup(struct virtqueue *vq, const struct guest_memory *mem,
 	vq->indirect = features & (1ULL << VIRTIO_F_INDIRECT_DESC);
 	/* The device starts with the ring as the guest left it: empty. */
 	vq->last_avail = 0;
+	vq->avail_seen = 0;
 	vq->used_idx = 0;
+	vq->used_published = 0;
 	/*
 	 * The used index starts at 0, so "last signalled at 0" is exact: a
 	 * first partial batch before used_event is reached stays quiet.
@@ -166,11 +169,21 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e)
 		return -EPROTO;
 	if (!vq->size)
 		return 0;
-	avail_idx = ring_load(&vq->avail[1]);
-	if (avail_idx == vq->last_avail)
-		return 0;
-	if ((uint16_t)(avail_idx - vq->last_avail) > vq->size)
-		return vq_fail(vq, VQ_ERR_AVAIL_IDX);
+	/*
+	 * avail->idx is read again only when what it said is used up: the
+	 * driver keeps writing that line, and each read may miss.
+	 */
+	if (vq->avail_seen == vq->last_avail) {
+		avail_idx = ring_load(&vq->avail[1]);
+		if (avail_idx == vq->last_avail)
+			return 0;
+		if ((uint16_t)(avail_idx - vq->last_avail) > vq->size)
+			return vq_fail(vq, VQ_ERR_AVAIL_IDX);
+		vq->avail_seen = avail_idx;
+	} else {
+		/* Entries below avail_seen were published: order the reads. */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	}
 	head = ring_load(&vq->avail[2 + vq->last_avail % vq->size]);
 	if (head >= vq->size)
 		return vq_fail(vq, VQ_ERR_HEAD);
@@ -213,7 +226,16 @@ void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 		return;
 	memcpy(&ring[vq->used_idx % vq->size], &u, sizeof(u));
 	vq->used_idx++;
+	if ((uint16_t)(vq->used_idx - vq->used_published) >= VQ_PUBLISH_EVERY)
+		vq_publish_used(vq);
+}
+
+void vq_publish_used(struct virtqueue *vq)
+{
+	if (!vq->size || vq->used_published == vq->used_idx)
+		return;
 	ring_store(&vq->used[1], vq->used_idx);
+	vq->used_published = vq->used_idx;
 }
 
 bool vq_should_notify(struct virtqueue *vq)
@@ -222,6 +244,7 @@ bool vq_should_notify(struct virtqueue *vq)
 
 	if (!vq->size)
 		return false;
+	vq_publish_used(vq);
 	/* Our used->idx store must be visible before we read used_event. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	old = vq->signalled_used;

@@ -66,7 +66,9 @@ struct virtqueue {
 	uint16_t *avail;		/* flags, idx, ring[size], used_event */
 	uint16_t *used;			/* flags, idx, ring, avail_event */
 	uint16_t last_avail;		/* next avail entry to take */
+	uint16_t avail_seen;		/* avail->idx when last read */
 	uint16_t used_idx;		/* our copy of used->idx */
+	uint16_t used_published;	/* used->idx as the guest sees it */
 	uint16_t signalled_used;	/* used_idx when we last notified */
 };
 
@@ -95,8 +97,14 @@ void vq_reset(struct virtqueue *vq);
  * how; the queue stays broken until reset).
  */
 int vq_pop(struct virtqueue *vq, struct vq_elem *e);
-/* Returns a chain to the guest with len bytes written into it. */
+/*
+ * Returns a chain to the guest with len bytes written into it.  The
+ * guest sees used->idx move every few pushes and at vq_publish_used()
+ * (which vq_should_notify() does first): fewer stores to a cache line
+ * the driver polls.
+ */
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len);
+void vq_publish_used(struct virtqueue *vq);
 /* After a batch of pushes: must the guest be interrupted? */
 bool vq_should_notify(struct virtqueue *vq);
 /*

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""The virtio-net benchmark: lkvm's device code on a real tap, driven by
+netbench's simulated guest driver, beside a baseline that writes or
+reads the same frames directly on a tap fd, in the same run.
+
+    tests/bench/net.py [--seconds S] [--reps N] [--json FILE] [--quick]
+
+Rows: direction (tx: guest to tap, rx: tap to guest) x frame size (64,
+1500 bytes) x queue pairs (1, 2).  Each row alternates the baseline and
+lkvm --reps times (default 3) and reports the median run of each.
+Ratio: frames per second, lkvm / baseline.  Needs root (netbench makes
+its own network namespace); says so and exits 0 otherwise.
+"""
+import argparse, json, os, statistics, subprocess, sys, time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BENCH = os.path.join(ROOT, "build", os.environ.get("ARCH", "x86_64"),
+                     "bench", "netbench")
+
+
+def run(direction, size, pairs, seconds, baseline):
+    cmd = [BENCH, "--dir", direction, "--size", str(size), "--pairs",
+           str(pairs), "--seconds", str(seconds)]
+    if baseline:
+        cmd.append("--baseline")
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def median_run(runs):
+    mid = statistics.median_low([r["pps"] for r in runs])
+    return next(r for r in runs if r["pps"] == mid)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json")
+    ap.add_argument("--quick", action="store_true",
+                    help="0.3 s per run, 1 rep: a smoke test, not a measurement")
+    args = ap.parse_args()
+    seconds, reps = (0.3, 1) if args.quick else (args.seconds, args.reps)
+    if os.geteuid() != 0:
+        print("net bench: SKIP (needs root for a network namespace and taps)")
+        return
+    print("%-3s %5s %5s | %10s %7s %8s %8s | %10s %7s | %6s" % (
+        "dir", "bytes", "pairs", "lkvm fps", "Gbit/s", "irq/frm",
+        "kick/frm", "tap fps", "Gbit/s", "ratio"))
+    print("-" * 92)
+    rows = []
+    for direction in ("tx", "rx"):
+        for size in (1500, 64):
+            for pairs in (1, 2):
+                base, lk = [], []
+                for _ in range(reps):
+                    base.append(run(direction, size, pairs, seconds, True))
+                    lk.append(run(direction, size, pairs, seconds, False))
+                if any(r["errors"] for r in lk):
+                    sys.exit("netbench reported errors")
+                b, l = median_run(base), median_run(lk)
+                row = {"dir": direction, "size": size, "pairs": pairs,
+                       "lkvm": l, "tap": b,
+                       "ratio": l["pps"] / b["pps"] if b["pps"] else 0}
+                rows.append(row)
+                print("%-3s %5d %5d | %10.0f %7.2f %8.4f %8.4f | %10.0f "
+                      "%7.2f | %5.2fx" % (
+                          direction, size, pairs, l["pps"], l["gbps"],
+                          l["irqs_per_frame"], l["kicks_per_frame"],
+                          b["pps"], b["gbps"], row["ratio"]), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"date": time.strftime("%Y-%m-%d"),
+                       "cpus": os.cpu_count(), "seconds": seconds,
+                       "reps": reps, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
