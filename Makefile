@@ -140,6 +140,7 @@ check: all unit-tests
 bench: lkvm guests $(BENCH_BINS)
 	tests/bench/startup.sh
 	tests/bench/blk.py $(if $(BENCH_JSON),--json $(BENCH_JSON))
+	tests/bench/net.py $(if $(BENCH_JSON),--json $(BENCH_JSON:.json=-net.json))
 
 # The demo: the blk test guest on a fresh 1 MiB demo disk, 2 vCPUs.
 # The arm64 set alone: unit tests under qemu-user, nested Linux guests.

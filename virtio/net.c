@@ -88,6 +88,7 @@ struct virtio_net {
 	unsigned int npairs;
 	unsigned int active;		/* pairs the guest uses */
 	unsigned int ctl_qi;
+	uint64_t rx_max;		/* largest frame the backend may give */
 	atomic_bool warned;
 };
 
@@ -149,6 +150,8 @@ static bool net_rx_take(struct net_pair *p)
 	return false;
 }
 
+static void net_rx_release(struct net_pair *p, unsigned int k);
+
 /*
  * Gives the frame in the receive buffer to the first k held chains:
  * copies it in, sets num_buffers = k, and pushes them.
@@ -170,7 +173,17 @@ static void net_rx_complete(struct net_pair *p, unsigned int k)
 
 		buf_to_iov(e->iov, e->nin, 0, p->frame + off, p->lens[i]);
 		off += p->lens[i];
-		vq_push(&p->rxq->vq, e->head, p->lens[i]);
+	}
+	net_rx_release(p, k);
+}
+
+/* Pushes the first k held chains (lens[] written) and forgets them. */
+static void net_rx_release(struct net_pair *p, unsigned int k)
+{
+	unsigned int i;
+
+	for (i = 0; i < k; i++) {
+		vq_push(&p->rxq->vq, p->held[i].elem.head, p->lens[i]);
 		p->held_bytes -= p->caps[i];
 	}
 	p->nheld -= k;
@@ -217,6 +230,40 @@ static bool net_rx_place_frame(struct net_pair *p, bool mrg)
 }
 
 /*
+ * A first chain of one buffer that holds the largest frame the backend
+ * can give (the MTU, or 64 KiB with receive offloads) is read into
+ * directly: no copy.
+ */
+static int net_rx_direct(struct net_pair *p)
+{
+	struct iovec *iov = &p->held[0].iov[0];
+	struct virtio_net_hdr h;
+	ssize_t n;
+
+	n = read(p->fd, iov->iov_base, iov->iov_len);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR) {
+			vm_warn(p->net->dev.vm, "%s: receive: %s; queue %u stops receiving",
+				p->net->dev.name, strerror(errno), p->index);
+			p->fd_dead = true;
+			net_watch(p, false);
+		}
+		return 0;
+	}
+	memcpy(&h, iov->iov_base, sizeof(h));
+	if ((size_t)n < NET_HDR_LEN + NET_ETH_HLEN || (size_t)n > iov->iov_len ||
+	    !net_rx_fix_hdr(&h, p->net->dev.acked, 1)) {
+		p->rx_dropped++;	/* the chain stays for the next frame */
+		return 1;
+	}
+	memcpy(iov->iov_base, &h, sizeof(h));
+	p->lens[0] = n;
+	net_rx_release(p, 1);
+	p->rx_frames++;
+	return 1;
+}
+
+/*
  * One frame from the backend: 1 taken, 0 none waiting, -1 no buffers.
  * Frames are read whole into a buffer of our own and copied into the
  * guest's chains: one contiguous read is cheaper for a tap than a
@@ -231,6 +278,8 @@ static int net_rx_one(struct net_pair *p, bool mrg)
 		/* Read only when the guest has given a buffer to read into. */
 		if (!p->nheld && !net_rx_take(p))
 			return -1;
+		if (p->held[0].elem.nin == 1 && p->caps[0] >= p->net->rx_max)
+			return net_rx_direct(p);
 		n = read(p->fd, p->frame, NET_FRAME_MAX);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EINTR) {
@@ -499,8 +548,12 @@ static unsigned int net_offloads(struct virtio_net *net)
 static void net_driver_ok(struct virtio_device *d)
 {
 	struct virtio_net *net = to_net(d);
-	int ret = net->nb->ops->set_offload(net->nb, net_offloads(net));
+	unsigned int off = net_offloads(net);
+	int ret = net->nb->ops->set_offload(net->nb, off);
 
+	net->rx_max = off & (NET_OFF_TSO4 | NET_OFF_TSO6 | NET_OFF_UFO) ?
+		      NET_FRAME_MAX : NET_HDR_LEN + NET_ETH_HLEN +
+				      NET_VLAN_HLEN + net->config.mtu;
 	if (ret)
 		vm_warn(d->vm, "%s: cannot set receive offloads: %s", d->name,
 			strerror(-ret));
@@ -524,6 +577,7 @@ static void net_reset(struct virtio_device *d)
 		net_watch(p, false);
 	}
 	net->active = 1;
+	net->rx_max = NET_FRAME_MAX;
 	net->nb->ops->set_offload(net->nb, 0);
 }
 
@@ -676,6 +730,7 @@ int virtio_net_create(struct lkvm *vm, struct net_backend *nb,
 	net->nb = nb;
 	net->npairs = nb->nqueues;
 	net->active = 1;
+	net->rx_max = NET_FRAME_MAX;
 	net->ctl_qi = 2 * net->npairs;
 	snprintf(name, sizeof(name), "net%u", index);
 	ret = virtio_device_init(&net->dev, vm, &virtio_net_ops, net, name,

@@ -54,6 +54,7 @@ struct nsim {
 	unsigned int nq;
 	struct nsim_q q[NSIM_MAXQ];
 	bool event_idx;
+	unsigned int slot;		/* buffer bytes per slot (NSIM_SLOT) */
 };
 
 static void nsim_signal_queue(struct virtio_device *d, struct virtio_queue *q)
@@ -80,21 +81,23 @@ static const struct virtio_transport_ops nsim_transport = {
 static inline uint8_t *nsim_buf(struct nsim *s, unsigned int qi,
 				unsigned int slot)
 {
-	return s->q[qi].hva + 65536 + (size_t)slot * NSIM_SLOT;
+	return s->q[qi].hva + 65536 + (size_t)slot * s->slot;
 }
 
 static inline uint64_t nsim_buf_gpa(struct nsim *s, unsigned int qi,
 				    unsigned int slot)
 {
-	return s->q[qi].gpa + 65536 + (uint64_t)slot * NSIM_SLOT;
+	return s->q[qi].gpa + 65536 + (uint64_t)slot * s->slot;
 }
 
 /*
  * Creates the device on nb with the driver's features; every queue
- * gets NSIM_QSIZE entries.  Returns 0 or -errno.
+ * gets NSIM_QSIZE entries, and each descriptor slot slot_bytes of
+ * buffer (0: NSIM_SLOT; a driver packing its buffers tightly, as Linux
+ * does with page fragments, touches less memory).  Returns 0 or -errno.
  */
-static inline int nsim_setup(struct nsim *s, struct net_backend *nb,
-			     uint64_t features)
+static inline int nsim_setup_slots(struct nsim *s, struct net_backend *nb,
+				   uint64_t features, unsigned int slot_bytes)
 {
 	static const uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 1 };
 	struct mem_region r = { 0, (uint64_t)NSIM_SPAN * NSIM_MAXQ };
@@ -103,6 +106,7 @@ static inline int nsim_setup(struct nsim *s, struct net_backend *nb,
 	int ret;
 
 	memset(s, 0, sizeof(*s));
+	s->slot = slot_bytes && slot_bytes <= NSIM_SLOT ? slot_bytes : NSIM_SLOT;
 	for (i = 0; i < NSIM_MAXQ; i++)
 		s->q[i].irq_fd = -1;
 	ret = guest_memory_init(&s->vm.mem, &r, 1);
@@ -153,6 +157,12 @@ static inline int nsim_setup(struct nsim *s, struct net_backend *nb,
 	if (!ret)
 		ret = iothread_start(&s->ctl);
 	return ret;
+}
+
+static inline int nsim_setup(struct nsim *s, struct net_backend *nb,
+			     uint64_t features)
+{
+	return nsim_setup_slots(s, nb, features, 0);
 }
 
 static inline void nsim_teardown(struct nsim *s)
