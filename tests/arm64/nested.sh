@@ -54,9 +54,9 @@ rootfs() {
 }
 rootfs $W/l2 tests/arm64/l2-init virtio_mmio virtio_pci virtio_pci_modern_dev \
 	virtio_pci_legacy_dev virtio_blk virtio_console virtio-rng ext4 jbd2 \
-	mbcache crc16 crc32c_generic libcrc32c
+	mbcache crc16 crc32c_generic libcrc32c virtio_net net_failover failover
 (cd $W/l2 && find . | cpio -o -H newc --quiet) > $W/l2.cpio
-rootfs $W/l1 tests/arm64/l1-init virtio_mmio virtio_blk
+rootfs $W/l1 tests/arm64/l1-init virtio_mmio virtio_blk tun
 mkdir -p $W/l1/l2
 cp $IMAGE $W/l1/l2/Image
 cp $W/l2.cpio $W/l1/l2/initrd.cpio
@@ -144,6 +144,21 @@ fsck_clean() { e2fsck -fn $W/ext4.img > $W/e2fsck.log 2>&1; }
 l2_files() { debugfs -R "cat /dir/note" $W/ext4.img 2> /dev/null | grep -q written-in-l2; }
 check "ext4: e2fsck -fn on the host: clean" fsck_clean
 check "ext4: L2's files are there (debugfs)" l2_files
+
+S=$(section net)
+check "net: L2 has eth0 (virtio-net) with lkvm's MTU" grep -q "^L2 eth0 .* mtu 1500" <<< "$S"
+check "net: L2 pings L1 across the tap" \
+	grep -q "^L2 ping 3 packets transmitted, 3 packets received" <<< "$S"
+SERVED=$(sed -n 's/^L1 net serving sha256 //p' <<< "$LOG")
+check "net: 16 MiB from L1 reach L2 intact (sha256)" \
+	grep -q "^L2 net got 16777216 bytes sha256 $SERVED" <<< "$S"
+SENT=$(sed -n 's/^L2 net sending sha256 //p' <<< "$S")
+check "net: 16 MiB from L2 reach L1 intact (sha256)" \
+	grep -q "^L1 net received 16777216 bytes sha256 $SENT" <<< "$LOG"
+echo "  $(grep '^L2 net receive' <<< "$S"); $(grep '^L2 net send 16' <<< "$S")"
+check "net: lkvm exits 0" grep -q "^L1 end net status 0" <<< "$S"
+check "net: the tap lkvm created is gone after it exits" \
+	grep -q "^L1 net tap after exit: gone" <<< "$LOG"
 
 S=$(section panic)
 check "panic: L2 panics (sysrq c)" grep -q "Kernel panic" <<< "$S"
