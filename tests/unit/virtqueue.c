@@ -82,6 +82,9 @@ static void test_chains(void)
 	CHECK_EQ(iov[2].iov_len, 1);
 	CHECK_EQ(vq_pop(&vq, &e), 0);
 	vq_push(&vq, 0, 4097);
+	/* Published in groups, or when asked (vq_should_notify does). */
+	CHECK_EQ(used[1], 0);
+	vq_publish_used(&vq);
 	CHECK_EQ(used[1], 1);
 	CHECK_EQ(*(uint32_t *)&used[2], 0);
 	CHECK_EQ(*(uint32_t *)&used[4], 4097);
@@ -359,6 +362,19 @@ static void test_notify(void)
 	/* notify_on publishes avail_event = last_avail. */
 	vq_notify_on(&vq);
 	CHECK_EQ(used[2 + 4 * QSZ], vq.last_avail);
+
+	/* used->idx moves every 32 pushes, and whenever we signal. */
+	ring_init(&vq, ALL_F | (1ULL << VIRTIO_F_EVENT_IDX));
+	for (i = 0; i < 40; i++) {
+		vq_push(&vq, 0, 1);
+		if (i == 30)
+			CHECK_EQ(used[1], 0);
+		if (i == 31)
+			CHECK_EQ(used[1], 32);
+	}
+	CHECK_EQ(used[1], 32);
+	vq_should_notify(&vq);
+	CHECK_EQ(used[1], 40);
 }
 
 static void test_random(void)
