@@ -10,8 +10,10 @@ Rows: direction (tx: guest to tap, rx: tap to guest) x frame size (64,
 back to back --reps times (default 5) and reports the median run of
 each; the ratio is the median of the reps' own ratios (frames per
 second, lkvm / baseline), which a slow moment of the machine spoils
-less than a ratio of medians.  Needs root (netbench makes
-its own network namespace); says so and exits 0 otherwise.
+less than a ratio of medians.  us/frm is the CPU time the threads that
+move the frames (lkvm's queue threads, the baseline's readers or
+writers) spent per frame.  Needs root (netbench makes its own network
+namespace); says so and exits 0 otherwise.
 """
 import argparse, json, os, statistics, subprocess, sys, time
 
@@ -46,10 +48,10 @@ def main():
     if os.geteuid() != 0:
         print("net bench: SKIP (needs root for a network namespace and taps)")
         return
-    print("%-3s %5s %5s | %10s %7s %8s %8s | %10s %7s | %6s" % (
+    print("%-3s %5s %5s | %10s %7s %8s %8s %7s | %10s %7s %7s | %6s" % (
         "dir", "bytes", "pairs", "lkvm fps", "Gbit/s", "irq/frm",
-        "kick/frm", "tap fps", "Gbit/s", "ratio"))
-    print("-" * 92)
+        "kick/frm", "us/frm", "tap fps", "Gbit/s", "us/frm", "ratio"))
+    print("-" * 110)
     rows = []
     for direction in ("tx", "rx"):
         for size in (1500, 64):
@@ -68,11 +70,12 @@ def main():
                        "ratio": statistics.median(ratios) if ratios else 0,
                        "ratios": ratios}
                 rows.append(row)
-                print("%-3s %5d %5d | %10.0f %7.2f %8.4f %8.4f | %10.0f "
-                      "%7.2f | %5.2fx" % (
+                print("%-3s %5d %5d | %10.0f %7.2f %8.4f %8.4f %7.3f | "
+                      "%10.0f %7.2f %7.3f | %5.2fx" % (
                           direction, size, pairs, l["pps"], l["gbps"],
                           l["irqs_per_frame"], l["kicks_per_frame"],
-                          b["pps"], b["gbps"], row["ratio"]), flush=True)
+                          l["cpu_us_per_frame"], b["pps"], b["gbps"],
+                          b["cpu_us_per_frame"], row["ratio"]), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"date": time.strftime("%Y-%m-%d"),
