@@ -215,9 +215,14 @@ static int virtio_add_net(struct lkvm *vm, unsigned int index,
 		return errf(err, errlen, ret, "cannot create virtio-net on %s: %s",
 			    nb->ifname, ret == -ENOSPC ?
 			    "no free virtio slot" : strerror(-ret));
-	vm_info(vm, "net%u: %s, guest MAC %02x:%02x:%02x:%02x:%02x:%02x, %u queue pair(s)",
-		slot, nb->ifname, mac[0], mac[1], mac[2], mac[3], mac[4],
-		mac[5], nq);
+	vm_info(vm, "net%u: tap %s%s, guest MAC %02x:%02x:%02x:%02x:%02x:%02x, %u queue pair(s), MTU %u, receive offloads%s%s%s%s%s",
+		slot, nb->ifname, nb->created ? " (created)" : "", mac[0],
+		mac[1], mac[2], mac[3], mac[4], mac[5], nq, nb->mtu,
+		nb->offloads & NET_OFF_CSUM ? " csum" : " none",
+		nb->offloads & NET_OFF_TSO4 ? " tso4" : "",
+		nb->offloads & NET_OFF_TSO6 ? " tso6" : "",
+		nb->offloads & NET_OFF_TSO_ECN ? " ecn" : "",
+		nb->offloads & NET_OFF_UFO ? " ufo" : "");
 	return 0;
 }
 
