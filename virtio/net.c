@@ -688,14 +688,12 @@ static const struct virtio_device_ops virtio_net_ops = {
 	.free = net_free,
 };
 
-static int net_pair_init(struct virtio_net *net, unsigned int i,
-			 struct iothread *ctl)
+static int net_pair_init(struct virtio_net *net, unsigned int i)
 {
 	struct net_pair *p = &net->pairs[i];
 	char name[32];
 	int ret;
 
-	(void)ctl;
 	p->net = net;
 	p->index = i;
 	p->rxq = &net->dev.queues[2 * i];
@@ -780,7 +778,7 @@ int virtio_net_create(struct lkvm *vm, struct net_backend *nb,
 	if (!net->pairs)
 		return -ENOMEM;
 	for (i = 0; !ret && i < net->npairs; i++)
-		ret = net_pair_init(net, i, ctl);
+		ret = net_pair_init(net, i);
 	if (!ret)
 		ret = virtio_queue_attach(&net->dev, net->ctl_qi, ctl);
 	return ret;
