@@ -180,6 +180,15 @@ int aio_create(struct aio **ap, struct iothread *t, unsigned int depth,
 	return 0;
 }
 
+int aio_create_uring(struct aio **ap, struct iothread *t, unsigned int depth)
+{
+	int ret = aio_uring_create(ap, depth);
+
+	if (!ret)
+		iothread_set_wait(t, aio_thread_wait, *ap);
+	return ret;
+}
+
 void aio_free(struct aio *a)
 {
 	if (a)

@@ -95,6 +95,9 @@ struct aio {
  */
 int aio_create(struct aio **ap, struct iothread *t, unsigned int depth,
 	       bool want_uring);
+/* The same, io_uring or nothing (-errno): for callers with their own
+ * synchronous path. */
+int aio_create_uring(struct aio **ap, struct iothread *t, unsigned int depth);
 void aio_free(struct aio *a);
 /* Makes the engine one of t's pollers (see iothread_add_poller). */
 int aio_poll_on(struct aio *a, struct iothread *t, uint64_t poll_ns);
