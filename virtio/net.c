@@ -859,7 +859,9 @@ int virtio_net_create(struct lkvm *vm, struct net_backend *nb,
 			     1ULL << VIRTIO_NET_F_CSUM |
 			     1ULL << VIRTIO_NET_F_HOST_TSO4 |
 			     1ULL << VIRTIO_NET_F_HOST_TSO6 |
-			     1ULL << VIRTIO_NET_F_HOST_ECN;
+			     1ULL << VIRTIO_NET_F_HOST_ECN |
+			     /* tun takes UDP GSO writes (since Linux 4.14). */
+			     1ULL << VIRTIO_NET_F_HOST_UFO;
 	if (net->npairs > 1)
 		net->dev.features |= 1ULL << VIRTIO_NET_F_MQ;
 	if (nb->offloads & NET_OFF_CSUM)

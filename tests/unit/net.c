@@ -69,6 +69,8 @@ static void test_tx_check(void)
 		 NET_TX_GSO);
 	h = hdr(1, VIRTIO_NET_HDR_GSO_UDP, 1400, 34, 6);
 	CHECK_EQ(net_tx_check(&h, 3000, all, 1500), NET_TX_GSO);
+	CHECK_EQ(net_tx_check(&h, 3000, all | F(VIRTIO_NET_F_HOST_UFO), 1500),
+		 NET_TX_OK);
 	h = hdr(1, 2, 1400, 34, 6);	/* no such type */
 	CHECK_EQ(net_tx_check(&h, 3000, all, 1500), NET_TX_GSO);
 	h = hdr(1, VIRTIO_NET_HDR_GSO_TCPV4, 1448, 34, 16);
