@@ -4,15 +4,22 @@
  *
  * Queue pair i (receive queue 2i, transmit queue 2i+1) has its own
  * thread "netN-qI" and its own backend fd; that thread alone touches
- * both rings and the fd.  It sleeps in epoll on the two kick eventfds
- * and the fd together.  Transmit: each chain's header is copied out and
- * checked, then the frame goes to the fd in one write (small frames are
- * copied whole, large ones go by writev from guest memory).  Receive:
- * a frame is read whole into the thread's own buffer once the guest has
- * given a chain, then copied into as many chains as it needs, and the
- * guest is interrupted once per batch.  With no
- * receive buffers the thread stops watching the fd until the guest
- * kicks the receive queue; frames wait in the tap's own queue meanwhile.
+ * both rings and the fd.  It sleeps (in its io_uring, or epoll) on the
+ * two kick eventfds and the fd together.
+ *
+ * Transmit: each chain's header is copied out and checked; the frame's
+ * write is queued on the thread's io_uring straight from guest memory,
+ * so a batch of frames reaches the tap in one system call, and the
+ * chain goes back when its write completes.  Without io_uring (or for a
+ * frame in many pieces) a write() does it at once.
+ *
+ * Receive: a frame is read only once the guest has given a chain.  A
+ * chain that can hold any frame the backend may give is read into
+ * directly; otherwise the frame is read into the thread's own buffer
+ * and copied into as many (mergeable) chains as it needs.  The guest is
+ * interrupted once per batch.  With no receive buffers the thread stops
+ * watching the fd until the guest kicks the receive queue; frames wait
+ * in the tap's own queue meanwhile.
  *
  * The control queue (only VIRTIO_NET_CTRL_MQ) runs on the VM's low-rate
  * thread.  Changing the number of queue pairs pauses the pair threads
@@ -40,6 +47,7 @@
 #define NET_FRAME_MAX		(NET_GSO_MAX + NET_ETH_HLEN + NET_VLAN_HLEN + \
 				 NET_HDR_LEN)
 #define NET_TX_COPY		4096	/* frames up to this are copied out */
+#define NET_TX_ASYNC_IOV	8	/* segments of a frame sent by io_uring */
 
 /* struct virtio_net_config up to mtu. */
 struct net_config {
@@ -48,8 +56,6 @@ struct net_config {
 	uint16_t max_virtqueue_pairs;
 	uint16_t mtu;
 } __attribute__((packed));
-
-#define NET_TX_ASYNC_IOV	8	/* segments of a frame sent by io_uring */
 
 /*
  * A transmit write on the queue's io_uring.  The chain goes back to the
@@ -171,7 +177,25 @@ static bool net_rx_take(struct net_pair *p)
 	return false;
 }
 
-static void net_rx_release(struct net_pair *p, unsigned int k);
+/* Pushes the first k held chains (lens[] written) and forgets them. */
+static void net_rx_release(struct net_pair *p, unsigned int k)
+{
+	unsigned int i;
+
+	for (i = 0; i < k; i++) {
+		vq_push(&p->rxq->vq, p->held[i].elem.head, p->lens[i]);
+		p->held_bytes -= p->caps[i];
+	}
+	p->nheld -= k;
+	if (p->nheld) {
+		memmove(p->held, p->held + k, p->nheld * sizeof(*p->held));
+		memmove(p->caps, p->caps + k, p->nheld * sizeof(*p->caps));
+		/* Moved chains' iovecs must point at their own arrays. */
+		for (i = 0; i < p->nheld; i++)
+			p->held[i].elem.iov = p->held[i].iov;
+	}
+	p->rx_frames++;
+}
 
 /*
  * Gives the frame in the receive buffer to the first k held chains:
@@ -196,26 +220,6 @@ static void net_rx_complete(struct net_pair *p, unsigned int k)
 		off += p->lens[i];
 	}
 	net_rx_release(p, k);
-}
-
-/* Pushes the first k held chains (lens[] written) and forgets them. */
-static void net_rx_release(struct net_pair *p, unsigned int k)
-{
-	unsigned int i;
-
-	for (i = 0; i < k; i++) {
-		vq_push(&p->rxq->vq, p->held[i].elem.head, p->lens[i]);
-		p->held_bytes -= p->caps[i];
-	}
-	p->nheld -= k;
-	if (p->nheld) {
-		memmove(p->held, p->held + k, p->nheld * sizeof(*p->held));
-		memmove(p->caps, p->caps + k, p->nheld * sizeof(*p->caps));
-		/* Moved chains' iovecs must point at their own arrays. */
-		for (i = 0; i < p->nheld; i++)
-			p->held[i].elem.iov = p->held[i].iov;
-	}
-	p->rx_frames++;
 }
 
 /*
@@ -250,6 +254,19 @@ static bool net_rx_place_frame(struct net_pair *p, bool mrg)
 	return true;
 }
 
+/* A read from the backend failed: EAGAIN is "no frame"; else it broke. */
+static int net_rx_read_failed(struct net_pair *p)
+{
+	if (errno != EAGAIN && errno != EINTR) {
+		/* The interface went away or broke: stop reading it. */
+		vm_warn(p->net->dev.vm, "%s: receive: %s; queue %u stops receiving",
+			p->net->dev.name, strerror(errno), p->index);
+		p->fd_dead = true;
+		net_watch(p, false);
+	}
+	return 0;
+}
+
 /*
  * A first chain of one buffer that holds the largest frame the backend
  * can give (the MTU, or 64 KiB with receive offloads) is read into
@@ -262,15 +279,9 @@ static int net_rx_direct(struct net_pair *p)
 	ssize_t n;
 
 	n = read(p->fd, iov->iov_base, iov->iov_len);
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EINTR) {
-			vm_warn(p->net->dev.vm, "%s: receive: %s; queue %u stops receiving",
-				p->net->dev.name, strerror(errno), p->index);
-			p->fd_dead = true;
-			net_watch(p, false);
-		}
-		return 0;
-	}
+	if (n < 0)
+		return net_rx_read_failed(p);
+	/* tun returns a frame's whole length even when it did not fit. */
 	memcpy(&h, iov->iov_base, sizeof(h));
 	if ((size_t)n < NET_HDR_LEN + NET_ETH_HLEN || (size_t)n > iov->iov_len ||
 	    !net_rx_fix_hdr(&h, p->net->dev.acked, 1)) {
@@ -280,16 +291,15 @@ static int net_rx_direct(struct net_pair *p)
 	memcpy(iov->iov_base, &h, sizeof(h));
 	p->lens[0] = n;
 	net_rx_release(p, 1);
-	p->rx_frames++;
 	return 1;
 }
 
 /*
  * One frame from the backend: 1 taken, 0 none waiting, -1 no buffers.
- * Frames are read whole into a buffer of our own and copied into the
- * guest's chains: one contiguous read is cheaper for a tap than a
- * scattered one, nothing the guest does can change it under us, and
- * the size is known before a chain is chosen.
+ * Unless the first chain can take any frame, the frame is read whole
+ * into a buffer of our own and copied into the guest's chains: one
+ * contiguous read is cheaper for a tap than a scattered one, and the
+ * size is known before chains are chosen.
  */
 static int net_rx_one(struct net_pair *p, bool mrg)
 {
@@ -302,17 +312,8 @@ static int net_rx_one(struct net_pair *p, bool mrg)
 		if (p->held[0].elem.nin == 1 && p->caps[0] >= p->net->rx_max)
 			return net_rx_direct(p);
 		n = read(p->fd, p->frame, NET_FRAME_MAX);
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR) {
-				/* The interface went away or broke: stop. */
-				vm_warn(p->net->dev.vm, "%s: receive: %s; queue %u stops receiving",
-					p->net->dev.name, strerror(errno),
-					p->index);
-				p->fd_dead = true;
-				net_watch(p, false);
-			}
-			return 0;
-		}
+		if (n < 0)
+			return net_rx_read_failed(p);
 		if ((size_t)n < NET_HDR_LEN + NET_ETH_HLEN) {
 			p->rx_dropped++;
 			return 1;
