@@ -29,36 +29,54 @@ static bool has(uint64_t acked, unsigned int bit)
 	return acked & (1ULL << bit);
 }
 
+/*
+ * Each direction's four segmentation features sit in one order, TSO4,
+ * TSO6, ECN, UFO, from tso4 on: is gso_type (not NONE) negotiated?
+ */
+_Static_assert(VIRTIO_NET_F_HOST_TSO4 - VIRTIO_NET_F_GUEST_TSO4 == 4 &&
+	       VIRTIO_NET_F_HOST_TSO6 - VIRTIO_NET_F_GUEST_TSO6 == 4 &&
+	       VIRTIO_NET_F_HOST_ECN - VIRTIO_NET_F_GUEST_ECN == 4 &&
+	       VIRTIO_NET_F_HOST_UFO - VIRTIO_NET_F_GUEST_UFO == 4 &&
+	       VIRTIO_NET_F_GUEST_TSO6 == VIRTIO_NET_F_GUEST_TSO4 + 1 &&
+	       VIRTIO_NET_F_GUEST_ECN == VIRTIO_NET_F_GUEST_TSO4 + 2 &&
+	       VIRTIO_NET_F_GUEST_UFO == VIRTIO_NET_F_GUEST_TSO4 + 3,
+	       "segmentation feature bits in the spec's order");
+
+static bool gso_negotiated(uint8_t gso_type, uint64_t acked,
+			   unsigned int tso4)
+{
+	unsigned int off;
+
+	switch (gso_type & ~VIRTIO_NET_HDR_GSO_ECN) {
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		off = 0;
+		break;
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		off = 1;
+		break;
+	case VIRTIO_NET_HDR_GSO_UDP:
+		off = 3;
+		break;
+	default:
+		return false;
+	}
+	if ((gso_type & VIRTIO_NET_HDR_GSO_ECN) && !has(acked, tso4 + 2))
+		return false;
+	return has(acked, tso4 + off);
+}
+
 static enum net_tx_error net_tx_check_gso(const struct virtio_net_hdr *h,
 					  uint64_t frame_len, uint64_t acked)
 {
-	unsigned int type = h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
-	bool ok;
-
 	if (h->gso_type == VIRTIO_NET_HDR_GSO_NONE)
 		return NET_TX_OK;
-	if ((h->gso_type & VIRTIO_NET_HDR_GSO_ECN) &&
-	    !has(acked, VIRTIO_NET_F_HOST_ECN))
-		return NET_TX_GSO;
-	switch (type) {
-	case VIRTIO_NET_HDR_GSO_TCPV4:
-		ok = has(acked, VIRTIO_NET_F_HOST_TSO4);
-		break;
-	case VIRTIO_NET_HDR_GSO_TCPV6:
-		ok = has(acked, VIRTIO_NET_F_HOST_TSO6);
-		break;
-	case VIRTIO_NET_HDR_GSO_UDP:
-		ok = has(acked, VIRTIO_NET_F_HOST_UFO);
-		break;
-	default:
-		ok = false;
-	}
 	/*
 	 * A segmented frame carries a partial checksum (the spec requires
 	 * NEEDS_CSUM with GSO), and each segment must be smaller than the
 	 * frame it is cut from.
 	 */
-	if (!ok || !(h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) ||
+	if (!gso_negotiated(h->gso_type, acked, VIRTIO_NET_F_HOST_TSO4) ||
+	    !(h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) ||
 	    !h->gso_size || h->gso_size >= frame_len || h->hdr_len > frame_len)
 		return NET_TX_GSO;
 	return NET_TX_OK;
@@ -91,9 +109,6 @@ enum net_tx_error net_tx_check(const struct virtio_net_hdr *h,
 bool net_rx_fix_hdr(struct virtio_net_hdr *h, uint64_t acked,
 		    uint16_t num_buffers)
 {
-	unsigned int type = h->gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
-	bool ok;
-
 	h->num_buffers = num_buffers;
 	/* Without GUEST_CSUM the spec wants flags zero: full checksums. */
 	if (!has(acked, VIRTIO_NET_F_GUEST_CSUM)) {
@@ -102,25 +117,8 @@ bool net_rx_fix_hdr(struct virtio_net_hdr *h, uint64_t acked,
 		h->flags = 0;
 	}
 	h->flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID;
-	if (h->gso_type == VIRTIO_NET_HDR_GSO_NONE)
-		return true;
-	switch (type) {
-	case VIRTIO_NET_HDR_GSO_TCPV4:
-		ok = has(acked, VIRTIO_NET_F_GUEST_TSO4);
-		break;
-	case VIRTIO_NET_HDR_GSO_TCPV6:
-		ok = has(acked, VIRTIO_NET_F_GUEST_TSO6);
-		break;
-	case VIRTIO_NET_HDR_GSO_UDP:
-		ok = has(acked, VIRTIO_NET_F_GUEST_UFO);
-		break;
-	default:
-		ok = false;
-	}
-	if ((h->gso_type & VIRTIO_NET_HDR_GSO_ECN) &&
-	    !has(acked, VIRTIO_NET_F_GUEST_ECN))
-		ok = false;
-	return ok;
+	return h->gso_type == VIRTIO_NET_HDR_GSO_NONE ||
+	       gso_negotiated(h->gso_type, acked, VIRTIO_NET_F_GUEST_TSO4);
 }
 
 unsigned int net_rx_place(const uint32_t *cap, unsigned int n, uint64_t len,

@@ -101,30 +101,6 @@ static void pin_self(int cpu)
 	pin_tid(gettid(), cpu);
 }
 
-/* Pins lkvm's thread named name (found in /proc) to cpu. */
-static void pin_named(const char *name, int cpu)
-{
-	char path[300], comm[32];
-	struct dirent *de;
-	DIR *d = opendir("/proc/self/task");
-
-	while (d && (de = readdir(d))) {
-		FILE *f;
-
-		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fgets(comm, sizeof(comm), f) &&
-		    !strncmp(comm, name, strlen(name)) &&
-		    comm[strlen(name)] == '\n')
-			pin_tid(atoi(de->d_name), cpu);
-		fclose(f);
-	}
-	if (d)
-		closedir(d);
-}
-
 /* Nanoseconds thread tid has run (schedstat), or 0. */
 static uint64_t thread_ns(pid_t tid)
 {
@@ -443,7 +419,10 @@ static int run_lkvm(bool tx, double seconds)
 		fprintf(stderr, "netbench: VQ_PAIRS_SET failed\n");
 		return 1;
 	}
-	pin_named("net0-q0", 1);
+	/* The queue threads (one when pinning: one pair). */
+	ntids = tids_named("net0-q", tids, 4);
+	for (i = 0; i < ntids; i++)
+		pin_tid(tids[i], 1);
 	atomic_store(&stop, false);
 	for (i = 0; i < npairs; i++) {
 		d[i] = (struct drv){ .s = &s, .pair = i };
@@ -460,7 +439,6 @@ static int run_lkvm(bool tx, double seconds)
 		d[i].frames = d[i].irqs = 0;
 	for (i = 0; i < s.nq; i++)
 		s.q[i].kicks = 0;
-	ntids = tids_named("net0-q", tids, 4);
 	rx0 = if_rx_packets("nbdev");
 	c0 = threads_ns(tids, ntids);
 	t0 = now_ns();
