@@ -718,19 +718,6 @@ static int extents_io(struct disk *d, uint8_t *buf, const struct extent *ext,
 	return ret;
 }
 
-static void iov_copy(struct disk_req *r, uint8_t *buf, bool to_iov)
-{
-	unsigned int i;
-
-	for (i = 0; i < r->niov; i++) {
-		if (to_iov)
-			memcpy(r->iov[i].iov_base, buf, r->iov[i].iov_len);
-		else
-			memcpy(buf, r->iov[i].iov_base, r->iov[i].iov_len);
-		buf += r->iov[i].iov_len;
-	}
-}
-
 static void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 {
 	struct qcow2 *q = d->priv;
@@ -757,10 +744,10 @@ static void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 		pthread_mutex_unlock(&q->lock);
 		if (plain) {
 			if (write)
-				iov_copy(r, buf, false);
+				iov_to_buf(r->iov, r->niov, 0, buf, r->len);
 			ret = extents_io(d, buf, ext, n, write);
 			if (!ret && !write)
-				iov_copy(r, buf, true);
+				buf_to_iov(r->iov, r->niov, 0, buf, r->len);
 			free(buf);
 			r->done(r, ret);
 			return;
@@ -772,11 +759,11 @@ static void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 		if (r->len)
 			ret = qcow2_read(d, buf, r->off, r->len);
 		if (!ret && r->len)
-			iov_copy(r, buf, true);
+			buf_to_iov(r->iov, r->niov, 0, buf, r->len);
 		break;
 	case DISK_WRITE:
 		if (r->len) {
-			iov_copy(r, buf, false);
+			iov_to_buf(r->iov, r->niov, 0, buf, r->len);
 			ret = qcow2_write(d, buf, r->off, r->len);
 		}
 		break;

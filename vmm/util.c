@@ -155,3 +155,42 @@ out:
 	close(fd);
 	return ret;
 }
+
+/* Both directions of the copy: one walk over the list. */
+static size_t iov_copy(const struct iovec *iov, unsigned int n, size_t skip,
+		       uint8_t *buf, size_t len, bool to_iov)
+{
+	size_t done = 0;
+	unsigned int i;
+
+	for (i = 0; i < n && done < len; i++) {
+		uint8_t *base = iov[i].iov_base;
+		size_t k;
+
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		k = MIN(iov[i].iov_len - skip, len - done);
+		if (to_iov)
+			memcpy(base + skip, buf + done, k);
+		else
+			memcpy(buf + done, base + skip, k);
+		done += k;
+		skip = 0;
+	}
+	return done;
+}
+
+size_t iov_to_buf(const struct iovec *iov, unsigned int n, size_t skip,
+		  void *buf, size_t len)
+{
+	return iov_copy(iov, n, skip, buf, len, false);
+}
+
+size_t buf_to_iov(const struct iovec *iov, unsigned int n, size_t skip,
+		  const void *buf, size_t len)
+{
+	/* Only read through buf: iov_copy writes to it only from iovs. */
+	return iov_copy(iov, n, skip, (uint8_t *)buf, len, true);
+}

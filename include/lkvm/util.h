@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -37,6 +38,15 @@ int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Formats into buf (always terminated) and returns err, for "return errf(...)". */
 int errf(char *buf, size_t len, int err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/*
+ * Copies up to len bytes between a buffer and an iovec list, starting
+ * skip bytes into the list; returns the bytes copied.
+ */
+size_t iov_to_buf(const struct iovec *iov, unsigned int n, size_t skip,
+		  void *buf, size_t len);
+size_t buf_to_iov(const struct iovec *iov, unsigned int n, size_t skip,
+		  const void *buf, size_t len);
 
 /* Reads a whole file up to max bytes into a malloc'd buffer. */
 int read_file(const char *path, size_t max, uint8_t **data, size_t *size);

@@ -107,11 +107,6 @@ bool net_rx_fix_hdr(struct virtio_net_hdr *h, uint64_t acked,
 unsigned int net_rx_place(const uint32_t *cap, unsigned int n, uint64_t len,
 			  bool mergeable, uint32_t *lens);
 
-/* Copies between a buffer and an iovec list starting skip bytes in. */
-size_t iov_to_buf(const struct iovec *iov, unsigned int n, size_t skip,
-		  void *buf, size_t len);
-size_t buf_to_iov(const struct iovec *iov, unsigned int n, size_t skip,
-		  const void *buf, size_t len);
 
 struct iothread;
 struct lkvm;
