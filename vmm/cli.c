@@ -134,23 +134,35 @@ static int check_readable(const char *what, const char *path, char *err,
 	return 0;
 }
 
+/*
+ * Appends spec to a list of argv pointers that both the run (to free)
+ * and its config (to use) hold: *list and *cfg_list, *n of them.
+ */
+static int cli_append(const char ***list, const char ***cfg_list,
+		      unsigned int *n, unsigned int max, const char *what,
+		      const char *spec, char *err, size_t errlen)
+{
+	const char **l;
+
+	if (*n >= max)
+		return errf(err, errlen, -EINVAL, "more than %u %s", max,
+			    what);
+	l = realloc(*list, (*n + 1) * sizeof(*l));
+	if (!l)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	l[(*n)++] = spec;
+	*list = l;
+	*cfg_list = l;
+	return 0;
+}
+
 static int cli_add_disk(struct cli_run *r, const char *spec, char *err,
 			size_t errlen)
 {
-	const char **d;
-
 	if (!*spec)
 		return errf(err, errlen, -EINVAL, "empty --disk argument");
-	if (r->cfg.ndisks >= CLI_MAX_DISKS)
-		return errf(err, errlen, -EINVAL, "more than %d disks",
-			    CLI_MAX_DISKS);
-	d = realloc(r->disks, (r->cfg.ndisks + 1) * sizeof(*d));
-	if (!d)
-		return errf(err, errlen, -ENOMEM, "out of memory");
-	d[r->cfg.ndisks++] = spec;
-	r->disks = d;
-	r->cfg.disks = d;
-	return 0;
+	return cli_append(&r->disks, &r->cfg.disks, &r->cfg.ndisks,
+			  CLI_MAX_DISKS, "disks", spec, err, errlen);
 }
 
 /* -n mode=none asks for what is the default: no device. */
@@ -158,7 +170,6 @@ static int cli_add_net(struct cli_run *r, const char *spec, char *err,
 		       size_t errlen)
 {
 	struct net_spec ns;
-	const char **n;
 	int ret;
 
 	if (!*spec)
@@ -170,16 +181,8 @@ static int cli_add_net(struct cli_run *r, const char *spec, char *err,
 	net_spec_free(&ns);
 	if (ns.mode == NET_MODE_NONE)
 		return 0;
-	if (r->cfg.nnets >= CLI_MAX_NETS)
-		return errf(err, errlen, -EINVAL, "more than %d networks",
-			    CLI_MAX_NETS);
-	n = realloc(r->nets, (r->cfg.nnets + 1) * sizeof(*n));
-	if (!n)
-		return errf(err, errlen, -ENOMEM, "out of memory");
-	n[r->cfg.nnets++] = spec;
-	r->nets = n;
-	r->cfg.nets = n;
-	return 0;
+	return cli_append(&r->nets, &r->cfg.nets, &r->cfg.nnets, CLI_MAX_NETS,
+			  "networks", spec, err, errlen);
 }
 
 static int cli_parse_opt(struct cli_run *r, int c, const char *arg,

@@ -132,11 +132,37 @@ static char *strdup_or_null(const char *s, bool *fail)
 	return d;
 }
 
+/* A copy of a list of n strings (NULL if none). */
+static char **strdup_list(const char *const *list, unsigned int n, bool *fail)
+{
+	char **d;
+	unsigned int i;
+
+	if (!n)
+		return NULL;
+	d = calloc(n, sizeof(*d));
+	if (!d) {
+		*fail = true;
+		return NULL;
+	}
+	for (i = 0; i < n; i++)
+		d[i] = strdup_or_null(list[i], fail);
+	return d;
+}
+
+static void free_list(char **list, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; list && i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
 /* Own copies of every string, so the caller's config may go away. */
 static int vm_copy_config(struct lkvm *vm, const struct lkvm_config *cfg)
 {
 	bool fail = false;
-	unsigned int i;
 
 	vm->cfg = *cfg;
 	vm->cfg.name = strdup_or_null(cfg->name ? cfg->name : "guest", &fail);
@@ -144,24 +170,10 @@ static int vm_copy_config(struct lkvm *vm, const struct lkvm_config *cfg)
 	vm->cfg.initrd = strdup_or_null(cfg->initrd, &fail);
 	vm->cfg.cmdline = strdup_or_null(cfg->cmdline, &fail);
 	vm->cfg.dump_dtb = strdup_or_null(cfg->dump_dtb, &fail);
-	vm->cfg.disks = NULL;
-	if (cfg->ndisks) {
-		vm->disks = calloc(cfg->ndisks, sizeof(*vm->disks));
-		if (!vm->disks)
-			return -ENOMEM;
-		for (i = 0; i < cfg->ndisks; i++)
-			vm->disks[i] = strdup_or_null(cfg->disks[i], &fail);
-		vm->cfg.disks = (const char **)vm->disks;
-	}
-	vm->cfg.nets = NULL;
-	if (cfg->nnets) {
-		vm->nets = calloc(cfg->nnets, sizeof(*vm->nets));
-		if (!vm->nets)
-			return -ENOMEM;
-		for (i = 0; i < cfg->nnets; i++)
-			vm->nets[i] = strdup_or_null(cfg->nets[i], &fail);
-		vm->cfg.nets = (const char **)vm->nets;
-	}
+	vm->disks = strdup_list(cfg->disks, cfg->ndisks, &fail);
+	vm->cfg.disks = (const char **)vm->disks;
+	vm->nets = strdup_list(cfg->nets, cfg->nnets, &fail);
+	vm->cfg.nets = (const char **)vm->nets;
 	return fail ? -ENOMEM : 0;
 }
 
@@ -328,8 +340,6 @@ fail:
 
 void lkvm_destroy(struct lkvm *vm)
 {
-	unsigned int i;
-
 	if (!vm)
 		return;
 	vcpus_destroy(vm);
@@ -349,12 +359,8 @@ void lkvm_destroy(struct lkvm *vm)
 		close(vm->kvm_fd);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
-	for (i = 0; vm->disks && i < vm->cfg.ndisks; i++)
-		free(vm->disks[i]);
-	free(vm->disks);
-	for (i = 0; vm->nets && i < vm->cfg.nnets; i++)
-		free(vm->nets[i]);
-	free(vm->nets);
+	free_list(vm->disks, vm->cfg.ndisks);
+	free_list(vm->nets, vm->cfg.nnets);
 	free((char *)vm->cfg.name);
 	free((char *)vm->cfg.dump_dtb);
 	free((char *)vm->cfg.kernel);
