@@ -90,7 +90,9 @@ struct blk_queue {
 	unsigned int inflight;
 	bool starved;			/* chains left waiting for a free req */
 	uint32_t gen;
-	uint64_t reads, writes, flushes, errors;
+	uint64_t reads, writes, flushes;
+	uint64_t io_errors;		/* the host's I/O failed */
+	uint64_t guest_errors;		/* bad or unsupported requests */
 };
 
 struct virtio_blk {
@@ -100,6 +102,7 @@ struct virtio_blk {
 	struct blk_config config;
 	struct blk_queue *bq;
 	unsigned int nqueues;
+	struct log_limit warn_io;	/* host I/O errors, from any queue */
 };
 
 static struct virtio_blk *to_blk(struct virtio_device *d)
@@ -109,8 +112,6 @@ static struct virtio_blk *to_blk(struct virtio_device *d)
 
 static void blk_finish(struct blk_queue *bq, struct blk_req *r, uint8_t status)
 {
-	if (status != VIRTIO_BLK_S_OK)
-		bq->errors++;
 	if (r->gen == bq->gen) {
 		*r->status = status;
 		vq_push(&bq->q->vq, r->head, r->in_len);
@@ -125,10 +126,13 @@ static void blk_req_done(struct disk_req *dr, int err)
 	struct blk_req *r = container_of(dr, struct blk_req, dr);
 
 	if (err) {
+		struct virtio_blk *blk = r->bq->blk;
+
 		r->in_len = 1;		/* only the status is meaningful */
-		if (!r->bq->errors)
-			vm_warn(r->bq->blk->dev.vm, "%s: I/O error: %s",
-				r->bq->blk->dev.name, strerror(-err));
+		r->bq->io_errors++;
+		vm_warn_limited(blk->dev.vm, &blk->warn_io,
+				"%s: I/O error at byte %llu: %s", blk->dev.name,
+				(unsigned long long)dr->off, strerror(-err));
 	}
 	blk_finish(r->bq, r, err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
 }
@@ -163,7 +167,7 @@ static void blk_start(struct blk_queue *bq, struct blk_req *r)
 	r->gen = bq->gen;
 	if (blk_parse(&r->elem, &blk->lim, &p)) {
 		/* No status byte to write: hand the chain back empty. */
-		bq->errors++;
+		bq->guest_errors++;
 		if (r->gen == bq->gen)
 			vq_push(&bq->q->vq, r->head, 0);
 		r->next_free = bq->free;
@@ -174,6 +178,8 @@ static void blk_start(struct blk_queue *bq, struct blk_req *r)
 	r->status = p.status;
 	r->in_len = 1;
 	if (p.early != 0xff) {
+		if (p.early != VIRTIO_BLK_S_OK)
+			bq->guest_errors++;
 		blk_finish(bq, r, p.early);
 		return;
 	}
@@ -274,6 +280,15 @@ static void blk_reset(struct virtio_device *d)
 	}
 }
 
+/* Queue q disabled or set up again: its requests in flight are void. */
+static void blk_queue_reset(struct virtio_device *d, struct virtio_queue *q)
+{
+	struct blk_queue *bq = &to_blk(d)->bq[q->index];
+
+	bq->gen++;
+	bq->starved = false;
+}
+
 static void blk_config_read(struct virtio_device *d, uint32_t off, void *data,
 			    unsigned int len)
 {
@@ -320,6 +335,7 @@ static void blk_free(struct virtio_device *d)
 		free(bq->reqs);
 	}
 	free(blk->bq);
+	vm_log_limit_report(blk->dev.vm, &blk->warn_io, blk->dev.name);
 	disk_close(blk->disk);
 	free(blk);
 }
@@ -334,6 +350,7 @@ static const struct virtio_device_ops virtio_blk_ops = {
 	.config_read = blk_config_read,
 	.drain = blk_drain,
 	.reset = blk_reset,
+	.queue_reset = blk_queue_reset,
 	.start = blk_start_threads,
 	.stop = blk_stop_threads,
 	.free = blk_free,
@@ -385,6 +402,7 @@ static int blk_queue_init(struct virtio_blk *blk, unsigned int i,
 	if (ret)
 		return ret;
 	bq->thread_ready = true;
+	virtio_watch_thread(&blk->dev, &bq->thread);
 	ret = aio_create(&bq->aio, &bq->thread, BLK_QUEUE_SIZE, want_uring);
 	if (!ret)
 		ret = aio_add_batch_hook(bq->aio, blk_batch_done, bq);

@@ -29,6 +29,7 @@ int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
 	unsigned int i;
 
 	memset(d, 0, sizeof(*d));
+	pthread_mutex_init(&d->ctl_lock, NULL);
 	d->vm = vm;
 	d->ops = ops;
 	d->priv = priv;
@@ -67,8 +68,40 @@ void virtio_device_free(struct virtio_device *d)
 			close(d->queues[i].kick_fd);
 	free(d->queues);
 	d->queues = NULL;
+	vm_log_limit_report(d->vm, &d->warn_ring, d->name);
+	pthread_mutex_destroy(&d->ctl_lock);
 	if (d->ops->free)
 		d->ops->free(d);
+}
+
+void virtio_device_lock(struct virtio_device *d)
+{
+	pthread_mutex_lock(&d->ctl_lock);
+}
+
+void virtio_device_unlock(struct virtio_device *d)
+{
+	pthread_mutex_unlock(&d->ctl_lock);
+}
+
+/* On the dying thread: no lock of the device may be taken here. */
+static void virtio_thread_died(void *opaque, struct iothread *t, int err)
+{
+	struct virtio_device *d = opaque;
+
+	atomic_fetch_or(&d->status, VIRTIO_STATUS_NEEDS_RESET);
+	if (d->tr)
+		d->tr->signal_config(d);
+	vm_err(d->vm, "%s: I/O thread %s failed: %s", d->name, t->name,
+	       strerror(-err));
+	vm_request_exit(d->vm, LKVM_EXIT_ERROR, 1,
+			"%s: I/O thread %s failed: %s", d->name, t->name,
+			strerror(-err));
+}
+
+void virtio_watch_thread(struct virtio_device *d, struct iothread *t)
+{
+	iothread_on_death(t, virtio_thread_died, d);
 }
 
 /* The guest broke a ring: report NEEDS_RESET, log once, stop the queue. */
@@ -261,27 +294,48 @@ void virtio_set_status(struct virtio_device *d, uint32_t status)
 	}
 }
 
+/*
+ * Enabling a queue that is live, or disabling one, drops what the device
+ * holds of it first: requests in flight complete into nothing.
+ */
+static void virtio_queue_drop(struct virtio_device *d, struct virtio_queue *q)
+{
+	if (d->ops->queue_reset)
+		d->ops->queue_reset(d, q);
+	vq_reset(&q->vq);
+	q->ready = false;
+}
+
 void virtio_queue_set_ready(struct virtio_device *d, struct virtio_queue *q,
 			    bool ready)
 {
-	int ret;
+	int ret = 0;
 
+	/* virtio 1.2 (2.6.1, 4.2.2.2): a live queue is not enabled again. */
+	if (ready && q->ready)
+		return;
+	if (!ready && !q->ready)
+		return;
 	if (q->thread)
 		iothread_pause(q->thread);
 	if (!ready) {
-		vq_reset(&q->vq);
-		q->ready = false;
+		virtio_queue_drop(d, q);
 	} else {
-		ret = vq_setup(&q->vq, &d->vm->mem, q->num, q->desc, q->driver,
-			       q->device, d->acked);
+		if (!q->num || q->num > d->ops->queue_max)
+			ret = -EINVAL;
+		else
+			ret = vq_setup(&q->vq, &d->vm->mem, q->num, q->desc,
+				       q->driver, q->device, d->acked);
 		q->ready = ret == 0;
 		if (ret) {
 			atomic_fetch_or(&d->status, VIRTIO_STATUS_NEEDS_RESET);
-			vm_warn(d->vm, "%s: queue %u: bad ring (size %u at 0x%llx/0x%llx/0x%llx)",
-				d->name, q->index, q->num,
-				(unsigned long long)q->desc,
-				(unsigned long long)q->driver,
-				(unsigned long long)q->device);
+			vm_warn_limited(d->vm, &d->warn_ring,
+					"%s: queue %u: bad ring (size %u of at most %u at 0x%llx/0x%llx/0x%llx); device needs reset",
+					d->name, q->index, q->num,
+					d->ops->queue_max,
+					(unsigned long long)q->desc,
+					(unsigned long long)q->driver,
+					(unsigned long long)q->device);
 		}
 	}
 	if (q->thread)

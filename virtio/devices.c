@@ -226,6 +226,16 @@ static int virtio_add_net(struct lkvm *vm, unsigned int index,
 	return 0;
 }
 
+/* The shared low-rate thread died: its devices will not be served again. */
+static void virtio_lowrate_died(void *opaque, struct iothread *t, int err)
+{
+	struct lkvm *vm = opaque;
+
+	vm_err(vm, "I/O thread %s failed: %s", t->name, strerror(-err));
+	vm_request_exit(vm, LKVM_EXIT_ERROR, 1, "I/O thread %s failed: %s",
+			t->name, strerror(-err));
+}
+
 int virtio_devices_create(struct lkvm *vm, char *err, size_t errlen)
 {
 	unsigned int i;
@@ -248,6 +258,7 @@ int virtio_devices_create(struct lkvm *vm, char *err, size_t errlen)
 		vm->lowrate = NULL;
 		return errf(err, errlen, ret, "cannot create I/O thread");
 	}
+	iothread_on_death(vm->lowrate, virtio_lowrate_died, vm);
 	for (i = 0; i < vm->cfg.nnets; i++) {
 		ret = virtio_add_net(vm, i, i, err, errlen);
 		if (ret)

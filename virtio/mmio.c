@@ -128,7 +128,10 @@ static void set_half(uint64_t *addr, bool high, uint32_t v)
 		*addr = (*addr & ~0xffffffffULL) | v;
 }
 
-/* Queue registers may change only while the queue is not ready. */
+/*
+ * Queue registers may change only while the queue is not ready; the
+ * core ignores QueueReady=1 on a live queue.
+ */
 static void mmio_queue_write(struct virtio_mmio *m, struct virtio_queue *q,
 			     uint64_t off, uint32_t v)
 {
@@ -136,7 +139,8 @@ static void mmio_queue_write(struct virtio_mmio *m, struct virtio_queue *q,
 		return;
 	switch (off) {
 	case REG_QUEUE_NUM:
-		q->num = v;
+		/* Above QueueNumMax (or 16 bits): enabling will fail. */
+		q->num = v <= m->d->ops->queue_max ? v : 0;
 		break;
 	case REG_QUEUE_READY:
 		virtio_queue_set_ready(m->d, q, v & 1);
@@ -201,17 +205,17 @@ static void mmio_read(void *opaque, uint64_t off, void *data, unsigned int len)
 	uint32_t v;
 
 	memset(data, 0, len);
+	virtio_device_lock(d);
 	if (off >= REG_CONFIG) {
 		off -= REG_CONFIG;
 		if (d->ops->config_read &&
 		    range_within(off, len, 0, d->ops->config_size))
 			d->ops->config_read(d, off, data, len);
-		return;
+	} else if (len == 4 && !(off & 3)) {	/* registers are 32-bit */
+		v = mmio_reg_read(m, off);
+		memcpy(data, &v, 4);
 	}
-	if (len != 4 || off & 3)
-		return;		/* registers are 32-bit only */
-	v = mmio_reg_read(m, off);
-	memcpy(data, &v, 4);
+	virtio_device_unlock(d);
 }
 
 static void mmio_write(void *opaque, uint64_t off, const void *data,
@@ -221,17 +225,17 @@ static void mmio_write(void *opaque, uint64_t off, const void *data,
 	struct virtio_device *d = m->d;
 	uint32_t v;
 
+	virtio_device_lock(d);
 	if (off >= REG_CONFIG) {
 		off -= REG_CONFIG;
 		if (d->ops->config_write &&
 		    range_within(off, len, 0, d->ops->config_size))
 			d->ops->config_write(d, off, data, len);
-		return;
+	} else if (len == 4 && !(off & 3)) {
+		memcpy(&v, data, 4);
+		mmio_reg_write(m, off, v);
 	}
-	if (len != 4 || off & 3)
-		return;
-	memcpy(&v, data, 4);
-	mmio_reg_write(m, off, v);
+	virtio_device_unlock(d);
 }
 
 static const struct io_ops mmio_ops = {

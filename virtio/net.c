@@ -812,6 +812,7 @@ static int net_pair_init(struct virtio_net *net, unsigned int i)
 	if (ret)
 		return ret;
 	p->thread_ready = true;
+	virtio_watch_thread(&net->dev, &p->thread);
 	ret = virtio_queue_attach(&net->dev, 2 * i, &p->thread);
 	if (!ret)
 		ret = virtio_queue_attach(&net->dev, 2 * i + 1, &p->thread);

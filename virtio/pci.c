@@ -14,7 +14,9 @@
  * queue's thread in the kernel.  A notify that exits anyway (another
  * access size, no ioeventfd) is counted and kicks by hand.
  *
- * Threads: register accesses come from vCPU threads; signal_* from I/O
+ * Threads: register accesses come from vCPU threads, serialised by the
+ * device's ctl_lock (config-space accesses also hold the PCI bus lock,
+ * taken first); signal_* from I/O
  * threads read the vector numbers (16-bit, written with the owner
  * paused or by the guest while it has no use for the old value) and the
  * MSI-X enable bit without locks.
@@ -225,7 +227,8 @@ static void vpci_common_field(struct virtio_pci *p, unsigned int field,
 		return;		/* a live queue's registers are fixed */
 	switch (field) {
 	case CC_Q_SIZE:
-		q->num = h;
+		/* Above the maximum: enabling will fail. */
+		q->num = h <= d->ops->queue_max ? h : 0;
 		break;
 	case CC_Q_MSIX:
 		vpci_set_vector(p, &p->queue_vector[q->index], h);
@@ -288,6 +291,9 @@ static void vpci_bar_read(void *opaque, uint64_t off, void *data,
 	uint8_t b[VPCI_COMMON_SIZE];
 
 	memset(data, 0, len);
+	if (off >= VPCI_NOTIFY)
+		return;
+	virtio_device_lock(d);
 	if (off < VPCI_ISR) {
 		if (range_within(off, len, 0, VPCI_COMMON_SIZE)) {
 			vpci_common_image(p, b);
@@ -305,6 +311,7 @@ static void vpci_bar_read(void *opaque, uint64_t off, void *data,
 		    range_within(off, len, 0, d->ops->config_size))
 			d->ops->config_read(d, off, data, len);
 	}
+	virtio_device_unlock(d);
 }
 
 static void vpci_bar_write(void *opaque, uint64_t off, const void *data,
@@ -313,16 +320,20 @@ static void vpci_bar_write(void *opaque, uint64_t off, const void *data,
 	struct virtio_pci *p = opaque;
 	struct virtio_device *d = p->d;
 
+	if (off >= VPCI_NOTIFY) {
+		vpci_kick(p, off - VPCI_NOTIFY);	/* no lock: only a kick */
+		return;
+	}
+	virtio_device_lock(d);
 	if (off < VPCI_ISR) {
 		vpci_common_write(p, off, data, len);
-	} else if (off >= VPCI_DEVICE && off < VPCI_NOTIFY) {
+	} else if (off >= VPCI_DEVICE) {
 		off -= VPCI_DEVICE;
 		if (d->ops->config_write &&
 		    range_within(off, len, 0, d->ops->config_size))
 			d->ops->config_write(d, off, data, len);
-	} else if (off >= VPCI_NOTIFY) {
-		vpci_kick(p, off - VPCI_NOTIFY);
 	}
+	virtio_device_unlock(d);
 }
 
 static const struct io_ops vpci_bar_ops = {

@@ -202,27 +202,46 @@ static bool iothread_poll(struct iothread *t)
 	return worked;
 }
 
+/*
+ * The thread cannot go on: record why, wake every pauser and stopper (a
+ * dead thread counts as paused and as stopped), and tell the owner.
+ */
+static void *iothread_die(struct iothread *t, int err)
+{
+	pthread_mutex_lock(&t->lock);
+	t->state = IOT_DEAD;
+	t->death_err = err;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	if (t->on_death)
+		t->on_death(t->death_opaque, t, err);
+	return NULL;
+}
+
 static void *iothread_main(void *arg)
 {
 	struct iothread *t = arg;
 	struct epoll_event evs[IOT_MAX_EVENTS];
 
 	for (;;) {
-		int i, n, timeout = -1;
+		int i, n, ret, timeout = -1;
 
+		if (t->fail_wait)
+			return iothread_die(t, -EIO);
 		if (t->npollers && iothread_poll(t)) {
 			timeout = 0;	/* look at the fds, then poll again */
 		} else if (t->wait) {
 			t->slept++;
-			if (t->wait(t->wait_opaque, t->epfd) < 0)
-				break;
+			ret = t->wait(t->wait_opaque, t->epfd);
+			if (ret < 0 && ret != -EINTR)
+				return iothread_die(t, ret);
 			timeout = 0;
 		}
 		n = epoll_wait(t->epfd, evs, IOT_MAX_EVENTS, timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			break;
+			return iothread_die(t, -errno);
 		}
 		for (i = 0; i < n; i++) {
 			struct iot_handler *h = evs[i].data.ptr;
@@ -239,11 +258,31 @@ static void *iothread_main(void *arg)
 	return NULL;
 }
 
+void iothread_on_death(struct iothread *t, iothread_death_fn fn,
+		       void *opaque)
+{
+	t->on_death = fn;
+	t->death_opaque = opaque;
+}
+
+/* IOTHREAD_FAULT_ENV names this thread (see iothread.h). */
+static bool iothread_fault_wanted(const struct iothread *t)
+{
+	const char *f = getenv(IOTHREAD_FAULT_ENV);
+	static const char key[] = "iothread-wait:";
+
+	return f && !strncmp(f, key, sizeof(key) - 1) &&
+	       !strcmp(f + sizeof(key) - 1, t->name);
+}
+
 int iothread_start(struct iothread *t)
 {
 	int ret;
 
 	t->state = IOT_RUN;
+	t->pauses = 0;
+	if (iothread_fault_wanted(t))
+		t->fail_wait = true;
 	ret = pthread_create(&t->thread, NULL, iothread_main, t);
 	if (ret)
 		return -ret;
@@ -267,15 +306,23 @@ static void iothread_kick(struct iothread *t)
 	}
 }
 
+/*
+ * Every caller waits until the thread is parked, not only the first:
+ * with pauses from two vCPUs (two devices sharing a thread, or a reset
+ * racing a queue enable) the second must not go on while the first is
+ * still waiting for the handshake.
+ */
 void iothread_pause(struct iothread *t)
 {
 	if (!t->started || iothread_is_current(t))
 		return;
 	pthread_mutex_lock(&t->lock);
-	if (t->pauses++ == 0) {
-		t->state = IOT_PAUSE_REQ;
-		iothread_kick(t);
-		while (t->state != IOT_PAUSED)
+	if (t->state != IOT_DEAD && t->state != IOT_STOP_REQ) {
+		if (t->pauses++ == 0) {
+			t->state = IOT_PAUSE_REQ;
+			iothread_kick(t);
+		}
+		while (t->state == IOT_PAUSE_REQ)
 			pthread_cond_wait(&t->cond, &t->lock);
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -286,7 +333,8 @@ void iothread_resume(struct iothread *t)
 	if (!t->started || iothread_is_current(t))
 		return;
 	pthread_mutex_lock(&t->lock);
-	if (t->pauses && --t->pauses == 0 && t->state == IOT_PAUSED) {
+	if (t->pauses && --t->pauses == 0 &&
+	    (t->state == IOT_PAUSED || t->state == IOT_PAUSE_REQ)) {
 		t->state = IOT_RUN;
 		pthread_cond_broadcast(&t->cond);
 	}
@@ -298,12 +346,24 @@ void iothread_stop(struct iothread *t)
 	if (!t->started)
 		return;
 	pthread_mutex_lock(&t->lock);
-	t->state = IOT_STOP_REQ;
-	pthread_cond_broadcast(&t->cond);
-	iothread_kick(t);
+	if (t->state != IOT_DEAD) {
+		t->state = IOT_STOP_REQ;
+		pthread_cond_broadcast(&t->cond);
+		iothread_kick(t);
+	}
 	pthread_mutex_unlock(&t->lock);
 	pthread_join(t->thread, NULL);
 	t->started = false;
+}
+
+bool iothread_is_dead(struct iothread *t)
+{
+	bool dead;
+
+	pthread_mutex_lock(&t->lock);
+	dead = t->state == IOT_DEAD;
+	pthread_mutex_unlock(&t->lock);
+	return dead;
 }
 
 void iothread_free(struct iothread *t)

@@ -92,8 +92,9 @@ static void msix_sync(struct msix *m, unsigned int i)
 	if (open && (v->stale || !v->live)) {
 		if (irq_route_set_msi(m->vm, v->gsi, msix_addr(v), v->data,
 				      msix_devid(m))) {
-			vm_warn(m->vm, "pci %02x.0: cannot route MSI-X vector %u",
-				m->pci->slot, i);
+			vm_warn_limited(m->vm, &m->warn_route,
+					"pci %02x.0: cannot route MSI-X vector %u",
+					m->pci->slot, i);
 			return;
 		}
 		v->stale = false;

@@ -6,6 +6,7 @@
  * decoding and the address is set; moving a BAR re-registers its range.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lkvm/log.h"
@@ -163,9 +164,9 @@ static void pci_bar_update(struct pci_bus *bus, struct pci_dev *dev,
 			if (dev->bar_map)
 				dev->bar_map(dev, n, addr, true);
 		} else {
-			vm_warn(bus->vm, "pci %02x.0: BAR%u at 0x%llx overlaps "
-				"another device; not decoded", dev->slot, n,
-				(unsigned long long)addr);
+			vm_warn_limited(bus->vm, &dev->warn_bar,
+					"pci %02x.0: BAR%u at 0x%llx overlaps another device; not decoded",
+					dev->slot, n, (unsigned long long)addr);
 		}
 	}
 }
@@ -216,6 +217,11 @@ void pci_unregister(struct pci_bus *bus, struct pci_dev *dev)
 
 	pthread_mutex_lock(&bus->lock);
 	if (dev->slot < PCI_MAX_SLOTS && bus->slots[dev->slot] == dev) {
+		char what[32];
+
+		snprintf(what, sizeof(what), "pci %02x.0 BAR overlaps",
+			 dev->slot);
+		vm_log_limit_report(bus->vm, &dev->warn_bar, what);
 		/* Decoding off unmaps every BAR through the usual path. */
 		dev->cfg[PCI_COMMAND] &= ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY);
 		for (n = 0; n < ARRAY_SIZE(dev->bars); n++)

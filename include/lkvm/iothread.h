@@ -21,10 +21,20 @@
 typedef void (*iothread_fn)(void *opaque, uint32_t events);
 
 struct iot_handler;
+struct iothread;
 
 #define IOT_MAX_POLLERS 4
 
-enum iothread_state { IOT_RUN, IOT_PAUSE_REQ, IOT_PAUSED, IOT_STOP_REQ };
+/*
+ * IOT_DEAD: the thread's wait failed and it ended.  pause, resume and
+ * stop return at once from then on; the owner learns of it through the
+ * death hook (iothread_on_death), called once on the dying thread.
+ */
+enum iothread_state {
+	IOT_RUN, IOT_PAUSE_REQ, IOT_PAUSED, IOT_STOP_REQ, IOT_DEAD,
+};
+
+typedef void (*iothread_death_fn)(void *opaque, struct iothread *t, int err);
 
 struct iothread {
 	char name[16];
@@ -48,6 +58,10 @@ struct iothread {
 	unsigned int npollers;
 	uint64_t poll_ns;
 	atomic_bool ctl_pending;	/* a control request waits */
+	iothread_death_fn on_death;
+	void *death_opaque;
+	int death_err;			/* why it died (negative errno) */
+	bool fail_wait;			/* test hook: the next wait fails */
 	uint64_t polled, slept;		/* statistics */
 };
 
@@ -81,6 +95,19 @@ void iothread_set_wait(struct iothread *t, int (*wait)(void *, int),
  */
 int iothread_add_poller(struct iothread *t, bool (*fn)(void *), void *opaque,
 			uint64_t poll_ns);
+/*
+ * Before start: fn runs once, on the thread, if it dies (its wait or
+ * epoll_wait failed).  Without a hook a death goes unreported, but
+ * pause and stop still return.
+ */
+void iothread_on_death(struct iothread *t, iothread_death_fn fn,
+		       void *opaque);
+/*
+ * Test hook: LKVM_TEST_FAULT=iothread-wait:NAME in the environment makes
+ * the thread called NAME fail its first wait, as a broken epoll or ring
+ * would.  Read at iothread_start().
+ */
+#define IOTHREAD_FAULT_ENV "LKVM_TEST_FAULT"
 int iothread_start(struct iothread *t);
 void iothread_pause(struct iothread *t);
 void iothread_resume(struct iothread *t);
@@ -88,5 +115,6 @@ void iothread_resume(struct iothread *t);
 void iothread_stop(struct iothread *t);
 void iothread_free(struct iothread *t);
 bool iothread_is_current(const struct iothread *t);
+bool iothread_is_dead(struct iothread *t);
 
 #endif

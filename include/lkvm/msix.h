@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "lkvm/bus.h"
+#include "lkvm/log.h"
 
 #define MSIX_MAX_VECTORS	128	/* table and PBA fit one 4 KiB BAR */
 #define MSIX_BAR_SIZE		0x1000
@@ -51,6 +52,7 @@ struct msix {
 	pthread_mutex_t lock;
 	atomic_bool enabled;	/* MSI-X Enable, whatever the masks */
 	bool irqfd;
+	struct log_limit warn_route;
 };
 
 /* Adds the capability and claims BAR `bar`; call before pci_register. */

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "lkvm/bus.h"
+#include "lkvm/log.h"
 
 #define PCI_MAX_SLOTS 32
 #define PCI_CFG_SIZE 256
@@ -52,6 +53,7 @@ struct pci_dev {
 			bool mapped);
 	/* Called by pci_bus_free(): frees the object embedding the dev. */
 	void (*release)(struct pci_dev *dev);
+	struct log_limit warn_bar;	/* BARs placed over another device */
 };
 
 struct pci_bus {

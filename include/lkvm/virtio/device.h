@@ -5,21 +5,27 @@
  * fills virtio_transport_ops and turns register accesses into calls on
  * the device core (virtio/device.c).
  *
- * Threads: register accesses come from vCPU threads; each queue belongs
- * to one I/O thread, which alone touches its virtqueue and runs the
- * device's drain for it.  Reset and queue set-up pause the owning
- * threads first (iothread_pause), so the rings never change under them.
- * status and isr are atomics: an I/O thread may set NEEDS_RESET or an
- * interrupt bit while a vCPU reads them.
+ * Threads: register accesses come from vCPU threads, any number of them
+ * at once; the transport takes the device's ctl_lock around each one, so
+ * the control path (status, features, queue set-up and enable, config,
+ * vectors) runs one access at a time.  Each queue belongs to one I/O
+ * thread, which alone touches its virtqueue and runs the device's drain
+ * for it.  Reset and queue set-up pause the owning threads first
+ * (iothread_pause), so the rings never change under them.  I/O threads
+ * never take ctl_lock (a vCPU holding it may be waiting for them to
+ * pause).  status and isr are atomics: an I/O thread may set NEEDS_RESET
+ * or an interrupt bit while a vCPU reads them.
  */
 #ifndef LKVM_VIRTIO_DEVICE_H
 #define LKVM_VIRTIO_DEVICE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "lkvm/iothread.h"
+#include "lkvm/log.h"
 #include "lkvm/virtio/virtqueue.h"
 
 #define VIRTIO_STATUS_ACKNOWLEDGE	1
@@ -84,6 +90,12 @@ struct virtio_device_ops {
 	void (*driver_ok)(struct virtio_device *d);
 	/* Device state back to power-on; queue threads are paused. */
 	void (*reset)(struct virtio_device *d);
+	/*
+	 * Optional: queue q is being disabled or set up afresh (its thread
+	 * is paused); requests still in flight on it must complete into
+	 * nothing, not into the new ring.
+	 */
+	void (*queue_reset)(struct virtio_device *d, struct virtio_queue *q);
 	/* Optional: start / stop the device's own I/O threads. */
 	int (*start)(struct virtio_device *d);
 	void (*stop)(struct virtio_device *d);
@@ -118,7 +130,9 @@ struct virtio_device {
 	struct virtio_queue *queues;
 	const struct virtio_transport_ops *tr;
 	void *tr_priv;
+	pthread_mutex_t ctl_lock;	/* the control path, see above */
 	atomic_bool error_logged;
+	struct log_limit warn_ring;	/* bad ring set-ups */
 	bool self_freeing;		/* ops->free frees d's memory too */
 	bool tr_started;
 	struct virtio_device *next;	/* the VM's device list */
@@ -131,6 +145,15 @@ int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
 int virtio_queue_attach(struct virtio_device *d, unsigned int qi,
 			struct iothread *t);
 void virtio_device_free(struct virtio_device *d);
+
+/* Transports hold it around every register or config access. */
+void virtio_device_lock(struct virtio_device *d);
+void virtio_device_unlock(struct virtio_device *d);
+/*
+ * Owner threads of d's queues report their death here: d needs a reset,
+ * and the VM stops with an error (the queue will never be served).
+ */
+void virtio_watch_thread(struct virtio_device *d, struct iothread *t);
 
 /* Register-level operations the transports call (vCPU threads). */
 void virtio_set_status(struct virtio_device *d, uint32_t status);
