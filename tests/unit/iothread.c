@@ -1,0 +1,259 @@
+/*
+ * iothread.c - tests for vmm/iothread.c: handlers run on the thread,
+ * pauses from several callers all wait for the handshake, and a thread
+ * whose wait fails dies in a way its owner sees (the death hook runs
+ * once; pause, resume and stop return).  A device whose queue thread
+ * dies reports NEEDS_RESET, stops the VM with status 1, and can still be
+ * reset by a vCPU without hanging.
+ *
+ * alarm() turns a hang into a failure: that is the bug being tested.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lkvm/iothread.h"
+#include "lkvm/util.h"
+#include "lkvm/virtio/device.h"
+#include "lkvm/virtio/devices.h"
+#include "lkvm/vm.h"
+#include "test.h"
+
+static atomic_uint handled;
+
+static void count_handler(void *opaque, uint32_t events)
+{
+	int fd = *(int *)opaque;
+	uint64_t v;
+
+	(void)events;
+	if (read(fd, &v, sizeof(v)) == sizeof(v))
+		atomic_fetch_add(&handled, 1);
+}
+
+static void kick(int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof(one)) != sizeof(one))
+		abort();
+}
+
+static bool wait_for(atomic_uint *v, unsigned int want)
+{
+	struct timespec t = { 0, 1000000 };
+	int i;
+
+	for (i = 0; i < 3000; i++) {
+		if (atomic_load(v) >= want)
+			return true;
+		nanosleep(&t, NULL);
+	}
+	return false;
+}
+
+static void test_handlers(void)
+{
+	struct iothread t;
+	int fd = eventfd(0, EFD_NONBLOCK);
+
+	atomic_store(&handled, 0);
+	CHECK_EQ(iothread_init(&t, "t-basic"), 0);
+	CHECK_EQ(iothread_add(&t, fd, EPOLLIN, count_handler, &fd), 0);
+	CHECK_EQ(iothread_start(&t), 0);
+	kick(fd);
+	CHECK(wait_for(&handled, 1));
+	iothread_free(&t);
+	close(fd);
+}
+
+struct pauser {
+	struct iothread *t;
+	atomic_uint *parked;
+	atomic_bool *release;
+};
+
+static void *pause_thread(void *arg)
+{
+	struct pauser *p = arg;
+
+	iothread_pause(p->t);
+	atomic_fetch_add(p->parked, 1);
+	while (!atomic_load(p->release))
+		;
+	iothread_resume(p->t);
+	return NULL;
+}
+
+/*
+ * Two callers pause at once: when each returns, the thread must be
+ * parked (a kick is not served) until both have resumed.
+ */
+static void test_nested_pause(void)
+{
+	struct iothread t;
+	int fd = eventfd(0, EFD_NONBLOCK);
+	atomic_uint parked = 0;
+	atomic_bool release = false;
+	struct pauser p = { &t, &parked, &release };
+	pthread_t a, b;
+	int round;
+
+	CHECK_EQ(iothread_init(&t, "t-pause"), 0);
+	CHECK_EQ(iothread_add(&t, fd, EPOLLIN, count_handler, &fd), 0);
+	CHECK_EQ(iothread_start(&t), 0);
+	for (round = 0; round < 200; round++) {
+		unsigned int before;
+
+		atomic_store(&parked, 0);
+		atomic_store(&release, false);
+		pthread_create(&a, NULL, pause_thread, &p);
+		pthread_create(&b, NULL, pause_thread, &p);
+		while (atomic_load(&parked) < 2)
+			;
+		before = atomic_load(&handled);
+		kick(fd);
+		usleep(round < 3 ? 20000 : 0);
+		if (atomic_load(&handled) != before) {
+			CHECK(!"a paused thread ran a handler");
+			break;
+		}
+		atomic_store(&release, true);
+		pthread_join(a, NULL);
+		pthread_join(b, NULL);
+		if (!wait_for(&handled, before + 1)) {
+			CHECK(!"the thread did not run again after resume");
+			break;
+		}
+	}
+	CHECK_EQ(round, 200);
+	iothread_free(&t);
+	close(fd);
+}
+
+static atomic_uint deaths;
+static int death_err;
+
+static void on_death(void *opaque, struct iothread *t, int err)
+{
+	(void)opaque;
+	(void)t;
+	death_err = err;
+	atomic_fetch_add(&deaths, 1);
+}
+
+static void test_dead_thread(void)
+{
+	struct iothread t;
+
+	atomic_store(&deaths, 0);
+	CHECK_EQ(iothread_init(&t, "t-dead"), 0);
+	iothread_on_death(&t, on_death, NULL);
+	setenv(IOTHREAD_FAULT_ENV, "iothread-wait:t-dead", 1);
+	CHECK_EQ(iothread_start(&t), 0);
+	unsetenv(IOTHREAD_FAULT_ENV);
+	CHECK(wait_for(&deaths, 1));
+	CHECK_EQ(death_err, -EIO);
+	CHECK(iothread_is_dead(&t));
+	/* None of these may wait for a thread that is gone. */
+	iothread_pause(&t);
+	iothread_pause(&t);
+	iothread_resume(&t);
+	iothread_resume(&t);
+	iothread_stop(&t);
+	CHECK_EQ(atomic_load(&deaths), 1);
+	iothread_free(&t);
+}
+
+/* The hook names one thread: the others start normally. */
+static void test_fault_names_one(void)
+{
+	struct iothread t;
+
+	atomic_store(&deaths, 0);
+	CHECK_EQ(iothread_init(&t, "t-alive"), 0);
+	iothread_on_death(&t, on_death, NULL);
+	setenv(IOTHREAD_FAULT_ENV, "iothread-wait:t-dead", 1);
+	CHECK_EQ(iothread_start(&t), 0);
+	unsetenv(IOTHREAD_FAULT_ENV);
+	usleep(20000);
+	CHECK_EQ(atomic_load(&deaths), 0);
+	CHECK(!iothread_is_dead(&t));
+	iothread_pause(&t);
+	iothread_resume(&t);
+	iothread_free(&t);
+}
+
+/* A blk queue thread that dies: NEEDS_RESET, status 1, reset returns. */
+static void test_device_thread_death(void)
+{
+	static const char *disks[1];
+	struct mem_region reg = { 0, 16 * MiB };
+	char path[64], err[256];
+	struct virtio_device *d;
+	struct lkvm *vm = calloc(1, sizeof(*vm));
+	struct timespec ts = { 0, 1000000 };
+	int fd, i;
+
+	snprintf(path, sizeof(path), "/tmp/lkvm-iot-%d.img", getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0);
+	close(fd);
+	disks[0] = path;
+	lkvm_config_init(&vm->cfg);
+	vm->cfg.disks = disks;
+	vm->cfg.ndisks = 1;
+	vm->cfg.virtio_transport = LKVM_VIRTIO_MMIO;
+	vm->kvm_fd = vm->vm_fd = -1;
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	io_bus_init(&vm->pio);
+	io_bus_init(&vm->mmio);
+	CHECK_EQ(console_init(&vm->console, vm, -1, -1, -1, 0), 0);
+	CHECK_EQ(guest_memory_init(&vm->mem, &reg, 1), 0);
+	CHECK_EQ(virtio_devices_create(vm, err, sizeof(err)), 0);
+	setenv(IOTHREAD_FAULT_ENV, "iothread-wait:blk0-q0", 1);
+	CHECK_EQ(virtio_devices_start(vm), 0);
+	unsetenv(IOTHREAD_FAULT_ENV);
+	for (i = 0; i < 3000 && !atomic_load(&vm->result_set); i++)
+		nanosleep(&ts, NULL);
+	CHECK(atomic_load(&vm->result_set));
+	CHECK_EQ(vm->result.reason, LKVM_EXIT_ERROR);
+	CHECK_EQ(vm->result.status, 1);
+	CHECK(strstr(vm->result.message, "I/O thread blk0-q0 failed") != NULL);
+	for (d = vm->virtio_devs; d && strcmp(d->name, "blk0"); d = d->next)
+		;
+	CHECK(d != NULL);
+	if (d) {
+		CHECK(atomic_load(&d->status) & VIRTIO_STATUS_NEEDS_RESET);
+		/* What a vCPU does next: reset.  It must come back. */
+		virtio_device_lock(d);
+		virtio_set_status(d, 0);
+		virtio_device_unlock(d);
+		CHECK_EQ(atomic_load(&d->status), 0);
+	}
+	virtio_devices_free(vm);
+	io_bus_free(&vm->pio);
+	io_bus_free(&vm->mmio);
+	guest_memory_free(&vm->mem);
+	console_free(&vm->console);
+	close(vm->stop_fd);
+	free(vm);
+	unlink(path);
+}
+
+int main(void)
+{
+	alarm(60);
+	test_handlers();
+	test_nested_pause();
+	test_dead_thread();
+	test_fault_names_one();
+	test_device_thread_death();
+	return test_done();
+}
