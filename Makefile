@@ -33,9 +33,13 @@ $(error unsupported ARCH=$(ARCH))
 endif
 
 B := build/$(ARCH)
-CORE_SRCS := $(filter-out vmm/main.c vmm/cli.c vmm/term.c,$(wildcard vmm/*.c))
-LIB_SRCS := $(CORE_SRCS) $(wildcard virtio/*.c) $(wildcard disk/*.c) $(wildcard net/*.c) $(wildcard $(ARCH_DIR)/*.c)
-CLI_SRCS := vmm/cli.c vmm/term.c
+# Layers, bottom up: lib/ (knows no VM), disk/ net/ (backends), vmm/ (the
+# core), virtio/ platform/ (devices), machine/ (assembly), the arch; the
+# command line (cli/) is built on the library alone.
+LIB_SRCS := $(wildcard lib/*.c) $(wildcard disk/*.c) $(wildcard net/*.c) \
+	$(wildcard vmm/*.c) $(wildcard virtio/*.c) $(wildcard platform/*.c) \
+	$(wildcard machine/*.c) $(wildcard $(ARCH_DIR)/*.c)
+CLI_SRCS := cli/cli.c cli/term.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/obj/%.o)
 SAN_OBJS := $(LIB_SRCS:%.c=$(B)/san/%.o) $(CLI_SRCS:%.c=$(B)/san/%.o)
@@ -63,7 +67,7 @@ liblkvm.a: $(LIBLKVM)
 .PHONY: lkvm liblkvm.a
 endif
 
-$(LKVM): $(B)/obj/vmm/main.o $(CLI_OBJS) $(LIBLKVM)
+$(LKVM): $(B)/obj/cli/main.o $(CLI_OBJS) $(LIBLKVM)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -19,9 +19,9 @@
 #include "lkvm/arm64/image.h"
 #include "lkvm/arm64/layout.h"
 #include "lkvm/log.h"
-#include "lkvm/pvpanic.h"
-#include "lkvm/uart8250.h"
-#include "lkvm/util.h"
+#include "lkvm/platform/pvpanic.h"
+#include "lkvm/platform/uart8250.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/vcpu.h"
 #include "lkvm/vm.h"
 

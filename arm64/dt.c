@@ -10,7 +10,7 @@
 #include "lkvm/arch.h"
 #include "lkvm/arm64/arm64.h"
 #include "lkvm/arm64/layout.h"
-#include "lkvm/fdt.h"
+#include "lkvm/lib/fdt.h"
 #include "lkvm/pci.h"
 #include "lkvm/virtio/devices.h"
 #include "lkvm/virtio/mmio.h"

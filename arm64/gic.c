@@ -14,7 +14,7 @@
 #include "lkvm/arm64/arm64.h"
 #include "lkvm/arm64/layout.h"
 #include "lkvm/log.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/vm.h"
 
 static int dev_attr(int fd, uint32_t group, uint64_t attr, void *val)

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "lkvm/disk/disk.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 
 /* Formats that can be recognised, most specific first; raw last. */
 static const struct disk_ops *const disk_formats[] = {

@@ -36,7 +36,7 @@
 #include <zlib.h>
 
 #include "lkvm/disk/disk.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 
 #define QCOW2_MAGIC		0x514649fb
 #define QCOW2_OFLAG_COPIED	(1ULL << 63)

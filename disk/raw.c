@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "lkvm/disk/disk.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 
 #define RAW_ZERO_CHUNK	65536
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "lkvm/net/net.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 
 void net_spec_free(struct net_spec *spec)
 {

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "lkvm/net/net.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 
 extern char **environ;
 

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "lkvm/console.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/devices.h"
 #include "lkvm/vm.h"

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "lkvm/log.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/vm.h"
 

@@ -18,9 +18,9 @@
 #include <unistd.h>
 
 #include "lkvm/arch.h"
-#include "lkvm/iothread.h"
+#include "lkvm/lib/iothread.h"
 #include "lkvm/log.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/disk/disk.h"
 #include "lkvm/virtio/blk.h"
 #include "lkvm/virtio/device.h"

@@ -21,7 +21,7 @@
 
 #include "lkvm/irqline.h"
 #include "lkvm/log.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/mmio.h"
 #include "lkvm/vm.h"

@@ -34,10 +34,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "lkvm/disk/aio.h"
-#include "lkvm/iothread.h"
+#include "lkvm/lib/aio.h"
+#include "lkvm/lib/iothread.h"
 #include "lkvm/log.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/net.h"
 #include "lkvm/vm.h"

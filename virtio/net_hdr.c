@@ -6,7 +6,7 @@
  */
 #include <string.h>
 
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/virtio/net.h"
 
 static const char *const net_tx_error_names[NET_TX_NR] = {

@@ -32,7 +32,7 @@
 #include "lkvm/log.h"
 #include "lkvm/msix.h"
 #include "lkvm/pci.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/pci.h"
 #include "lkvm/vm.h"

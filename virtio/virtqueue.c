@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/virtio/virtqueue.h"
 
 #define VQ_MAX_INDIRECT	VQ_MAX_SIZE	/* entries in one indirect table */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "lkvm/bus.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 
 void io_bus_init(struct io_bus *bus)
 {

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "lkvm/console.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/vm.h"
 
 #define CONSOLE_ESCAPE_CHAR 0x01	/* Ctrl-A, as kvmtool and QEMU */

@@ -8,7 +8,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "lkvm/iothread.h"
+#include "lkvm/lib/iothread.h"
 #include "lkvm/irqline.h"
 #include "lkvm/vm.h"
 

@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 
 #include "lkvm/memory.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 
 int guest_memory_init(struct guest_memory *m, const struct mem_region *r,
 		      unsigned int n)

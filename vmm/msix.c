@@ -18,7 +18,7 @@
 #include "lkvm/log.h"
 #include "lkvm/msix.h"
 #include "lkvm/pci.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/vm.h"
 
 #define MSIX_CTRL_ENABLE	0x8000

@@ -11,7 +11,7 @@
 
 #include "lkvm/log.h"
 #include "lkvm/pci.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/vm.h"
 
 #define PCI_VENDOR_ID		0x00

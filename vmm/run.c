@@ -14,7 +14,7 @@
 
 #include "lkvm/arch.h"
 #include "lkvm/log.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/vcpu.h"
 #include "lkvm/virtio/devices.h"
 #include "lkvm/vm.h"

@@ -15,7 +15,7 @@
 
 #include "lkvm/arch.h"
 #include "lkvm/log.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/vcpu.h"
 #include "lkvm/vm.h"
 

@@ -15,9 +15,9 @@
 
 #include "lkvm/arch.h"
 #include "lkvm/log.h"
-#include "lkvm/pvpanic.h"
-#include "lkvm/uart8250.h"
-#include "lkvm/util.h"
+#include "lkvm/platform/pvpanic.h"
+#include "lkvm/platform/uart8250.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/vcpu.h"
 #include "lkvm/vm.h"
 #include "lkvm/x86/e820.h"

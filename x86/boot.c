@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/x86/boot.h"
 #include "lkvm/x86/layout.h"
 

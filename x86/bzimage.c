@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/x86/boot.h"
 #include "lkvm/x86/layout.h"
 

@@ -3,7 +3,7 @@
  * reserved legacy area up to 1 MiB (MP table, "BIOS"), then every RAM
  * slot.  Pure; used by the bzImage and PVH loaders and by unit tests.
  */
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/x86/e820.h"
 #include "lkvm/x86/layout.h"
 

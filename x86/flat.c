@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/x86/boot.h"
 #include "lkvm/x86/layout.h"
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/x86/boot.h"
 #include "lkvm/x86/e820.h"
 #include "lkvm/x86/layout.h"

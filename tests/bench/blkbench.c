@@ -29,7 +29,7 @@
 
 #include "lkvm/disk/disk.h"
 #include "lkvm/memory.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/virtio/blk.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/vm.h"

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lkvm/disk/aio.h"
+#include "lkvm/lib/aio.h"
 #include "lkvm/disk/disk.h"
 
 static struct aio *engine;

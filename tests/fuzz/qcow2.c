@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lkvm/disk/aio.h"
+#include "lkvm/lib/aio.h"
 #include "lkvm/disk/disk.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -9,7 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/x86/boot.h"
 #include "lkvm/x86/e820.h"
 #include "lkvm/x86/layout.h"

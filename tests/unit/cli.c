@@ -3,7 +3,7 @@
 #include <stdarg.h>
 #include <unistd.h>
 
-#include "lkvm/cli.h"
+#include "lkvm/cli/cli.h"
 #include "test.h"
 
 static char kernel[64];

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "lkvm/fdt.h"
+#include "lkvm/lib/fdt.h"
 #include "test.h"
 
 static uint32_t be32(const uint8_t *p)

@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lkvm/iothread.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/iothread.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/devices.h"
 #include "lkvm/vm.h"

@@ -2,7 +2,7 @@
 #include <errno.h>
 
 #include "lkvm/memory.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "test.h"
 
 static void test_layout_errors(void)

@@ -1,7 +1,7 @@
 /* Tests x86/mptable.c and x86/e820.c: the tables guests parse. */
 #include <errno.h>
 
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/x86/e820.h"
 #include "lkvm/x86/layout.h"
 #include "lkvm/x86/mptable.h"

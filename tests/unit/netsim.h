@@ -15,9 +15,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "lkvm/iothread.h"
+#include "lkvm/lib/iothread.h"
 #include "lkvm/memory.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/net.h"
 #include "lkvm/vm.h"

@@ -35,7 +35,7 @@
 #include "lkvm/arch.h"
 #include "lkvm/bus.h"
 #include "lkvm/pci.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/devices.h"
 #include "lkvm/vm.h"

@@ -1,7 +1,7 @@
 /* Tests vmm/util.c: size and number parsing, range checks. */
 #include <errno.h>
 
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "test.h"
 
 static void test_mem_size(void)

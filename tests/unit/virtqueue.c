@@ -4,7 +4,7 @@
  */
 #include <errno.h>
 
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/virtio/virtqueue.h"
 #include "test.h"
 

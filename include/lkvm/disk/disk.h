@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "lkvm/disk/aio.h"
+#include "lkvm/lib/aio.h"
 
 #define DISK_SERIAL_MAX 20	/* virtio-blk's ID string */
 

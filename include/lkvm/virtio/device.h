@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "lkvm/iothread.h"
+#include "lkvm/lib/iothread.h"
 #include "lkvm/log.h"
 #include "lkvm/virtio/virtqueue.h"
 

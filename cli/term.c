@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <termios.h>
 
-#include "lkvm/cli.h"
+#include "lkvm/cli/cli.h"
 
 int term_raw(int fd, struct termios *saved)
 {

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 
 int errf(char *buf, size_t len, int err, const char *fmt, ...)
 {

@@ -25,8 +25,8 @@
  *
  * Nothing here is shared between threads; no locks.
  */
-#ifndef LKVM_DISK_AIO_H
-#define LKVM_DISK_AIO_H
+#ifndef LKVM_LIB_AIO_H
+#define LKVM_LIB_AIO_H
 
 #include <stdbool.h>
 #include <stdint.h>

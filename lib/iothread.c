@@ -12,8 +12,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "lkvm/iothread.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/iothread.h"
+#include "lkvm/lib/util.h"
 
 struct iot_handler {
 	int fd;

@@ -1,10 +1,9 @@
 /*
- * aio.c - engine selection and the synchronous engine (see aio.h).
- *
- * The synchronous engine does each request at submit time and keeps the
- * result on a list; completions run when the thread next goes to sleep,
- * exactly as io_uring's would, so devices see the same order of events
- * from both engines.
+ * aio_sync.c - the synchronous engine (see aio.h), for kernels without
+ * io_uring.  Each request is done at submit time and its result kept
+ * on a list; completions run when the thread next goes to sleep, exactly
+ * as io_uring's would, so devices see the same order of events from both
+ * engines.  Owner thread only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,37 +11,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "lkvm/disk/aio.h"
-#include "lkvm/iothread.h"
+#include "lkvm/lib/aio.h"
 
 struct aio_sync {
 	struct aio a;
 	struct aio_io *head, **tail;
 };
-
-void aio_complete(struct aio *a, struct aio_io *io, long res)
-{
-	a->inflight--;
-	a->completed++;
-	io->done(io, res);
-}
-
-void aio_batch_end(struct aio *a)
-{
-	unsigned int i;
-
-	for (i = 0; i < a->nhooks; i++)
-		a->hook[i](a->hook_opaque[i]);
-}
-
-int aio_add_batch_hook(struct aio *a, void (*fn)(void *), void *opaque)
-{
-	if (a->nhooks == AIO_MAX_HOOKS)
-		return -ENOSPC;
-	a->hook[a->nhooks] = fn;
-	a->hook_opaque[a->nhooks++] = opaque;
-	return 0;
-}
 
 static long aio_sync_do(struct aio_io *io)
 {
@@ -144,53 +118,4 @@ int aio_sync_create(struct aio **ap)
 	s->tail = &s->head;
 	*ap = &s->a;
 	return 0;
-}
-
-static bool aio_thread_poll(void *opaque)
-{
-	struct aio *a = opaque;
-
-	return a->ops->poll(a);
-}
-
-int aio_poll_on(struct aio *a, struct iothread *t, uint64_t poll_ns)
-{
-	return iothread_add_poller(t, aio_thread_poll, a, poll_ns);
-}
-
-static int aio_thread_wait(void *opaque, int epfd)
-{
-	struct aio *a = opaque;
-
-	return a->ops->wait(a, epfd);
-}
-
-int aio_create(struct aio **ap, struct iothread *t, unsigned int depth,
-	       bool want_uring)
-{
-	int ret = -ENOTSUP;
-
-	if (want_uring)
-		ret = aio_uring_create(ap, depth);
-	if (ret)
-		ret = aio_sync_create(ap);
-	if (ret)
-		return ret;
-	iothread_set_wait(t, aio_thread_wait, *ap);
-	return 0;
-}
-
-int aio_create_uring(struct aio **ap, struct iothread *t, unsigned int depth)
-{
-	int ret = aio_uring_create(ap, depth);
-
-	if (!ret)
-		iothread_set_wait(t, aio_thread_wait, *ap);
-	return ret;
-}
-
-void aio_free(struct aio *a)
-{
-	if (a)
-		a->ops->free(a);
 }

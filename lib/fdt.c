@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lkvm/fdt.h"
+#include "lkvm/lib/fdt.h"
 
 #define FDT_MAGIC		0xd00dfeed
 #define FDT_VERSION		17

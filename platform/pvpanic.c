@@ -13,7 +13,7 @@
 
 #include "lkvm/log.h"
 #include "lkvm/pci.h"
-#include "lkvm/pvpanic.h"
+#include "lkvm/platform/pvpanic.h"
 #include "lkvm/vm.h"
 
 #define PVPANIC_VENDOR	0x1b36

@@ -1,5 +1,5 @@
 /*
- * uring.c - the io_uring engine (see aio.h), through the raw syscalls.
+ * aio_uring.c - the io_uring engine (see aio.h), through the raw syscalls.
  *
  * One ring per I/O thread.  Requests become SQEs in shared memory as the
  * thread's handlers queue them; they reach the kernel in the
@@ -23,8 +23,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "lkvm/disk/aio.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/aio.h"
+#include "lkvm/lib/util.h"
 
 #define POLL_TAG	1ULL	/* user_data of the epoll poll; never an io */
 

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "lkvm/cli.h"
+#include "lkvm/cli/cli.h"
 #include "lkvm/net/net.h"
-#include "lkvm/util.h"
+#include "lkvm/lib/util.h"
 
 #define CLI_MAX_DISKS 256
 #define CLI_MAX_NETS 32

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "lkvm.h"
-#include "lkvm/cli.h"
+#include "lkvm/cli/cli.h"
 
 /* Signal handlers can reach nothing else: one VM per lkvm process. */
 static struct lkvm *signal_vm;

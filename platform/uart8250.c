@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lkvm/uart8250.h"
-#include "lkvm/util.h"
+#include "lkvm/platform/uart8250.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/vm.h"
 
 #define UART_RX_SIZE	256
