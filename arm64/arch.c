@@ -69,8 +69,7 @@ static int arm64_vm_init(struct lkvm *vm, char *err, size_t errlen)
 	ret = arm64_gic_create(vm, err, errlen);
 	if (ret)
 		return ret;
-	ret = uart8250_create(vm, ARM64_UART_BASE, 0, ARM64_UART_SPI,
-			      (struct uart8250 **)&vm->uart);
+	ret = uart8250_create(vm, ARM64_UART_BASE, 0, ARM64_UART_SPI);
 	if (!ret)
 		ret = pvpanic_mmio_create(vm, ARM64_PVPANIC_BASE);
 	if (!ret)
@@ -254,8 +253,6 @@ static void arm64_vm_free(struct lkvm *vm)
 {
 	struct arm64_vm *a = vm->arch;
 
-	uart8250_free(vm->uart);
-	vm->uart = NULL;
 	if (!a)
 		return;
 	arm64_gic_free(vm);
@@ -266,12 +263,12 @@ static void arm64_vm_free(struct lkvm *vm)
 const struct arch_ops arch_ops = {
 	.name = "arm64",
 	.max_cpus = ARM64_MAX_CPUS,
-	.virtio_mmio_base = ARM64_VIRTIO_MMIO_BASE,
-	.virtio_mmio_slots = ARM64_VIRTIO_MMIO_SLOTS,
-	.virtio_pci_default = true,
+	.dev_mmio_base = ARM64_DEV_MMIO_BASE,
+	.dev_mmio_size = ARM64_DEV_MMIO_SIZE,
+	.pci_default = true,
 	.irqchip_choice = true,
-	.virtio_gsi = ARM64_VIRTIO_SPI,
-	.virtio_gsis = ARM64_VIRTIO_SPIS,
+	.dev_gsi = ARM64_DEV_SPI,
+	.dev_gsis = ARM64_DEV_SPIS,
 	.irq_routes_base = arm64_irq_routes_base,
 	.msi_gsi_base = ARM64_MSI_GSI_BASE,
 	.msi_needs_devid = true,

@@ -1,19 +1,18 @@
 /*
  * dt.c - the device tree lkvm hands an arm64 guest: memory, CPUs
  * (PSCI 0.2 through HVC), the architected timer, the GICv3 (and ITS),
- * the 8250 UART, pvpanic, virtio-mmio slots when that is the transport,
+ * the 8250 UART, pvpanic, the MMIO devices that published themselves,
  * and the ECAM PCI host with its INTx map and MSI map, plus /chosen.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "lkvm/arch.h"
+#include "lkvm/device.h"
 #include "lkvm/arm64/arm64.h"
 #include "lkvm/arm64/layout.h"
 #include "lkvm/lib/fdt.h"
 #include "lkvm/pci.h"
-#include "lkvm/virtio/devices.h"
-#include "lkvm/virtio/mmio.h"
 #include "lkvm/vm.h"
 
 #define PHANDLE_GIC	1
@@ -143,10 +142,29 @@ static void dt_timer_psci(struct fdt *f, struct lkvm *vm)
 	fdt_end_node(f);
 }
 
+/* A node for each MMIO device that published itself (device.h). */
+static void dt_resource(void *opaque, const struct vm_resource *r)
+{
+	struct fdt *f = opaque;
+	char name[48];
+
+	if (!r->dt_compatible || !r->size)
+		return;
+	snprintf(name, sizeof(name), "%s@%llx", r->dt_name,
+		 (unsigned long long)r->base);
+	fdt_begin_node(f, name);
+	fdt_prop_string(f, "compatible", r->dt_compatible);
+	reg64(f, r->base, r->size);
+	if (r->irq >= 0)
+		spi(f, r->irq);
+	if (r->dt_dma_coherent)
+		fdt_prop_empty(f, "dma-coherent");
+	fdt_end_node(f);
+}
+
 static void dt_devices(struct fdt *f, struct lkvm *vm)
 {
 	char name[48];
-	unsigned int i;
 
 	snprintf(name, sizeof(name), "uart@%llx",
 		 (unsigned long long)ARM64_UART_BASE);
@@ -164,20 +182,7 @@ static void dt_devices(struct fdt *f, struct lkvm *vm)
 	reg64(f, ARM64_PVPANIC_BASE, 2);
 	fdt_end_node(f);
 
-	if (virtio_use_pci(vm))
-		return;
-	for (i = 0; i < vm->virtio_slots; i++) {
-		uint64_t base = ARM64_VIRTIO_MMIO_BASE + i * VIRTIO_MMIO_SIZE;
-
-		snprintf(name, sizeof(name), "virtio_mmio@%llx",
-			 (unsigned long long)base);
-		fdt_begin_node(f, name);
-		fdt_prop_string(f, "compatible", "virtio,mmio");
-		reg64(f, base, VIRTIO_MMIO_SIZE);
-		spi(f, ARM64_VIRTIO_SPI + i % ARM64_VIRTIO_SPIS);
-		fdt_prop_empty(f, "dma-coherent");
-		fdt_end_node(f);
-	}
+	vm_resources_each(vm, dt_resource, f);
 }
 
 static void dt_pci(struct fdt *f, struct lkvm *vm)

@@ -69,6 +69,9 @@ struct lkvm_config {
 	unsigned int ndisks;
 	const char **nets;	/* -n specifications, nnets of them */
 	unsigned int nnets;
+	/* More devices, "TYPE" or "TYPE,OPTIONS" each (lkvm_device_type). */
+	const char **devices;
+	unsigned int ndevices;
 
 	int console_in;		/* fd read for guest console input, or -1 */
 	int console_out;	/* fd the guest console is written to, or -1 */
@@ -119,6 +122,22 @@ struct lkvm_stats {
 };
 
 void lkvm_config_init(struct lkvm_config *cfg);
+
+/* A device type lkvm_config.devices may name; the CLI's --NAME option. */
+enum lkvm_device_arg {
+	LKVM_DEVICE_ARG_NONE,
+	LKVM_DEVICE_ARG_OPTIONAL,
+	LKVM_DEVICE_ARG_REQUIRED,
+};
+
+struct lkvm_device_type_info {
+	const char *name;
+	const char *help;	/* one line */
+	enum lkvm_device_arg arg;
+};
+
+/* Fills info for the i-th such type; -ENOENT past the last. */
+int lkvm_device_type(unsigned int i, struct lkvm_device_type_info *info);
 
 /* Returns 0, or a negative errno with a message in err. */
 int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp,

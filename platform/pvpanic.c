@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lkvm/device.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/log.h"
 #include "lkvm/pci.h"
 #include "lkvm/platform/pvpanic.h"
@@ -22,6 +24,7 @@
 #define PVPANIC_BAR_SIZE 16
 
 struct pvpanic {
+	struct vm_device dev;		/* the MMIO flavour */
 	struct lkvm *vm;
 	struct pci_dev pci;
 };
@@ -61,24 +64,28 @@ static void pvpanic_release(struct pci_dev *dev)
 	free((char *)dev - offsetof(struct pvpanic, pci));
 }
 
+static void pvpanic_mmio_free(struct vm_device *dev)
+{
+	free(container_of(dev, struct pvpanic, dev));
+}
+
+static const struct vm_device_ops pvpanic_mmio_ops = {
+	.kind = "pvpanic-mmio",
+	.free = pvpanic_mmio_free,
+};
+
 /* The MMIO flavour (arm64's device tree, "qemu,pvpanic-mmio"). */
 int pvpanic_mmio_create(struct lkvm *vm, uint64_t base)
 {
 	struct pvpanic *p = calloc(1, sizeof(*p));
-	int ret;
 
 	if (!p)
 		return -ENOMEM;
 	p->vm = vm;
-	/* The bus does not own opaques: the VM frees this one. */
-	ret = io_bus_register(&vm->mmio, base, PVPANIC_MMIO_SIZE,
-			      &pvpanic_ops, p);
-	if (ret) {
-		free(p);
-		return ret;
-	}
-	vm->pvpanic_mmio = p;
-	return 0;
+	/* The bus does not own opaques: the VM's device list frees it. */
+	vm_device_add(vm, &p->dev, &pvpanic_mmio_ops, "pvpanic0");
+	return io_bus_register(&vm->mmio, base, PVPANIC_MMIO_SIZE,
+			       &pvpanic_ops, p);
 }
 
 int pvpanic_pci_create(struct lkvm *vm)

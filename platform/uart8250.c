@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lkvm/platform/uart8250.h"
+#include "lkvm/device.h"
 #include "lkvm/lib/util.h"
+#include "lkvm/platform/uart8250.h"
 #include "lkvm/vm.h"
 
 #define UART_RX_SIZE	256
@@ -52,6 +53,7 @@
 #define MSR_DCD		0x80
 
 struct uart8250 {
+	struct vm_device dev;
 	struct lkvm *vm;
 	pthread_mutex_t lock;
 	unsigned int irq;
@@ -252,8 +254,20 @@ static const struct console_sink_ops uart_sink_ops = {
 	.push = uart_sink_push,
 };
 
-int uart8250_create(struct lkvm *vm, uint64_t base, int pio, unsigned int irq,
-		    struct uart8250 **out)
+static void uart_free(struct vm_device *dev)
+{
+	struct uart8250 *u = container_of(dev, struct uart8250, dev);
+
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}
+
+static const struct vm_device_ops uart_device_ops = {
+	.kind = "uart8250",
+	.free = uart_free,
+};
+
+int uart8250_create(struct lkvm *vm, uint64_t base, int pio, unsigned int irq)
 {
 	struct uart8250 *u = calloc(1, sizeof(*u));
 	int ret;
@@ -263,21 +277,12 @@ int uart8250_create(struct lkvm *vm, uint64_t base, int pio, unsigned int irq,
 	u->vm = vm;
 	u->irq = irq;
 	pthread_mutex_init(&u->lock, NULL);
+	/* The VM owns it from here, whatever happens next. */
+	vm_device_add(vm, &u->dev, &uart_device_ops, "uart0");
 	ret = io_bus_register(pio ? &vm->pio : &vm->mmio, base, 8,
 			      &uart_io_ops, u);
-	if (ret) {
-		uart8250_free(u);
+	if (ret)
 		return ret;
-	}
 	console_set_sink(&vm->console, &uart_sink_ops, u);
-	*out = u;
 	return 0;
-}
-
-void uart8250_free(struct uart8250 *u)
-{
-	if (!u)
-		return;
-	pthread_mutex_destroy(&u->lock);
-	free(u);
 }

@@ -19,10 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lkvm/lib/iothread.h"
-#include "lkvm/log.h"
 #include "lkvm/lib/util.h"
+#include "lkvm/log.h"
+#include "lkvm/machine.h"
 #include "lkvm/virtio/blk.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/vm.h"
@@ -131,7 +133,7 @@ static void blk_req_done(struct disk_req *dr, int err)
 		r->in_len = 1;		/* only the status is meaningful */
 		r->bq->io_errors++;
 		vm_warn_limited(blk->dev.vm, &blk->warn_io,
-				"%s: I/O error at byte %llu: %s", blk->dev.name,
+				"%s: I/O error at byte %llu: %s", blk->dev.vdev.name,
 				(unsigned long long)dr->off, strerror(-err));
 	}
 	blk_finish(r->bq, r, err ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK);
@@ -335,7 +337,7 @@ static void blk_free(struct virtio_device *d)
 		free(bq->reqs);
 	}
 	free(blk->bq);
-	vm_log_limit_report(blk->dev.vm, &blk->warn_io, blk->dev.name);
+	vm_log_limit_report(blk->dev.vm, &blk->warn_io, blk->dev.vdev.name);
 	disk_close(blk->disk);
 	free(blk);
 }
@@ -397,7 +399,7 @@ static int blk_queue_init(struct virtio_blk *blk, unsigned int i,
 					&bq->reqs[k + 1] : NULL;
 	}
 	bq->free = &bq->reqs[0];
-	snprintf(name, sizeof(name), "%s-q%u", blk->dev.name, i);
+	snprintf(name, sizeof(name), "%s-q%u", blk->dev.vdev.name, i);
 	ret = iothread_init(&bq->thread, name);
 	if (ret)
 		return ret;
@@ -433,9 +435,8 @@ int virtio_blk_create(struct lkvm *vm, struct disk *disk, unsigned int index,
 	blk->lim.sectors = disk->size / BLK_SECTOR;
 	blk->lim.ro = disk->spec.ro;
 	snprintf(name, sizeof(name), "blk%u", index);
-	ret = virtio_device_init(&blk->dev, vm, &virtio_blk_ops, blk, name,
+	ret = virtio_device_init(&blk->dev, vm, &virtio_blk_ops, name,
 				 blk->nqueues);
-	blk->dev.self_freeing = true;
 	blk->dev.features |= 1ULL << VIRTIO_BLK_F_SIZE_MAX |
 			     1ULL << VIRTIO_BLK_F_SEG_MAX |
 			     1ULL << VIRTIO_BLK_F_BLK_SIZE |
@@ -456,3 +457,69 @@ int virtio_blk_create(struct lkvm *vm, struct disk *disk, unsigned int index,
 	*dp = &blk->dev;
 	return ret;
 }
+
+/* Queues per disk unless the spec says: one per vCPU, up to the cores. */
+static unsigned int blk_default_queues(const struct lkvm *vm)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int n = vm->cfg.cpus;
+
+	if (cores > 0 && n > (unsigned long)cores)
+		n = cores;
+	return n ? n : 1;
+}
+
+static int blk_create_one(struct machine *m, unsigned int index, char *err,
+			  size_t errlen)
+{
+	struct lkvm *vm = m->vm;
+	struct virtio_device *d = NULL;
+	struct disk_spec spec;
+	struct disk *disk;
+	unsigned int nq;
+	int ret;
+
+	ret = disk_spec_parse(m->cfg->disks[index], &spec, err, errlen);
+	if (ret)
+		return ret;
+	ret = disk_open(&disk, &spec, err, errlen);
+	nq = spec.queues ? spec.queues : blk_default_queues(vm);
+	disk_spec_free(&spec);
+	if (ret)
+		return ret;
+	ret = virtio_blk_create(vm, disk, index, nq, !disk->spec.aio_sync, &d);
+	if (!ret)
+		ret = virtio_device_register(d);
+	else if (d)
+		virtio_device_free(d);
+	if (ret)
+		return errf(err, errlen, ret, "cannot create virtio-blk for %s: %s",
+			    m->cfg->disks[index], ret == -ENOSPC ?
+			    "no free virtio-mmio window" : strerror(-ret));
+	/*
+	 * A short halt-polling window for the vCPUs, the same as the
+	 * queues' own: waking a sleeping thread costs more than a cached
+	 * read.
+	 */
+	vm_want_halt_poll(vm, BLK_POLL_NS);
+	return 0;
+}
+
+static int blk_create_all(struct machine *m, char *err, size_t errlen)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < m->cfg->ndisks; i++) {
+		ret = blk_create_one(m, i, err, errlen);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* -d FILE[,options]: lkvm_config.disks. */
+const struct device_type virtio_blk_type = {
+	.name = "blk",
+	.create = blk_create_all,
+};

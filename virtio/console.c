@@ -18,14 +18,14 @@
 
 #include "lkvm/console.h"
 #include "lkvm/lib/util.h"
+#include "lkvm/machine.h"
 #include "lkvm/virtio/device.h"
-#include "lkvm/virtio/devices.h"
 #include "lkvm/vm.h"
 
 #define VCON_RX_SIZE 4096
 
 struct vcon {
-	struct virtio_device *d;
+	struct virtio_device dev;
 	pthread_mutex_t rx_lock;
 	uint8_t rx[VCON_RX_SIZE];
 	unsigned int rx_head, rx_count;
@@ -57,12 +57,12 @@ static void vcon_rx_drain(struct vcon *c, struct virtio_queue *q)
 	}
 	pthread_mutex_unlock(&c->rx_lock);
 	if (was_full && c->rx_count < VCON_RX_SIZE)
-		console_space_available(&c->d->vm->console);
+		console_space_available(&c->dev.vm->console);
 }
 
 static void vcon_drain(struct virtio_device *d, struct virtio_queue *q)
 {
-	struct vcon *c = d->priv;
+	struct vcon *c = container_of(d, struct vcon, dev);
 	struct vq_elem *e;
 
 	if (q->index == 0) {
@@ -91,7 +91,7 @@ static void vcon_config_read(struct virtio_device *d, uint32_t off,
 
 static void vcon_free(struct virtio_device *d)
 {
-	struct vcon *c = d->priv;
+	struct vcon *c = container_of(d, struct vcon, dev);
 
 	pthread_mutex_destroy(&c->rx_lock);
 	free(c);
@@ -119,7 +119,7 @@ static void vcon_sink_push(void *opaque, const uint8_t *buf, size_t len)
 		c->rx[(c->rx_head + c->rx_count++) % VCON_RX_SIZE] = buf[i];
 	pthread_mutex_unlock(&c->rx_lock);
 	/* Wake the receive queue's thread as if the guest had kicked. */
-	if (write(c->d->queues[0].kick_fd, &one, sizeof(one)) < 0) {
+	if (write(c->dev.queues[0].kick_fd, &one, sizeof(one)) < 0) {
 		/* saturated: the thread is being woken anyway */
 	}
 }
@@ -129,7 +129,7 @@ static const struct console_sink_ops vcon_sink = {
 	.push = vcon_sink_push,
 };
 
-const struct virtio_device_ops virtio_console_ops = {
+static const struct virtio_device_ops virtio_console_ops = {
 	.name = "console",
 	.device_id = VIRTIO_ID_CONSOLE,
 	.nqueues = 2,
@@ -141,18 +141,43 @@ const struct virtio_device_ops virtio_console_ops = {
 	.free = vcon_free,
 };
 
-
-
-/* Allocates the device state; with guest_console, input goes here. */
-void *virtio_console_priv(struct virtio_device *d, bool guest_console)
+/* With --console virtio the guest's console input comes here. */
+static int vcon_create(struct machine *m, char *err, size_t errlen)
 {
-	struct vcon *c = calloc(1, sizeof(*c));
+	struct iothread *lowrate;
+	struct vcon *c;
+	unsigned int i;
+	int ret;
 
+	if (!m->cfg->console_virtio)
+		return 0;
+	lowrate = machine_lowrate(m, err, errlen);
+	if (!lowrate)
+		return -ENOMEM;
+	c = calloc(1, sizeof(*c));
 	if (!c)
-		return NULL;
-	c->d = d;
+		return errf(err, errlen, -ENOMEM, "out of memory");
 	pthread_mutex_init(&c->rx_lock, NULL);
-	if (guest_console)
-		console_set_sink(&d->vm->console, &vcon_sink, c);
-	return c;
+	ret = virtio_device_init(&c->dev, m->vm, &virtio_console_ops,
+				 "console0", 0);
+	for (i = 0; !ret && i < c->dev.nqueues; i++)
+		ret = virtio_queue_attach(&c->dev, i, lowrate);
+	if (ret) {
+		virtio_device_free(&c->dev);
+		return errf(err, errlen, ret, "cannot create virtio-console: %s",
+			    strerror(-ret));
+	}
+	console_set_sink(&m->vm->console, &vcon_sink, c);
+	ret = virtio_device_register(&c->dev);
+	if (ret)
+		return errf(err, errlen, ret, "cannot create virtio-console: %s",
+			    ret == -ENOSPC ? "no free virtio-mmio window" :
+			    strerror(-ret));
+	return 0;
 }
+
+/* --console virtio: lkvm_config.console_virtio. */
+const struct device_type virtio_console_type = {
+	.name = "console",
+	.create = vcon_create,
+};

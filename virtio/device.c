@@ -12,9 +12,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "lkvm/arch.h"
 #include "lkvm/log.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
+#include "lkvm/virtio/mmio.h"
+#include "lkvm/virtio/pci.h"
 #include "lkvm/vm.h"
 
 /* Features every device offers: modern interface, indirect, event idx. */
@@ -23,8 +26,8 @@
 			      (1ULL << VIRTIO_F_EVENT_IDX))
 
 int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
-		       const struct virtio_device_ops *ops, void *priv,
-		       const char *name, unsigned int nqueues)
+		       const struct virtio_device_ops *ops, const char *name,
+		       unsigned int nqueues)
 {
 	unsigned int i;
 
@@ -32,8 +35,7 @@ int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
 	pthread_mutex_init(&d->ctl_lock, NULL);
 	d->vm = vm;
 	d->ops = ops;
-	d->priv = priv;
-	snprintf(d->name, sizeof(d->name), "%s", name);
+	snprintf(d->vdev.name, sizeof(d->vdev.name), "%s", name);
 	d->features = ops->features | VIRTIO_CORE_FEATURES;
 	d->nqueues = nqueues ? nqueues : ops->nqueues;
 	d->queues = calloc(d->nqueues, sizeof(*d->queues));
@@ -68,10 +70,89 @@ void virtio_device_free(struct virtio_device *d)
 			close(d->queues[i].kick_fd);
 	free(d->queues);
 	d->queues = NULL;
-	vm_log_limit_report(d->vm, &d->warn_ring, d->name);
+	vm_log_limit_report(d->vm, &d->warn_ring, d->vdev.name);
 	pthread_mutex_destroy(&d->ctl_lock);
-	if (d->ops->free)
-		d->ops->free(d);
+	d->ops->free(d);
+}
+
+/* --- the device as the VM's core sees it --- */
+
+static struct virtio_device *to_virtio(struct vm_device *dev)
+{
+	return container_of(dev, struct virtio_device, vdev);
+}
+
+static int virtio_vm_start(struct vm_device *dev)
+{
+	struct virtio_device *d = to_virtio(dev);
+
+	/* Once: interrupt lines need the finished irqchip (arm64 vGIC). */
+	if (d->tr && d->tr->start && !d->tr_started) {
+		d->tr->start(d);
+		d->tr_started = true;
+	}
+	return d->ops->start ? d->ops->start(d) : 0;
+}
+
+static void virtio_vm_stop(struct vm_device *dev)
+{
+	struct virtio_device *d = to_virtio(dev);
+
+	if (d->ops->stop)
+		d->ops->stop(d);
+}
+
+static void virtio_pause_all(struct virtio_device *d);
+static void virtio_resume_all(struct virtio_device *d);
+
+static void virtio_vm_pause(struct vm_device *dev)
+{
+	virtio_pause_all(to_virtio(dev));
+}
+
+static void virtio_vm_resume(struct vm_device *dev)
+{
+	virtio_resume_all(to_virtio(dev));
+}
+
+static void virtio_vm_free(struct vm_device *dev)
+{
+	virtio_device_free(to_virtio(dev));
+}
+
+static const struct vm_device_ops virtio_vm_ops = {
+	.kind = "virtio",
+	.start = virtio_vm_start,
+	.stop = virtio_vm_stop,
+	.pause = virtio_vm_pause,
+	.resume = virtio_vm_resume,
+	.free = virtio_vm_free,
+};
+
+bool virtio_use_pci(const struct lkvm *vm)
+{
+	switch (vm->cfg.virtio_transport) {
+	case LKVM_VIRTIO_PCI:
+		return true;
+	case LKVM_VIRTIO_MMIO:
+		return false;
+	default:
+		return arch_ops.pci_default;
+	}
+}
+
+int virtio_device_register(struct virtio_device *d)
+{
+	struct lkvm *vm = d->vm;
+	uint64_t base;
+
+	vm_device_add(vm, &d->vdev, &virtio_vm_ops, NULL);
+	if (virtio_use_pci(vm))
+		return virtio_pci_register(d, vm_irq_alloc(vm));
+	base = vm_mmio_alloc(vm, VIRTIO_MMIO_SIZE);
+	if (!base)
+		return -ENOSPC;
+	return virtio_mmio_register(d, base, vm_irq_alloc(vm));
 }
 
 void virtio_device_lock(struct virtio_device *d)
@@ -92,10 +173,10 @@ static void virtio_thread_died(void *opaque, struct iothread *t, int err)
 	atomic_fetch_or(&d->status, VIRTIO_STATUS_NEEDS_RESET);
 	if (d->tr)
 		d->tr->signal_config(d);
-	vm_err(d->vm, "%s: I/O thread %s failed: %s", d->name, t->name,
+	vm_err(d->vm, "%s: I/O thread %s failed: %s", d->vdev.name, t->name,
 	       strerror(-err));
 	vm_request_exit(d->vm, LKVM_EXIT_ERROR, 1,
-			"%s: I/O thread %s failed: %s", d->name, t->name,
+			"%s: I/O thread %s failed: %s", d->vdev.name, t->name,
 			strerror(-err));
 }
 
@@ -110,7 +191,7 @@ static void virtio_device_fail(struct virtio_device *d,
 {
 	atomic_fetch_or(&d->status, VIRTIO_STATUS_NEEDS_RESET);
 	if (!atomic_exchange(&d->error_logged, true))
-		vm_warn(d->vm, "%s: queue %u: %s; device needs reset", d->name,
+		vm_warn(d->vm, "%s: queue %u: %s; device needs reset", d->vdev.name,
 			q->index, vq_error_name(q->vq.error));
 	if (d->tr)
 		d->tr->signal_config(d);
@@ -331,7 +412,7 @@ void virtio_queue_set_ready(struct virtio_device *d, struct virtio_queue *q,
 			atomic_fetch_or(&d->status, VIRTIO_STATUS_NEEDS_RESET);
 			vm_warn_limited(d->vm, &d->warn_ring,
 					"%s: queue %u: bad ring (size %u of at most %u at 0x%llx/0x%llx/0x%llx); device needs reset",
-					d->name, q->index, q->num,
+					d->vdev.name, q->index, q->num,
 					d->ops->queue_max,
 					(unsigned long long)q->desc,
 					(unsigned long long)q->driver,

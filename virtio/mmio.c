@@ -11,6 +11,7 @@
  * whose resample fd is served by queue 0's I/O thread.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <linux/kvm.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +69,7 @@ static void mmio_start(struct virtio_device *d)
 	if (irq_line_init(&m->line, d->vm, m->gsi, &d->isr,
 			  d->queues[0].thread))
 		vm_warn(d->vm, "%s: no irqfd; interrupts through KVM_IRQ_LINE",
-			d->name);
+			d->vdev.name);
 }
 
 static void mmio_signal_queue(struct virtio_device *d, struct virtio_queue *q)
@@ -280,6 +281,29 @@ static const struct virtio_transport_ops mmio_transport = {
 	.free = mmio_free,
 };
 
+/*
+ * What the guest must be told: a device-tree node, or for a kernel with
+ * no device tree the virtio_mmio.device= parameter (Linux's
+ * drivers/virtio/virtio_mmio.c, "size@base:irq").
+ */
+static int mmio_publish(struct virtio_device *d, uint64_t base,
+			unsigned int gsi)
+{
+	struct vm_resource r = {
+		.base = base,
+		.size = VIRTIO_MMIO_SIZE,
+		.irq = gsi,
+		.dt_name = "virtio_mmio",
+		.dt_compatible = "virtio,mmio",
+		.dt_dma_coherent = true,
+	};
+
+	snprintf(r.owner, sizeof(r.owner), "%s", d->vdev.name);
+	snprintf(r.cmdline, sizeof(r.cmdline), "virtio_mmio.device=%u@0x%llx:%u",
+		 VIRTIO_MMIO_SIZE, (unsigned long long)base, gsi);
+	return vm_resource_add(d->vm, &r);
+}
+
 int virtio_mmio_register(struct virtio_device *d, uint64_t base,
 			 unsigned int gsi)
 {
@@ -312,5 +336,5 @@ int virtio_mmio_register(struct virtio_device *d, uint64_t base,
 			      m);
 	if (ret)
 		return ret;
-	return 0;
+	return mmio_publish(d, base, gsi);
 }

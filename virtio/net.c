@@ -31,13 +31,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "lkvm/lib/aio.h"
 #include "lkvm/lib/iothread.h"
-#include "lkvm/log.h"
 #include "lkvm/lib/util.h"
+#include "lkvm/log.h"
+#include "lkvm/machine.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/net.h"
 #include "lkvm/vm.h"
@@ -133,7 +135,7 @@ static void net_warn_once(struct virtio_net *net, const char *what)
 {
 	if (!atomic_exchange(&net->warned, true))
 		vm_warn(net->dev.vm, "%s: %s (counted; further drops are not logged)",
-			net->dev.name, what);
+			net->dev.vdev.name, what);
 }
 
 static void net_watch(struct net_pair *p, bool on)
@@ -260,7 +262,7 @@ static int net_rx_read_failed(struct net_pair *p)
 	if (errno != EAGAIN && errno != EINTR) {
 		/* The interface went away or broke: stop reading it. */
 		vm_warn(p->net->dev.vm, "%s: receive: %s; queue %u stops receiving",
-			p->net->dev.name, strerror(errno), p->index);
+			p->net->dev.vdev.name, strerror(errno), p->index);
 		p->fd_dead = true;
 		net_watch(p, false);
 	}
@@ -364,7 +366,7 @@ static void net_rx_ready(void *opaque, uint32_t events)
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		if (!p->fd_dead)
 			vm_warn(p->net->dev.vm, "%s: queue %u: backend hung up",
-				p->net->dev.name, p->index);
+				p->net->dev.vdev.name, p->index);
 		p->fd_dead = true;
 		net_watch(p, false);
 		return;
@@ -643,7 +645,7 @@ static void net_driver_ok(struct virtio_device *d)
 		      NET_FRAME_MAX : NET_HDR_LEN + NET_ETH_HLEN +
 				      NET_VLAN_HLEN + net->config.mtu;
 	if (ret)
-		vm_warn(d->vm, "%s: cannot set receive offloads: %s", d->name,
+		vm_warn(d->vm, "%s: cannot set receive offloads: %s", d->vdev.name,
 			strerror(-ret));
 }
 
@@ -723,7 +725,7 @@ static void net_report(struct virtio_net *net)
 					len ? ", " : " (", (unsigned long long)err[k],
 					net_tx_error_name(k));
 	vm_warn(net->dev.vm, "%s: dropped %llu transmit frame(s)%s%s, %llu received frame(s)",
-		net->dev.name, (unsigned long long)txd, why, len ? ")" : "",
+		net->dev.vdev.name, (unsigned long long)txd, why, len ? ")" : "",
 		(unsigned long long)rxd);
 }
 
@@ -807,7 +809,7 @@ static int net_pair_init(struct virtio_net *net, unsigned int i)
 	p->frame = malloc(NET_FRAME_MAX);
 	if (!p->held || !p->frame)
 		return -ENOMEM;
-	snprintf(name, sizeof(name), "%s-q%u", net->dev.name, i);
+	snprintf(name, sizeof(name), "%s-q%u", net->dev.vdev.name, i);
 	ret = iothread_init(&p->thread, name);
 	if (ret)
 		return ret;
@@ -849,9 +851,8 @@ int virtio_net_create(struct lkvm *vm, struct net_backend *nb,
 	net->rx_max = NET_FRAME_MAX;
 	net->ctl_qi = 2 * net->npairs;
 	snprintf(name, sizeof(name), "net%u", index);
-	ret = virtio_device_init(&net->dev, vm, &virtio_net_ops, net, name,
+	ret = virtio_device_init(&net->dev, vm, &virtio_net_ops, name,
 				 2 * net->npairs + 1);
-	net->dev.self_freeing = true;
 	*dp = &net->dev;
 	net->dev.features |= 1ULL << VIRTIO_NET_F_MAC |
 			     1ULL << VIRTIO_NET_F_MTU |
@@ -891,3 +892,87 @@ int virtio_net_create(struct lkvm *vm, struct net_backend *nb,
 		ret = virtio_queue_attach(&net->dev, net->ctl_qi, ctl);
 	return ret;
 }
+
+/* A locally administered address no other lkvm is likely to pick. */
+static void net_random_mac(uint8_t *mac)
+{
+	uint8_t r[3] = { 0x12, 0x34, 0x56 };
+
+	if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
+		/* keep the fixed fallback */
+	}
+	mac[0] = 0x02;
+	mac[1] = 0x6c;		/* 'l' */
+	mac[2] = 0x6b;		/* 'k' */
+	memcpy(mac + 3, r, 3);
+}
+
+static int net_create_one(struct machine *m, unsigned int index, char *err,
+			  size_t errlen)
+{
+	struct virtio_device *d = NULL;
+	struct net_backend *nb;
+	struct iothread *lowrate;
+	struct net_spec spec;
+	uint8_t mac[NET_MAC_LEN];
+	unsigned int nq;
+	int ret;
+
+	ret = net_spec_parse(m->cfg->nets[index], &spec, err, errlen);
+	if (ret)
+		return ret;
+	if (spec.mode == NET_MODE_NONE) {
+		net_spec_free(&spec);
+		return 0;
+	}
+	if (spec.mac_set)
+		memcpy(mac, spec.mac, sizeof(mac));
+	else
+		net_random_mac(mac);
+	nq = spec.queues ? spec.queues : 1;
+	lowrate = machine_lowrate(m, err, errlen);
+	if (!lowrate) {
+		net_spec_free(&spec);
+		return -ENOMEM;
+	}
+	ret = net_open(&nb, &spec, nq, err, errlen);
+	if (ret)
+		return ret;
+	ret = virtio_net_create(m->vm, nb, index, mac, lowrate, &d);
+	if (!ret)
+		ret = virtio_device_register(d);
+	else if (d)
+		virtio_device_free(d);
+	if (ret)
+		return errf(err, errlen, ret, "cannot create virtio-net on %s: %s",
+			    nb->ifname, ret == -ENOSPC ?
+			    "no free virtio-mmio window" : strerror(-ret));
+	vm_info(m->vm, "net%u: tap %s%s, guest MAC %02x:%02x:%02x:%02x:%02x:%02x, %u queue pair(s), MTU %u, receive offloads%s%s%s%s%s",
+		index, nb->ifname, nb->created ? " (created)" : "", mac[0],
+		mac[1], mac[2], mac[3], mac[4], mac[5], nq, nb->mtu,
+		nb->offloads & NET_OFF_CSUM ? " csum" : " none",
+		nb->offloads & NET_OFF_TSO4 ? " tso4" : "",
+		nb->offloads & NET_OFF_TSO6 ? " tso6" : "",
+		nb->offloads & NET_OFF_TSO_ECN ? " ecn" : "",
+		nb->offloads & NET_OFF_UFO ? " ufo" : "");
+	return 0;
+}
+
+static int net_create_all(struct machine *m, char *err, size_t errlen)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < m->cfg->nnets; i++) {
+		ret = net_create_one(m, i, err, errlen);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* -n SPEC: lkvm_config.nets. */
+const struct device_type virtio_net_type = {
+	.name = "net",
+	.create = net_create_all,
+};

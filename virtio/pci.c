@@ -370,7 +370,7 @@ static void vpci_ioeventfds(struct virtio_pci *p, bool assign)
 			while (i--)
 				vpci_ioeventfd(p, i, false);
 			vm_warn(p->d->vm, "%s: no ioeventfd; notifies exit",
-				p->d->name);
+				p->d->vdev.name);
 			return;
 		}
 	}
@@ -486,7 +486,7 @@ static void vpci_start(struct virtio_device *d)
 	if (irq_line_init(&p->intx, d->vm, p->intx.gsi, &d->isr,
 			  d->queues[0].thread))
 		vm_warn(d->vm, "%s: no irqfd; INTx through KVM_IRQ_LINE",
-			d->name);
+			d->vdev.name);
 }
 
 static const struct virtio_transport_ops vpci_transport = {

@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "lkvm/arch.h"
+#include "lkvm/device.h"
 #include "lkvm/log.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/vcpu.h"
-#include "lkvm/virtio/devices.h"
 #include "lkvm/vm.h"
 
 enum { EV_STOP, EV_TIMER, EV_INPUT, EV_SPACE };
@@ -180,19 +180,20 @@ int lkvm_run(struct lkvm *vm, struct lkvm_result *res)
 	}
 	if (ret)
 		goto fail;
-	ret = virtio_devices_start(vm);
+	vm_apply_halt_poll(vm);
+	ret = vm_devices_start(vm);
 	if (ret)
 		goto fail;
 	ret = vcpus_start(vm, res->message, sizeof(res->message));
 	if (ret) {
 		vm_request_exit(vm, LKVM_EXIT_ERROR, 1, "%s", res->message);
 		vcpus_stop(vm);
-		virtio_devices_stop(vm);
+		vm_devices_stop(vm);
 		goto out;
 	}
 	control_loop(vm, ep);
 	vcpus_stop(vm);
-	virtio_devices_stop(vm);
+	vm_devices_stop(vm);
 	if (vm->result.reason == LKVM_EXIT_TIMEOUT)
 		log_vcpu_state(vm);
 out:

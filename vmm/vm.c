@@ -1,8 +1,9 @@
 /*
- * vm.c - VM object lifecycle: configuration checks, KVM VM creation,
- * guest memory, platform set-up through arch_ops, vCPU creation, and
- * teardown.  lkvm_create() and lkvm_destroy() run on the embedder's
- * thread while no vCPU thread exists.
+ * vm.c - the VM object's core: configuration checks, KVM VM creation,
+ * guest memory, the arch's platform set-up, and teardown.  Devices are
+ * machine/'s business (lkvm_create lives there); the core only holds
+ * them on its list (device.c).  vm_core_create() and lkvm_destroy() run
+ * on the embedder's thread while no vCPU thread exists.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,10 +17,10 @@
 #include <unistd.h>
 
 #include "lkvm/arch.h"
+#include "lkvm/device.h"
 #include "lkvm/log.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/vcpu.h"
-#include "lkvm/virtio/devices.h"
 #include "lkvm/vm.h"
 
 #define KVM_API_EXPECTED 12
@@ -170,10 +171,12 @@ static int vm_copy_config(struct lkvm *vm, const struct lkvm_config *cfg)
 	vm->cfg.initrd = strdup_or_null(cfg->initrd, &fail);
 	vm->cfg.cmdline = strdup_or_null(cfg->cmdline, &fail);
 	vm->cfg.dump_dtb = strdup_or_null(cfg->dump_dtb, &fail);
-	vm->disks = strdup_list(cfg->disks, cfg->ndisks, &fail);
-	vm->cfg.disks = (const char **)vm->disks;
-	vm->nets = strdup_list(cfg->nets, cfg->nnets, &fail);
-	vm->cfg.nets = (const char **)vm->nets;
+	vm->cfg_lists[0] = strdup_list(cfg->disks, cfg->ndisks, &fail);
+	vm->cfg.disks = (const char **)vm->cfg_lists[0];
+	vm->cfg_lists[1] = strdup_list(cfg->nets, cfg->nnets, &fail);
+	vm->cfg.nets = (const char **)vm->cfg_lists[1];
+	vm->cfg_lists[2] = strdup_list(cfg->devices, cfg->ndevices, &fail);
+	vm->cfg.devices = (const char **)vm->cfg_lists[2];
 	return fail ? -ENOMEM : 0;
 }
 
@@ -213,11 +216,8 @@ static int vm_check_config(const struct lkvm_config *cfg, char *err,
 	return 0;
 }
 
-#define VM_DISK_HALT_POLL_NS 50000
-
 static int vm_open_kvm(struct lkvm *vm, char *err, size_t errlen)
 {
-	struct kvm_enable_cap cap = { .cap = KVM_CAP_HALT_POLL };
 	int ret, max;
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -242,18 +242,24 @@ static int vm_open_kvm(struct lkvm *vm, char *err, size_t errlen)
 		return errf(err, errlen, -EINVAL,
 			    "%u CPUs requested; KVM here allows at most %d",
 			    vm->cfg.cpus, max);
-	/*
-	 * Halt polling makes an idle vCPU spin after each wake-up; a VMM
-	 * for many small guests would rather give the CPU back.  A guest
-	 * with disks gets a short window, the same as the disk queues'
-	 * own (VM_DISK_HALT_POLL_NS): waking a sleeping thread costs tens
-	 * of microseconds here, more than a cached 4 KiB read.
-	 */
-	if (vm->cfg.ndisks)
-		cap.args[0] = VM_DISK_HALT_POLL_NS;
+	return 0;
+}
+
+/*
+ * Halt polling makes an idle vCPU spin after each wake-up; a VMM for
+ * many small guests would rather give the CPU back.  Devices that gain
+ * from a short window (a disk: waking a sleeping thread costs more than
+ * a cached read) ask for it with vm_want_halt_poll(); the rest get none.
+ */
+void vm_apply_halt_poll(struct lkvm *vm)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_HALT_POLL,
+		.args = { vm->halt_poll_ns },
+	};
+
 	if (kvm_check_extension(vm, KVM_CAP_HALT_POLL))
 		ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap);
-	return 0;
 }
 
 static int vm_init_memory(struct lkvm *vm, char *err, size_t errlen)
@@ -276,12 +282,13 @@ static int vm_init_memory(struct lkvm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,
-		size_t errlen)
+int vm_core_create(const struct lkvm_config *cfg, struct lkvm **vmp,
+		   char *err, size_t errlen)
 {
 	struct lkvm *vm;
 	int ret;
 
+	*vmp = NULL;
 	if (err && errlen)
 		err[0] = '\0';
 	ret = vm_check_config(cfg, err, errlen);
@@ -290,52 +297,29 @@ int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return errf(err, errlen, -ENOMEM, "out of memory");
+	*vmp = vm;
 	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
 	vm->console.space_fd = -1;
 	io_bus_init(&vm->pio);
 	io_bus_init(&vm->mmio);
 	ret = console_init(&vm->console, vm, cfg->console_in, cfg->console_out,
 			   cfg->console_log, cfg->console_escape);
-	if (ret) {
-		errf(err, errlen, ret, "cannot set up the console");
-		goto fail;
-	}
+	if (ret)
+		return errf(err, errlen, ret, "cannot set up the console");
 	ret = vm_copy_config(vm, cfg);
-	if (ret) {
-		errf(err, errlen, ret, "out of memory");
-		goto fail;
-	}
+	if (ret)
+		return errf(err, errlen, ret, "out of memory");
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_fd < 0) {
-		ret = errf(err, errlen, -errno, "eventfd: %s", strerror(errno));
-		goto fail;
-	}
+	if (vm->stop_fd < 0)
+		return errf(err, errlen, -errno, "eventfd: %s", strerror(errno));
 	ret = vm_open_kvm(vm, err, errlen);
 	if (ret)
-		goto fail;
+		return ret;
 	irq_routes_init(vm);
 	ret = vm_init_memory(vm, err, errlen);
 	if (ret)
-		goto fail;
-	ret = arch_ops.vm_init(vm, err, errlen);
-	if (ret)
-		goto fail;
-	ret = virtio_devices_create(vm, err, errlen);
-	if (ret)
-		goto fail;
-	ret = arch_ops.load_kernel(vm, err, errlen);
-	if (ret)
-		goto fail;
-	ret = vcpus_create(vm, err, errlen);
-	if (!ret && arch_ops.vcpus_ready)
-		ret = arch_ops.vcpus_ready(vm, err, errlen);
-	if (ret)
-		goto fail;
-	*vmp = vm;
-	return 0;
-fail:
-	lkvm_destroy(vm);
-	return ret;
+		return ret;
+	return arch_ops.vm_init(vm, err, errlen);
 }
 
 void lkvm_destroy(struct lkvm *vm)
@@ -343,14 +327,13 @@ void lkvm_destroy(struct lkvm *vm)
 	if (!vm)
 		return;
 	vcpus_destroy(vm);
-	virtio_devices_free(vm);
+	vm_devices_free(vm);
 	if (vm->pci.vm)
 		pci_bus_free(&vm->pci);
 	irq_routes_free(vm);
 	arch_ops.vm_free(vm);
 	io_bus_free(&vm->pio);
 	io_bus_free(&vm->mmio);
-	free(vm->pvpanic_mmio);
 	guest_memory_free(&vm->mem);
 	console_free(&vm->console);
 	if (vm->vm_fd >= 0)
@@ -359,8 +342,9 @@ void lkvm_destroy(struct lkvm *vm)
 		close(vm->kvm_fd);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
-	free_list(vm->disks, vm->cfg.ndisks);
-	free_list(vm->nets, vm->cfg.nnets);
+	free_list(vm->cfg_lists[0], vm->cfg.ndisks);
+	free_list(vm->cfg_lists[1], vm->cfg.nnets);
+	free_list(vm->cfg_lists[2], vm->cfg.ndevices);
 	free((char *)vm->cfg.name);
 	free((char *)vm->cfg.dump_dtb);
 	free((char *)vm->cfg.kernel);

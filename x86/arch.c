@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lkvm/arch.h"
+#include "lkvm/device.h"
 #include "lkvm/log.h"
 #include "lkvm/platform/pvpanic.h"
 #include "lkvm/platform/uart8250.h"
@@ -63,8 +64,7 @@ static int x86_vm_init(struct lkvm *vm, char *err, size_t errlen)
 	ret = x86_cpuid_init(vm, x, err, errlen);
 	if (ret)
 		return ret;
-	ret = uart8250_create(vm, X86_COM1_PORT, 1, X86_COM1_IRQ,
-			      (struct uart8250 **)&vm->uart);
+	ret = uart8250_create(vm, X86_COM1_PORT, 1, X86_COM1_IRQ);
 	if (!ret)
 		ret = x86_i8042_init(vm);
 	if (!ret)
@@ -137,8 +137,8 @@ static int x86_write_mptable(struct lkvm *vm, char *err, size_t errlen)
 		return errf(err, errlen, -ENOMEM, "no room for the MP table");
 	x86_cpuid_signature(x->cpuid, &p.cpu_signature, &p.cpu_features);
 	p.npci_irqs = x86_pci_irqs(vm, irqs);
-	p.level_gsi_base = X86_VIRTIO_GSI;
-	p.nlevel_gsis = X86_VIRTIO_GSIS;
+	p.level_gsi_base = X86_DEV_GSI;
+	p.nlevel_gsis = X86_DEV_GSIS;
 	ret = mptable_build(buf, X86_MPTABLE_MAX, X86_MPTABLE_ADDR, &p);
 	return ret < 0 ? errf(err, errlen, ret, "MP table: %s",
 			      strerror(-ret)) : 0;
@@ -176,13 +176,19 @@ static int x86_load_kernel(struct lkvm *vm, char *err, size_t errlen)
 	};
 	int ret;
 
-	char *cmdline = NULL;
+	char *cmdline = NULL, *extra = vm_resources_cmdline(vm);
 
-	/* The kernel's own command line, then what the devices add. */
-	if (vm->cmdline_extra &&
+	/*
+	 * The kernel's own command line, then what the devices add: with
+	 * no device tree, this is how Linux learns of MMIO devices.
+	 */
+	if (extra &&
 	    asprintf(&cmdline, "%s%s", vm->cfg.cmdline ? vm->cfg.cmdline : "",
-		     vm->cmdline_extra) < 0)
+		     extra) < 0) {
+		free(extra);
 		return errf(err, errlen, -ENOMEM, "out of memory");
+	}
+	free(extra);
 	if (cmdline)
 		a.cmdline = cmdline;
 	ret = open_image(vm->cfg.kernel, "kernel", &a.kernel_size, err,
@@ -264,8 +270,6 @@ static void x86_vm_free(struct lkvm *vm)
 {
 	struct x86_vm *x = vm->arch;
 
-	uart8250_free(vm->uart);
-	vm->uart = NULL;
 	if (!x)
 		return;
 	free(x->cpuid);
@@ -276,12 +280,11 @@ static void x86_vm_free(struct lkvm *vm)
 const struct arch_ops arch_ops = {
 	.name = "x86_64",
 	.max_cpus = X86_MAX_CPUS,
-	.virtio_mmio_base = X86_VIRTIO_MMIO_BASE,
-	.virtio_mmio_slots = X86_VIRTIO_MMIO_SLOTS,
-	.virtio_mmio_cmdline = true,
-	.virtio_gsi = X86_VIRTIO_GSI,
-	.virtio_gsis = X86_VIRTIO_GSIS,
-	.virtio_pci_default = true,
+	.dev_mmio_base = X86_DEV_MMIO_BASE,
+	.dev_mmio_size = X86_DEV_MMIO_SIZE,
+	.dev_gsi = X86_DEV_GSI,
+	.dev_gsis = X86_DEV_GSIS,
+	.pci_default = true,
 	.irq_routes_base = x86_irq_routes_base,
 	.msi_gsi_base = X86_MSI_GSI_BASE,
 	.mem_layout = x86_mem_layout,

@@ -18,15 +18,17 @@ struct kvm_irq_routing_entry;
 struct arch_ops {
 	const char *name;
 	unsigned int max_cpus;
-	/* virtio-mmio slots: 0x200 bytes each from base. */
-	uint64_t virtio_mmio_base;
-	unsigned int virtio_mmio_slots;
-	bool virtio_mmio_cmdline;	/* announce slots on the command line */
-	/* Level-triggered GSIs for virtio (mmio lines, PCI INTx), shared
-	 * round-robin: device n gets virtio_gsi + n % virtio_gsis. */
-	unsigned int virtio_gsi;
-	unsigned int virtio_gsis;
-	bool virtio_pci_default;	/* else mmio */
+	/*
+	 * The window platform devices are placed in (vm_mmio_alloc), and
+	 * the level-triggered GSIs they and PCI INTx share, round-robin:
+	 * the n-th ask gets dev_gsi + n % dev_gsis (vm_irq_alloc).
+	 */
+	uint64_t dev_mmio_base;
+	uint64_t dev_mmio_size;
+	unsigned int dev_gsi;
+	unsigned int dev_gsis;
+	/* Devices that can sit on PCI or on the window go on PCI. */
+	bool pci_default;
 	bool irqchip_choice;		/* cfg.irqchip means something */
 	/*
 	 * GSI routing: the irqchip routes KVM sets up by default, which a

@@ -24,8 +24,8 @@
 #include "lkvm/pci.h"
 
 struct arch_ops;
-struct iothread;
-struct virtio_device;
+struct vm_device;
+struct vm_resource;
 
 struct vcpu {
 	struct lkvm *vm;
@@ -39,8 +39,7 @@ struct vcpu {
 
 struct lkvm {
 	struct lkvm_config cfg;		/* strings owned (copied) */
-	char **disks;
-	char **nets;
+	char **cfg_lists[3];		/* copies of cfg's string lists */
 
 	int kvm_fd;
 	int vm_fd;
@@ -55,8 +54,6 @@ struct lkvm {
 	unsigned int ncpus;
 
 	void *arch;			/* owned by arch/ */
-	void *uart;			/* the serial console */
-	void *pvpanic_mmio;		/* freed with the VM */
 
 	int stop_fd;			/* eventfd: control loop wake-up */
 	atomic_bool stopping;
@@ -64,10 +61,12 @@ struct lkvm {
 	struct lkvm_result result;
 	bool running;
 
-	struct virtio_device *virtio_devs;
-	unsigned int virtio_slots;
-	struct iothread *lowrate;	/* shared by low-rate devices */
-	char *cmdline_extra;		/* appended to the kernel's */
+	/* Devices and what they occupy: see device.h. */
+	struct vm_device *devices, *devices_tail;
+	struct vm_resource *resources;
+	uint64_t dev_mmio_used;		/* of arch_ops.dev_mmio_size */
+	unsigned int dev_irqs;		/* lines handed out */
+	uint64_t halt_poll_ns;		/* devices' largest ask */
 
 	struct {
 		atomic_uint_fast64_t io, mmio, intr, other, notify;
@@ -87,5 +86,15 @@ int vm_irq_line(struct lkvm *vm, unsigned int gsi, int level);
 
 /* ioctl on the /dev/kvm fd with error translation. */
 int kvm_check_extension(struct lkvm *vm, long cap);
+
+/*
+ * The VM without its devices: configuration checked and copied, KVM,
+ * guest memory, the arch's platform.  On failure *vmp may still hold a
+ * half-made VM for lkvm_destroy().
+ */
+int vm_core_create(const struct lkvm_config *cfg, struct lkvm **vmp,
+		   char *err, size_t errlen);
+/* Before the first run: the halt polling devices asked for. */
+void vm_apply_halt_poll(struct lkvm *vm);
 
 #endif

@@ -21,7 +21,8 @@
 #include "lkvm/lib/iothread.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
-#include "lkvm/virtio/devices.h"
+#include "lkvm/device.h"
+#include "lkvm/machine.h"
 #include "lkvm/vm.h"
 #include "test.h"
 
@@ -216,9 +217,9 @@ static void test_device_thread_death(void)
 	io_bus_init(&vm->mmio);
 	CHECK_EQ(console_init(&vm->console, vm, -1, -1, -1, 0), 0);
 	CHECK_EQ(guest_memory_init(&vm->mem, &reg, 1), 0);
-	CHECK_EQ(virtio_devices_create(vm, err, sizeof(err)), 0);
+	CHECK_EQ(machine_create_devices(vm, err, sizeof(err)), 0);
 	setenv(IOTHREAD_FAULT_ENV, "iothread-wait:blk0-q0", 1);
-	CHECK_EQ(virtio_devices_start(vm), 0);
+	CHECK_EQ(vm_devices_start(vm), 0);
 	unsetenv(IOTHREAD_FAULT_ENV);
 	for (i = 0; i < 3000 && !atomic_load(&vm->result_set); i++)
 		nanosleep(&ts, NULL);
@@ -226,8 +227,8 @@ static void test_device_thread_death(void)
 	CHECK_EQ(vm->result.reason, LKVM_EXIT_ERROR);
 	CHECK_EQ(vm->result.status, 1);
 	CHECK(strstr(vm->result.message, "I/O thread blk0-q0 failed") != NULL);
-	for (d = vm->virtio_devs; d && strcmp(d->name, "blk0"); d = d->next)
-		;
+	d = container_of(vm_device_find(vm, "blk0"), struct virtio_device,
+			 vdev);
 	CHECK(d != NULL);
 	if (d) {
 		CHECK(atomic_load(&d->status) & VIRTIO_STATUS_NEEDS_RESET);
@@ -237,7 +238,7 @@ static void test_device_thread_death(void)
 		virtio_device_unlock(d);
 		CHECK_EQ(atomic_load(&d->status), 0);
 	}
-	virtio_devices_free(vm);
+	vm_devices_free(vm);
 	io_bus_free(&vm->pio);
 	io_bus_free(&vm->mmio);
 	guest_memory_free(&vm->mem);

@@ -37,7 +37,8 @@
 #include "lkvm/pci.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
-#include "lkvm/virtio/devices.h"
+#include "lkvm/device.h"
+#include "lkvm/machine.h"
 #include "lkvm/vm.h"
 #include "test.h"
 
@@ -471,9 +472,9 @@ static int race_find_devices(struct race *r)
 
 	r->ndev = 0;
 	if (!r->pci) {
-		for (slot = 0; slot < arch_ops.virtio_mmio_slots &&
+		for (slot = 0; slot < arch_ops.dev_mmio_size / 0x200 &&
 			       r->ndev < RACE_MAX_DEVS; slot++) {
-			uint64_t base = arch_ops.virtio_mmio_base + slot * 0x200;
+			uint64_t base = arch_ops.dev_mmio_base + slot * 0x200;
 			struct race_dev *d = &r->dev[r->ndev];
 
 			if (bus_r(r, base + MM_MAGIC, 4) != 0x74726976)
@@ -552,18 +553,18 @@ static int race_create(struct race *r, bool pci, unsigned int nracers)
 		return ret;
 	pci_bus_init(&r->vm.pci, &r->vm, RACE_PCI_MMIO, RACE_PCI_SIZE,
 		     RACE_PCI_IO, RACE_PCI_IOSZ);
-	ret = virtio_devices_create(&r->vm, err, sizeof(err));
+	ret = machine_create_devices(&r->vm, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "race: %s\n", err);
 		return ret;
 	}
-	ret = virtio_devices_start(&r->vm);
+	ret = vm_devices_start(&r->vm);
 	return ret ? ret : race_find_devices(r);
 }
 
 static void race_destroy(struct race *r)
 {
-	virtio_devices_free(&r->vm);
+	vm_devices_free(&r->vm);
 	pci_bus_free(&r->vm.pci);
 	io_bus_free(&r->vm.pio);
 	io_bus_free(&r->vm.mmio);
@@ -749,8 +750,8 @@ static void test_live_reenable(bool pci)
 		dev_queue_ready(r, d, 1);
 	(void)wait_used(&g, 32, &len);
 	usleep(50000);
-	for (vd = r->vm.virtio_devs; vd && vd->ops->device_id != 2; vd = vd->next)
-		;
+	vd = container_of(vm_device_find(&r->vm, "blk0"), struct virtio_device,
+			  vdev);
 	CHECK(vd != NULL);
 	if (vd) {
 		CHECK_EQ(vd->queues[0].chains, 32);

@@ -21,8 +21,8 @@
 #define ARM64_GICR_BASE		0x0a000000ULL	/* redistributors, 128 KiB a vCPU */
 #define ARM64_GICR_STRIDE	0x20000ULL
 #define ARM64_MAX_CPUS		256		/* up to 0x0c000000 */
-#define ARM64_VIRTIO_MMIO_BASE	0x0c000000ULL
-#define ARM64_VIRTIO_MMIO_SLOTS	32
+#define ARM64_DEV_MMIO_BASE	0x0c000000ULL
+#define ARM64_DEV_MMIO_SIZE	0x4000ULL	/* 32 windows of 0x200 */
 #define ARM64_PCI_ECAM_BASE	0x10000000ULL	/* bus 0 only: 1 MiB */
 #define ARM64_PCI_ECAM_SIZE	0x100000ULL
 #define ARM64_PCI_MMIO_BASE	0x20000000ULL	/* 32-bit BAR window */
@@ -30,8 +30,8 @@
 #define ARM64_RAM_BASE		0x80000000ULL
 
 #define ARM64_UART_SPI		1
-#define ARM64_VIRTIO_SPI	16		/* 16-23, level, shared round-robin */
-#define ARM64_VIRTIO_SPIS	8
+#define ARM64_DEV_SPI		16		/* 16-23, level, shared round-robin */
+#define ARM64_DEV_SPIS		8
 #define ARM64_NR_IRQS		128		/* INTIDs the vGIC has */
 #define ARM64_MSI_GSI_BASE	(ARM64_NR_IRQS - 32)
 

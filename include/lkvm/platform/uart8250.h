@@ -16,8 +16,6 @@ struct uart8250;
  * Creates the UART, makes it the console's input sink, and registers it
  * at base on the PIO bus (pio != 0) or the MMIO bus; irq is its GSI.
  */
-int uart8250_create(struct lkvm *vm, uint64_t base, int pio, unsigned int irq,
-		    struct uart8250 **out);
-void uart8250_free(struct uart8250 *u);
+int uart8250_create(struct lkvm *vm, uint64_t base, int pio, unsigned int irq);
 
 #endif

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lkvm/device.h"
 #include "lkvm/lib/iothread.h"
 #include "lkvm/log.h"
 #include "lkvm/virtio/virtqueue.h"
@@ -99,6 +100,7 @@ struct virtio_device_ops {
 	/* Optional: start / stop the device's own I/O threads. */
 	int (*start)(struct virtio_device *d);
 	void (*stop)(struct virtio_device *d);
+	/* Frees the device's state and the memory holding d. */
 	void (*free)(struct virtio_device *d);
 };
 
@@ -116,10 +118,9 @@ struct virtio_transport_ops {
 };
 
 struct virtio_device {
+	struct vm_device vdev;		/* on the VM's list; vdev.name */
 	struct lkvm *vm;
 	const struct virtio_device_ops *ops;
-	void *priv;
-	char name[16];
 	uint64_t features;		/* offered: device bits + core bits */
 	uint64_t acked;			/* driver's choice */
 	uint32_t dev_feat_sel, drv_feat_sel, queue_sel;
@@ -133,17 +134,24 @@ struct virtio_device {
 	pthread_mutex_t ctl_lock;	/* the control path, see above */
 	atomic_bool error_logged;
 	struct log_limit warn_ring;	/* bad ring set-ups */
-	bool self_freeing;		/* ops->free frees d's memory too */
 	bool tr_started;
-	struct virtio_device *next;	/* the VM's device list */
 };
 
 int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
-		       const struct virtio_device_ops *ops, void *priv,
-		       const char *name, unsigned int nqueues);
+		       const struct virtio_device_ops *ops, const char *name,
+		       unsigned int nqueues);
+/*
+ * Puts d on the VM's device list (which owns it from then on, failure
+ * or not) and on the VM's transport: a PCI function, or a virtio-mmio
+ * window with its line, published for the arch to announce.
+ */
+int virtio_device_register(struct virtio_device *d);
+/* Do virtio devices sit on PCI (else on virtio-mmio windows)? */
+bool virtio_use_pci(const struct lkvm *vm);
 /* Gives queue qi to an I/O thread (which may serve other queues too). */
 int virtio_queue_attach(struct virtio_device *d, unsigned int qi,
 			struct iothread *t);
+/* Releases the transport and the queues, then ops->free(d). */
 void virtio_device_free(struct virtio_device *d);
 
 /* Transports hold it around every register or config access. */

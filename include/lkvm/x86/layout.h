@@ -22,10 +22,10 @@
 
 #define X86_PCI_MMIO_BASE	0xc0000000ULL	/* start of the MMIO hole */
 #define X86_PCI_MMIO_SIZE	0x10000000ULL
-#define X86_VIRTIO_MMIO_BASE	0xd0000000ULL	/* virtio-mmio window */
-#define X86_VIRTIO_MMIO_SLOTS	32		/* 0x200 bytes each */
-#define X86_VIRTIO_GSI		16		/* level-triggered virtio lines: */
-#define X86_VIRTIO_GSIS		8		/* pins 16-23, shared round-robin */
+#define X86_DEV_MMIO_BASE	0xd0000000ULL	/* platform devices (virtio-mmio) */
+#define X86_DEV_MMIO_SIZE	0x4000ULL	/* 32 windows of 0x200 */
+#define X86_DEV_GSI		16		/* level-triggered device lines: */
+#define X86_DEV_GSIS		8		/* pins 16-23, shared round-robin */
 #define X86_MSI_GSI_BASE	24		/* past the I/O APIC's pins */
 #define X86_IOAPIC_ADDR		0xfec00000ULL
 #define X86_LAPIC_ADDR		0xfee00000ULL

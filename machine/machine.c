@@ -1,0 +1,223 @@
+/*
+ * machine.c - a VM from its configuration (see machine.h): the core
+ * (vm_core_create), then every device type in the table's order, then
+ * the kernel and the vCPUs.  Also the low-rate thread that devices with
+ * little traffic share, run as a device of its own.
+ *
+ * The table's order is the guest-visible order: on virtio-mmio the n-th
+ * device gets the n-th window and line; on PCI the n-th slot.
+ *
+ * Threads: the embedder's thread calling lkvm_create().
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lkvm/arch.h"
+#include "lkvm/device.h"
+#include "lkvm/lib/iothread.h"
+#include "lkvm/lib/util.h"
+#include "lkvm/log.h"
+#include "lkvm/machine.h"
+#include "lkvm/vcpu.h"
+#include "lkvm/vm.h"
+
+extern const struct device_type virtio_blk_type;
+extern const struct device_type virtio_net_type;
+extern const struct device_type virtio_console_type;
+extern const struct device_type virtio_rng_type;
+
+static const struct device_type *const device_types[] = {
+	&virtio_blk_type,
+	&virtio_net_type,
+	&virtio_console_type,
+	&virtio_rng_type,
+};
+
+/* --- the shared low-rate thread --- */
+
+struct lowrate {
+	struct vm_device dev;
+	struct iothread thread;
+};
+
+static struct lowrate *to_lowrate(struct vm_device *dev)
+{
+	return container_of(dev, struct lowrate, dev);
+}
+
+static int lowrate_start(struct vm_device *dev)
+{
+	return iothread_start(&to_lowrate(dev)->thread);
+}
+
+static void lowrate_stop(struct vm_device *dev)
+{
+	iothread_stop(&to_lowrate(dev)->thread);
+}
+
+static void lowrate_free(struct vm_device *dev)
+{
+	struct lowrate *l = to_lowrate(dev);
+
+	iothread_free(&l->thread);
+	free(l);
+}
+
+static const struct vm_device_ops lowrate_ops = {
+	.kind = "iothread",
+	.start = lowrate_start,
+	.stop = lowrate_stop,
+	.free = lowrate_free,
+};
+
+/* The thread died: the devices on it will never be served again. */
+static void lowrate_died(void *opaque, struct iothread *t, int err)
+{
+	struct lkvm *vm = opaque;
+
+	vm_err(vm, "I/O thread %s failed: %s", t->name, strerror(-err));
+	vm_request_exit(vm, LKVM_EXIT_ERROR, 1, "I/O thread %s failed: %s",
+			t->name, strerror(-err));
+}
+
+struct iothread *machine_lowrate(struct machine *m, char *err, size_t errlen)
+{
+	struct lowrate *l;
+	int ret;
+
+	if (m->lowrate)
+		return m->lowrate;
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		errf(err, errlen, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	ret = iothread_init(&l->thread, "virtio-lo");
+	if (ret) {
+		free(l);
+		errf(err, errlen, ret, "cannot create an I/O thread: %s",
+		     strerror(-ret));
+		return NULL;
+	}
+	iothread_on_death(&l->thread, lowrate_died, m->vm);
+	/*
+	 * Added before the devices that use it: stopped and freed after
+	 * them (the list runs backwards for those).
+	 */
+	vm_device_add(m->vm, &l->dev, &lowrate_ops, "virtio-lo");
+	m->lowrate = &l->thread;
+	return m->lowrate;
+}
+
+/* --- device specs in lkvm_config.devices --- */
+
+/* spec names type `name`: its options ("" if none), else NULL. */
+static const char *spec_options(const char *spec, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(spec, name, n))
+		return NULL;
+	if (spec[n] == '\0')
+		return spec + n;
+	return spec[n] == ',' ? spec + n + 1 : NULL;
+}
+
+const char *machine_device_spec(const struct lkvm_config *cfg,
+				const char *name, unsigned int i)
+{
+	unsigned int k;
+
+	for (k = 0; cfg->devices && k < cfg->ndevices; k++) {
+		const char *o = cfg->devices[k] ?
+				spec_options(cfg->devices[k], name) : NULL;
+
+		if (o && i-- == 0)
+			return o;
+	}
+	return NULL;
+}
+
+/* Every spec must name a known type and pass its check. */
+static int machine_check_specs(const struct lkvm_config *cfg, char *err,
+			       size_t errlen)
+{
+	unsigned int k, t;
+	int ret;
+
+	for (k = 0; cfg->devices && k < cfg->ndevices; k++) {
+		const char *spec = cfg->devices[k], *o = NULL;
+
+		if (!spec)
+			return errf(err, errlen, -EINVAL,
+				    "device %u: no specification", k);
+		for (t = 0; t < ARRAY_SIZE(device_types) && !o; t++)
+			o = spec_options(spec, device_types[t]->name);
+		if (!o)
+			return errf(err, errlen, -EINVAL,
+				    "unknown device '%s'", spec);
+		t--;
+		if (*o && device_types[t]->arg == DEVICE_ARG_NONE)
+			return errf(err, errlen, -EINVAL,
+				    "device %s takes no options ('%s')",
+				    device_types[t]->name, spec);
+		if (device_types[t]->check) {
+			ret = device_types[t]->check(o, err, errlen);
+			if (ret)
+				return ret;
+		}
+	}
+	return 0;
+}
+
+int lkvm_device_type(unsigned int i, struct lkvm_device_type_info *info)
+{
+	unsigned int t;
+
+	/* Only the types with an option of the same name are listed. */
+	for (t = 0; t < ARRAY_SIZE(device_types); t++) {
+		if (!device_types[t]->help || i-- != 0)
+			continue;
+		info->name = device_types[t]->name;
+		info->help = device_types[t]->help;
+		info->arg = (enum lkvm_device_arg)device_types[t]->arg;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int machine_create_devices(struct lkvm *vm, char *err, size_t errlen)
+{
+	struct machine m = { .vm = vm, .cfg = &vm->cfg };
+	unsigned int t;
+	int ret;
+
+	ret = machine_check_specs(&vm->cfg, err, errlen);
+	for (t = 0; !ret && t < ARRAY_SIZE(device_types); t++)
+		ret = device_types[t]->create(&m, err, errlen);
+	return ret;
+}
+
+int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,
+		size_t errlen)
+{
+	struct lkvm *vm = NULL;
+	int ret;
+
+	ret = vm_core_create(cfg, &vm, err, errlen);
+	if (!ret)
+		ret = machine_create_devices(vm, err, errlen);
+	if (!ret)
+		ret = arch_ops.load_kernel(vm, err, errlen);
+	if (!ret)
+		ret = vcpus_create(vm, err, errlen);
+	if (!ret && arch_ops.vcpus_ready)
+		ret = arch_ops.vcpus_ready(vm, err, errlen);
+	if (ret) {
+		lkvm_destroy(vm);
+		return ret;
+	}
+	*vmp = vm;
+	return 0;
+}
