@@ -75,7 +75,6 @@ struct blk_req {
 	struct blk_queue *bq;
 	struct blk_req *next_free;
 	uint32_t gen;
-	uint16_t head;
 	uint32_t in_len;		/* bytes the device writes */
 	uint8_t *status;
 	struct vq_elem elem;
@@ -85,8 +84,7 @@ struct blk_req {
 struct blk_queue {
 	struct virtio_blk *blk;
 	struct virtio_queue *q;
-	struct iothread thread;
-	bool thread_ready;
+	struct iothread *thread;	/* the device's thread for this queue */
 	struct aio *aio;
 	struct blk_req *reqs, *free;
 	unsigned int inflight;
@@ -116,7 +114,9 @@ static void blk_finish(struct blk_queue *bq, struct blk_req *r, uint8_t status)
 {
 	if (r->gen == bq->gen) {
 		*r->status = status;
-		vq_push(&bq->q->vq, r->head, r->in_len);
+		if (status != VIRTIO_BLK_S_OK)
+			virtio_queue_count_error(bq->q);
+		virtio_queue_complete(bq->q, &r->elem, r->in_len);
 	}
 	r->next_free = bq->free;
 	bq->free = r;
@@ -165,13 +165,12 @@ static void blk_start(struct blk_queue *bq, struct blk_req *r)
 	struct disk_req *dr = &r->dr;
 	struct blk_parsed p;
 
-	r->head = r->elem.head;
 	r->gen = bq->gen;
 	if (blk_parse(&r->elem, &blk->lim, &p)) {
 		/* No status byte to write: hand the chain back empty. */
 		bq->guest_errors++;
-		if (r->gen == bq->gen)
-			vq_push(&bq->q->vq, r->head, 0);
+		virtio_queue_count_error(bq->q);
+		virtio_queue_complete(bq->q, &r->elem, 0);
 		r->next_free = bq->free;
 		bq->free = r;
 		bq->inflight--;
@@ -235,12 +234,11 @@ static void blk_drain(struct virtio_device *d, struct virtio_queue *q)
 		}
 		r->elem.iov = r->iov;
 		r->elem.max_iov = BLK_MAX_IOV;
-		ret = vq_pop(&q->vq, &r->elem);
+		ret = virtio_queue_take(q, &r->elem);
 		if (ret <= 0)
 			return;
 		bq->free = r->next_free;
 		bq->inflight++;
-		q->chains++;
 		blk_start(bq, r);
 	}
 }
@@ -263,7 +261,7 @@ static void blk_batch_done(void *opaque)
 {
 	struct blk_queue *bq = opaque;
 
-	virtio_queue_signal(bq->q);
+	virtio_queue_publish(bq->q);
 	if (bq->starved && bq->free) {
 		bq->starved = false;
 		virtio_queue_service(bq->q);
@@ -297,42 +295,15 @@ static void blk_config_read(struct virtio_device *d, uint32_t off, void *data,
 	memcpy(data, (uint8_t *)&to_blk(d)->config + off, len);
 }
 
-static int blk_start_threads(struct virtio_device *d)
-{
-	struct virtio_blk *blk = to_blk(d);
-	unsigned int i;
-	int ret;
-
-	for (i = 0; i < blk->nqueues; i++) {
-		ret = iothread_start(&blk->bq[i].thread);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-static void blk_stop_threads(struct virtio_device *d)
-{
-	struct virtio_blk *blk = to_blk(d);
-	unsigned int i;
-
-	for (i = 0; i < blk->nqueues; i++)
-		if (blk->bq[i].thread_ready)
-			iothread_stop(&blk->bq[i].thread);
-}
-
 static void blk_free(struct virtio_device *d)
 {
 	struct virtio_blk *blk = to_blk(d);
 	unsigned int i;
 
+	/* The core has stopped and freed the queue threads. */
 	for (i = 0; blk->bq && i < blk->nqueues; i++) {
 		struct blk_queue *bq = &blk->bq[i];
 
-		if (bq->thread_ready) {
-			iothread_stop(&bq->thread);
-			iothread_free(&bq->thread);
-		}
 		aio_free(bq->aio);
 		free(bq->reqs);
 	}
@@ -353,8 +324,6 @@ static const struct virtio_device_ops virtio_blk_ops = {
 	.drain = blk_drain,
 	.reset = blk_reset,
 	.queue_reset = blk_queue_reset,
-	.start = blk_start_threads,
-	.stop = blk_stop_threads,
 	.free = blk_free,
 };
 
@@ -384,12 +353,12 @@ static int blk_queue_init(struct virtio_blk *blk, unsigned int i,
 			  bool want_uring)
 {
 	struct blk_queue *bq = &blk->bq[i];
-	char name[32];		/* thread names keep 15 characters */
 	unsigned int k;
 	int ret;
 
 	bq->blk = blk;
 	bq->q = &blk->dev.queues[i];
+	bq->thread = &blk->dev.threads[i];
 	bq->reqs = calloc(BLK_QUEUE_SIZE, sizeof(*bq->reqs));
 	if (!bq->reqs)
 		return -ENOMEM;
@@ -399,21 +368,15 @@ static int blk_queue_init(struct virtio_blk *blk, unsigned int i,
 					&bq->reqs[k + 1] : NULL;
 	}
 	bq->free = &bq->reqs[0];
-	snprintf(name, sizeof(name), "%s-q%u", blk->dev.vdev.name, i);
-	ret = iothread_init(&bq->thread, name);
-	if (ret)
-		return ret;
-	bq->thread_ready = true;
-	virtio_watch_thread(&blk->dev, &bq->thread);
-	ret = aio_create(&bq->aio, &bq->thread, BLK_QUEUE_SIZE, want_uring);
+	ret = aio_create(&bq->aio, bq->thread, BLK_QUEUE_SIZE, want_uring);
 	if (!ret)
 		ret = aio_add_batch_hook(bq->aio, blk_batch_done, bq);
 	if (!ret)
-		ret = aio_poll_on(bq->aio, &bq->thread, BLK_POLL_NS);
+		ret = aio_poll_on(bq->aio, bq->thread, BLK_POLL_NS);
 	if (!ret)
-		ret = iothread_add_poller(&bq->thread, blk_poll, bq, BLK_POLL_NS);
+		ret = iothread_add_poller(bq->thread, blk_poll, bq, BLK_POLL_NS);
 	if (!ret)
-		ret = virtio_queue_attach(&blk->dev, i, &bq->thread);
+		ret = virtio_queue_attach(&blk->dev, i, bq->thread);
 	return ret;
 }
 
@@ -452,6 +415,8 @@ int virtio_blk_create(struct lkvm *vm, struct disk *disk, unsigned int index,
 		if (!blk->bq)
 			ret = -ENOMEM;
 	}
+	if (!ret)
+		ret = virtio_device_threads(&blk->dev, blk->nqueues);
 	for (i = 0; !ret && i < blk->nqueues; i++)
 		ret = blk_queue_init(blk, i, want_uring);
 	*dp = &blk->dev;

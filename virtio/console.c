@@ -53,7 +53,7 @@ static void vcon_rx_drain(struct vcon *c, struct virtio_queue *q)
 			}
 			done += n;
 		}
-		virtio_queue_push(q, e, done);
+		virtio_queue_complete(q, e, done);
 	}
 	pthread_mutex_unlock(&c->rx_lock);
 	if (was_full && c->rx_count < VCON_RX_SIZE)
@@ -75,7 +75,7 @@ static void vcon_drain(struct virtio_device *d, struct virtio_queue *q)
 		for (i = 0; i < e->nout; i++)
 			console_write(&d->vm->console, e->iov[i].iov_base,
 				      e->iov[i].iov_len);
-		virtio_queue_push(q, e, 0);
+		virtio_queue_complete(q, e, 0);
 	}
 }
 

@@ -25,6 +25,9 @@
 			      (1ULL << VIRTIO_F_INDIRECT_DESC) | \
 			      (1ULL << VIRTIO_F_EVENT_IDX))
 
+static int virtio_threads_start(struct virtio_device *d);
+static void virtio_threads_stop(struct virtio_device *d);
+
 int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
 		       const struct virtio_device_ops *ops, const char *name,
 		       unsigned int nqueues)
@@ -63,6 +66,13 @@ void virtio_device_free(struct virtio_device *d)
 {
 	unsigned int i;
 
+	/* Threads first: nothing may run a handler on what goes next. */
+	virtio_threads_stop(d);
+	for (i = 0; i < d->threads_ready; i++)
+		iothread_free(&d->threads[i]);
+	free(d->threads);
+	d->threads = NULL;
+	d->threads_ready = 0;
 	if (d->tr && d->tr->free)
 		d->tr->free(d);
 	for (i = 0; d->queues && i < d->nqueues; i++)
@@ -82,24 +92,36 @@ static struct virtio_device *to_virtio(struct vm_device *dev)
 	return container_of(dev, struct virtio_device, vdev);
 }
 
-static int virtio_vm_start(struct vm_device *dev)
+int virtio_device_start(struct virtio_device *d)
 {
-	struct virtio_device *d = to_virtio(dev);
+	int ret;
 
 	/* Once: interrupt lines need the finished irqchip (arm64 vGIC). */
 	if (d->tr && d->tr->start && !d->tr_started) {
 		d->tr->start(d);
 		d->tr_started = true;
 	}
-	return d->ops->start ? d->ops->start(d) : 0;
+	ret = virtio_threads_start(d);
+	if (!ret && d->ops->start)
+		ret = d->ops->start(d);
+	return ret;
+}
+
+void virtio_device_stop(struct virtio_device *d)
+{
+	if (d->ops->stop)
+		d->ops->stop(d);
+	virtio_threads_stop(d);
+}
+
+static int virtio_vm_start(struct vm_device *dev)
+{
+	return virtio_device_start(to_virtio(dev));
 }
 
 static void virtio_vm_stop(struct vm_device *dev)
 {
-	struct virtio_device *d = to_virtio(dev);
-
-	if (d->ops->stop)
-		d->ops->stop(d);
+	virtio_device_stop(to_virtio(dev));
 }
 
 static void virtio_pause_all(struct virtio_device *d);
@@ -197,22 +219,57 @@ static void virtio_device_fail(struct virtio_device *d,
 		d->tr->signal_config(d);
 }
 
-struct vq_elem *virtio_queue_pop(struct virtio_queue *q)
-{
-	int r = vq_pop(&q->vq, &q->elem);
+/* Owner-thread counters: plain stores, read racily by others. */
+#define QSTAT_ADD(q, field, n) \
+	__atomic_store_n(&(q)->stats.field, (q)->stats.field + (n), \
+			 __ATOMIC_RELAXED)
 
-	if (r <= 0)
-		return NULL;
-	q->chains++;
-	return &q->elem;
+int virtio_queue_take(struct virtio_queue *q, struct vq_elem *e)
+{
+	int r = vq_pop(&q->vq, e);
+
+	if (r > 0) {
+		QSTAT_ADD(q, chains, 1);
+		QSTAT_ADD(q, bytes_out, e->out_bytes);
+	}
+	return r;
 }
 
-void virtio_queue_push(struct virtio_queue *q, struct vq_elem *e,
-		       uint32_t len)
+struct vq_elem *virtio_queue_pop(struct virtio_queue *q)
+{
+	return virtio_queue_take(q, &q->elem) > 0 ? &q->elem : NULL;
+}
+
+void virtio_queue_complete_head(struct virtio_queue *q, uint16_t head,
+				uint32_t len)
+{
+	vq_push(&q->vq, head, len);
+	QSTAT_ADD(q, completed, 1);
+	QSTAT_ADD(q, bytes_in, len);
+}
+
+void virtio_queue_complete(struct virtio_queue *q, const struct vq_elem *e,
+			   uint32_t len)
 {
 	/* Never claim more than the chain's writable part. */
-	vq_push(&q->vq, e->head, MIN((uint64_t)len, e->in_bytes));
-	vq_publish_used(&q->vq);
+	virtio_queue_complete_head(q, e->head,
+				   MIN((uint64_t)len, e->in_bytes));
+}
+
+void virtio_queue_abandon(struct virtio_queue *q)
+{
+	QSTAT_ADD(q, completed, 1);
+}
+
+void virtio_queue_stats_read(const struct virtio_queue *q,
+			     struct virtio_queue_stats *out)
+{
+	const uint64_t *src = (const uint64_t *)&q->stats;
+	uint64_t *dst = (uint64_t *)out;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 }
 
 void virtio_queue_service(struct virtio_queue *q)
@@ -236,21 +293,22 @@ void virtio_queue_service(struct virtio_queue *q)
 		if (!vq_notify_on(&q->vq) || q->vq.last_avail == taken)
 			break;
 	}
-	q->batches++;
+	QSTAT_ADD(q, batches, 1);
 	if (q->vq.broken) {
 		virtio_device_fail(d, q);
 		return;
 	}
 	if (q->vq.used_idx != used_before)
-		virtio_queue_signal(q);
+		virtio_queue_publish(q);
 }
 
-void virtio_queue_signal(struct virtio_queue *q)
+void virtio_queue_publish(struct virtio_queue *q)
 {
 	if (q->vq.used_idx == q->vq.signalled_used || !q->vq.size)
 		return;
+	/* Publishes used->idx first, whatever it decides. */
 	if (vq_should_notify(&q->vq)) {
-		q->irqs++;
+		QSTAT_ADD(q, irqs, 1);
 		q->dev->tr->signal_queue(q->dev, q);
 	}
 }
@@ -262,8 +320,51 @@ static void virtio_queue_kick(void *opaque, uint32_t events)
 
 	(void)events;
 	if (read(q->kick_fd, &v, sizeof(v)) == sizeof(v))
-		q->kicks += v;
+		QSTAT_ADD(q, notifies, v);
 	virtio_queue_service(q);
+}
+
+int virtio_device_threads(struct virtio_device *d, unsigned int n)
+{
+	char name[32];		/* thread names keep 15 characters */
+	int ret;
+
+	d->threads = calloc(n, sizeof(*d->threads));
+	if (!d->threads)
+		return -ENOMEM;
+	d->nthreads = n;
+	for (d->threads_ready = 0; d->threads_ready < n; d->threads_ready++) {
+		struct iothread *t = &d->threads[d->threads_ready];
+
+		snprintf(name, sizeof(name), "%s-q%u", d->vdev.name,
+			 d->threads_ready);
+		ret = iothread_init(t, name);
+		if (ret)
+			return ret;
+		virtio_watch_thread(d, t);
+	}
+	return 0;
+}
+
+static int virtio_threads_start(struct virtio_device *d)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < d->threads_ready; i++) {
+		ret = iothread_start(&d->threads[i]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void virtio_threads_stop(struct virtio_device *d)
+{
+	unsigned int i;
+
+	for (i = 0; i < d->threads_ready; i++)
+		iothread_stop(&d->threads[i]);
 }
 
 int virtio_queue_attach(struct virtio_device *d, unsigned int qi,
@@ -324,6 +425,7 @@ static void virtio_reset(struct virtio_device *d)
 
 		vq_reset(&q->vq);
 		q->ready = false;
+		q->stats.completed = q->stats.chains;
 		q->num = d->ops->queue_max;
 		q->desc = q->driver = q->device = 0;
 	}
@@ -385,6 +487,7 @@ static void virtio_queue_drop(struct virtio_device *d, struct virtio_queue *q)
 		d->ops->queue_reset(d, q);
 	vq_reset(&q->vq);
 	q->ready = false;
+	q->stats.completed = q->stats.chains;	/* in flight: abandoned */
 }
 
 void virtio_queue_set_ready(struct virtio_device *d, struct virtio_queue *q,

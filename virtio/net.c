@@ -83,8 +83,7 @@ struct net_pair {
 	struct virtio_net *net;
 	unsigned int index;
 	struct virtio_queue *rxq, *txq;
-	struct iothread thread;
-	bool thread_ready;
+	struct iothread *thread;	/* the device's thread for this pair */
 	int fd;
 	bool enabled;			/* the guest uses this pair */
 	bool watching;			/* fd in the thread's epoll set */
@@ -138,12 +137,25 @@ static void net_warn_once(struct virtio_net *net, const char *what)
 			net->dev.vdev.name, what);
 }
 
+/* A frame lost: the pair's own count and the queue's error count. */
+static void net_rx_dropped(struct net_pair *p)
+{
+	p->rx_dropped++;
+	virtio_queue_count_error(p->rxq);
+}
+
+static void net_tx_dropped(struct net_pair *p)
+{
+	p->tx_dropped++;
+	virtio_queue_count_error(p->txq);
+}
+
 static void net_watch(struct net_pair *p, bool on)
 {
 	on = on && p->enabled && !p->fd_dead;
 	if (on == p->watching)
 		return;
-	if (iothread_watch(&p->thread, p->fd, on ? EPOLLIN : 0) == 0)
+	if (iothread_watch(p->thread, p->fd, on ? EPOLLIN : 0) == 0)
 		p->watching = on;
 }
 
@@ -161,13 +173,12 @@ static bool net_rx_take(struct net_pair *p)
 		c = &p->held[p->nheld];
 		c->elem.iov = c->iov;
 		c->elem.max_iov = NET_MAX_IOV;
-		if (vq_pop(&p->rxq->vq, &c->elem) <= 0)
+		if (virtio_queue_take(p->rxq, &c->elem) <= 0)
 			return false;
-		p->rxq->chains++;
 		if (c->elem.nout || !c->elem.in_bytes ||
 		    c->elem.in_bytes > UINT32_MAX) {
-			vq_push(&p->rxq->vq, c->elem.head, 0);
-			p->rx_dropped++;
+			virtio_queue_complete(p->rxq, &c->elem, 0);
+			net_rx_dropped(p);
 			net_warn_once(p->net, "receive chain with readable buffers");
 			continue;
 		}
@@ -185,7 +196,7 @@ static void net_rx_release(struct net_pair *p, unsigned int k)
 	unsigned int i;
 
 	for (i = 0; i < k; i++) {
-		vq_push(&p->rxq->vq, p->held[i].elem.head, p->lens[i]);
+		virtio_queue_complete(p->rxq, &p->held[i].elem, p->lens[i]);
 		p->held_bytes -= p->caps[i];
 	}
 	p->nheld -= k;
@@ -211,7 +222,7 @@ static void net_rx_complete(struct net_pair *p, unsigned int k)
 
 	memcpy(&h, p->frame, sizeof(h));
 	if (!net_rx_fix_hdr(&h, p->net->dev.acked, k)) {
-		p->rx_dropped++;	/* chains stay held for the next frame */
+		net_rx_dropped(p);	/* chains stay held for the next frame */
 		return;
 	}
 	memcpy(p->frame, &h, sizeof(h));
@@ -251,7 +262,7 @@ static bool net_rx_place_frame(struct net_pair *p, bool mrg)
 	if (k)
 		net_rx_complete(p, k);
 	else
-		p->rx_dropped++;
+		net_rx_dropped(p);
 	p->frame_len = 0;
 	return true;
 }
@@ -287,7 +298,7 @@ static int net_rx_direct(struct net_pair *p)
 	memcpy(&h, iov->iov_base, sizeof(h));
 	if ((size_t)n < NET_HDR_LEN + NET_ETH_HLEN || (size_t)n > iov->iov_len ||
 	    !net_rx_fix_hdr(&h, p->net->dev.acked, 1)) {
-		p->rx_dropped++;	/* the chain stays for the next frame */
+		net_rx_dropped(p);	/* the chain stays for the next frame */
 		return 1;
 	}
 	memcpy(iov->iov_base, &h, sizeof(h));
@@ -317,7 +328,7 @@ static int net_rx_one(struct net_pair *p, bool mrg)
 		if (n < 0)
 			return net_rx_read_failed(p);
 		if ((size_t)n < NET_HDR_LEN + NET_ETH_HLEN) {
-			p->rx_dropped++;
+			net_rx_dropped(p);
 			return 1;
 		}
 		p->frame_len = n;
@@ -372,7 +383,7 @@ static void net_rx_ready(void *opaque, uint32_t events)
 		return;
 	}
 	p->rx_streaming = net_rx(p) > 0;
-	virtio_queue_signal(p->rxq);
+	virtio_queue_publish(p->rxq);
 }
 
 /* --- transmit --- */
@@ -383,11 +394,11 @@ static void net_tx_done(struct aio_io *io, long res)
 	struct net_pair *p = t->p;
 
 	if (res < 0)
-		p->tx_dropped++;	/* a full or downed tap drops, as a wire would */
+		net_tx_dropped(p);	/* a full or downed tap drops, as a wire would */
 	else
 		p->tx_frames++;
 	if (t->gen == p->tx_gen)
-		vq_push(&p->txq->vq, t->head, 0);
+		virtio_queue_complete_head(p->txq, t->head, 0);
 	t->next_free = p->txio_free;
 	p->txio_free = t;
 }
@@ -397,7 +408,7 @@ static void net_tx_batch(void *opaque)
 {
 	struct net_pair *p = opaque;
 
-	virtio_queue_signal(p->txq);
+	virtio_queue_publish(p->txq);
 }
 
 /*
@@ -446,7 +457,7 @@ static bool net_tx_one(struct net_pair *p, struct vq_elem *e)
 				   p->net->config.mtu);
 	}
 	if (err) {
-		p->tx_dropped++;
+		net_tx_dropped(p);
 		p->tx_err[err]++;
 		net_warn_once(p->net, "dropped a transmit frame");
 		return true;
@@ -465,7 +476,7 @@ static bool net_tx_one(struct net_pair *p, struct vq_elem *e)
 		return false;
 	if (e->nout == 1) {
 		if (p->fd_dead || write(p->fd, e->iov[0].iov_base, total) < 0)
-			p->tx_dropped++;
+			net_tx_dropped(p);
 		else
 			p->tx_frames++;
 		return true;
@@ -476,7 +487,7 @@ static bool net_tx_one(struct net_pair *p, struct vq_elem *e)
 		iov_to_buf(e->iov, e->nout, NET_HDR_LEN,
 			   p->txbuf + NET_HDR_LEN, total - NET_HDR_LEN);
 		if (p->fd_dead || write(p->fd, p->txbuf, total) < 0)
-			p->tx_dropped++;
+			net_tx_dropped(p);
 		else
 			p->tx_frames++;
 		return true;
@@ -494,7 +505,7 @@ static bool net_tx_one(struct net_pair *p, struct vq_elem *e)
 		skip = 0;
 	}
 	if (p->fd_dead || writev(p->fd, p->txiov, n) < 0)
-		p->tx_dropped++;	/* a full or downed tap drops, as a wire would */
+		net_tx_dropped(p);	/* a full or downed tap drops, as a wire would */
 	else
 		p->tx_frames++;
 	return true;
@@ -504,10 +515,9 @@ static void net_tx_drain(struct net_pair *p, struct virtio_queue *q)
 {
 	struct vq_elem *e;
 
-	/* Used entries are published in groups: see vq_push. */
 	while ((e = virtio_queue_pop(q)))
 		if (net_tx_one(p, e))
-			vq_push(&q->vq, e->head, 0);
+			virtio_queue_complete(q, e, 0);
 }
 
 /* --- the control queue --- */
@@ -525,12 +535,12 @@ static uint8_t net_ctrl_mq(struct virtio_net *net, uint16_t pairs)
 
 		if (p->enabled == on)
 			continue;
-		iothread_pause(&p->thread);
+		iothread_pause(p->thread);
 		if (net->nb->ops->set_queue_enabled(net->nb, i, on) == 0) {
 			p->enabled = on;
 			net_watch(p, on);
 		}
-		iothread_resume(&p->thread);
+		iothread_resume(p->thread);
 		if (on) {
 			uint64_t one = 1;
 
@@ -561,12 +571,12 @@ static void net_ctrl_drain(struct virtio_device *d, struct virtio_queue *q)
 		    cmd[1] == VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET)
 			ack = net_ctrl_mq(net, cmd[2] | cmd[3] << 8);
 		if (!e->nin) {
-			virtio_queue_push(q, e, 0);	/* nowhere to answer */
+			virtio_queue_complete(q, e, 0);	/* nowhere to answer */
 			continue;
 		}
 		/* The ack is the last byte the device may write. */
 		buf_to_iov(e->iov + e->nout, e->nin, e->in_bytes - 1, &ack, 1);
-		virtio_queue_push(q, e, e->in_bytes);
+		virtio_queue_complete(q, e, e->in_bytes);
 	}
 }
 
@@ -610,7 +620,7 @@ static bool net_poll(void *opaque)
 	if (p->rx_streaming && p->watching) {
 		p->rx_streaming = net_rx(p) > 0;
 		work |= p->rx_streaming;
-		virtio_queue_signal(p->rxq);
+		virtio_queue_publish(p->rxq);
 	}
 	return work;
 }
@@ -678,30 +688,6 @@ static void net_config_read(struct virtio_device *d, uint32_t off, void *data,
 	memcpy(data, (uint8_t *)&to_net(d)->config + off, len);
 }
 
-static int net_start(struct virtio_device *d)
-{
-	struct virtio_net *net = to_net(d);
-	unsigned int i;
-	int ret;
-
-	for (i = 0; i < net->npairs; i++) {
-		ret = iothread_start(&net->pairs[i].thread);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-static void net_stop(struct virtio_device *d)
-{
-	struct virtio_net *net = to_net(d);
-	unsigned int i;
-
-	for (i = 0; i < net->npairs; i++)
-		if (net->pairs[i].thread_ready)
-			iothread_stop(&net->pairs[i].thread);
-}
-
 /* At exit, what the guest got wrong, if anything: one line. */
 static void net_report(struct virtio_net *net)
 {
@@ -739,10 +725,6 @@ static void net_free(struct virtio_device *d)
 	for (i = 0; net->pairs && i < net->npairs; i++) {
 		struct net_pair *p = &net->pairs[i];
 
-		if (p->thread_ready) {
-			iothread_stop(&p->thread);
-			iothread_free(&p->thread);
-		}
 		aio_free(p->aio);
 		free(p->txios);
 		free(p->held);
@@ -764,8 +746,6 @@ static const struct virtio_device_ops virtio_net_ops = {
 	.drain = net_drain,
 	.reset = net_reset,
 	.driver_ok = net_driver_ok,
-	.start = net_start,
-	.stop = net_stop,
 	.free = net_free,
 };
 
@@ -783,20 +763,19 @@ static int net_tx_ring_init(struct net_pair *p)
 		p->txios[k].next_free = p->txio_free;
 		p->txio_free = &p->txios[k];
 	}
-	if (aio_create_uring(&p->aio, &p->thread, NET_QUEUE_SIZE)) {
+	if (aio_create_uring(&p->aio, p->thread, NET_QUEUE_SIZE)) {
 		p->aio = NULL;
 		return 0;
 	}
 	ret = aio_add_batch_hook(p->aio, net_tx_batch, p);
 	if (!ret)
-		ret = aio_poll_on(p->aio, &p->thread, NET_POLL_NS);
+		ret = aio_poll_on(p->aio, p->thread, NET_POLL_NS);
 	return ret;
 }
 
 static int net_pair_init(struct virtio_net *net, unsigned int i)
 {
 	struct net_pair *p = &net->pairs[i];
-	char name[32];
 	int ret;
 
 	p->net = net;
@@ -804,25 +783,20 @@ static int net_pair_init(struct virtio_net *net, unsigned int i)
 	p->rxq = &net->dev.queues[2 * i];
 	p->txq = &net->dev.queues[2 * i + 1];
 	p->fd = net->nb->fds[i];
+	p->thread = &net->dev.threads[i];
 	p->enabled = i == 0;
 	p->held = calloc(NET_QUEUE_SIZE, sizeof(*p->held));
 	p->frame = malloc(NET_FRAME_MAX);
 	if (!p->held || !p->frame)
 		return -ENOMEM;
-	snprintf(name, sizeof(name), "%s-q%u", net->dev.vdev.name, i);
-	ret = iothread_init(&p->thread, name);
-	if (ret)
-		return ret;
-	p->thread_ready = true;
-	virtio_watch_thread(&net->dev, &p->thread);
-	ret = virtio_queue_attach(&net->dev, 2 * i, &p->thread);
+	ret = virtio_queue_attach(&net->dev, 2 * i, p->thread);
 	if (!ret)
-		ret = virtio_queue_attach(&net->dev, 2 * i + 1, &p->thread);
+		ret = virtio_queue_attach(&net->dev, 2 * i + 1, p->thread);
 	/* Watched from the first receive kick on. */
 	if (!ret)
-		ret = iothread_add(&p->thread, p->fd, 0, net_rx_ready, p);
+		ret = iothread_add(p->thread, p->fd, 0, net_rx_ready, p);
 	if (!ret)
-		ret = iothread_add_poller(&p->thread, net_poll, p, NET_POLL_NS);
+		ret = iothread_add_poller(p->thread, net_poll, p, NET_POLL_NS);
 	if (!ret)
 		ret = net_tx_ring_init(p);
 	/* Only pair 0 until the guest asks for more (VQ_PAIRS_SET). */
@@ -886,6 +860,7 @@ int virtio_net_create(struct lkvm *vm, struct net_backend *nb,
 	net->pairs = calloc(net->npairs, sizeof(*net->pairs));
 	if (!net->pairs)
 		return -ENOMEM;
+	ret = virtio_device_threads(&net->dev, net->npairs);
 	for (i = 0; !ret && i < net->npairs; i++)
 		ret = net_pair_init(net, i);
 	if (!ret)

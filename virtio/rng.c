@@ -32,7 +32,7 @@ static void rng_drain(struct virtio_device *d, struct virtio_queue *q)
 			if ((size_t)n < e->iov[i].iov_len)
 				break;
 		}
-		virtio_queue_push(q, e, done);
+		virtio_queue_complete(q, e, done);
 	}
 }
 

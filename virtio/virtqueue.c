@@ -118,6 +118,7 @@ static enum vq_error vq_add_buf(struct virtqueue *vq, struct vq_elem *e,
 		e->in_bytes += len;
 	} else {
 		e->nout++;
+		e->out_bytes += len;
 	}
 	return VQ_OK;
 }
@@ -191,7 +192,7 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e)
 
 	e->head = head;
 	e->nout = e->nin = 0;
-	e->in_bytes = 0;
+	e->in_bytes = e->out_bytes = 0;
 	i = head;
 	for (;;) {
 		struct vring_desc d;

@@ -305,7 +305,7 @@ static int bench_setup(struct bench *b, struct disk *disk, unsigned int nq,
 	}
 	virtio_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 			  VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-	return d->ops->start(d);
+	return virtio_device_start(d);
 }
 
 static void bench_teardown(struct bench *b)
@@ -313,7 +313,7 @@ static void bench_teardown(struct bench *b)
 	unsigned int i;
 
 	if (b->dev) {
-		b->dev->ops->stop(b->dev);
+		virtio_device_stop(b->dev);
 		virtio_device_free(b->dev);
 	}
 	for (i = 0; i < b->nq; i++) {

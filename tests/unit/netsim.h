@@ -153,7 +153,7 @@ static inline int nsim_setup_slots(struct nsim *s, struct net_backend *nb,
 	}
 	virtio_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 			  VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-	ret = d->ops->start(d);
+	ret = virtio_device_start(d);
 	if (!ret)
 		ret = iothread_start(&s->ctl);
 	return ret;
@@ -170,7 +170,7 @@ static inline void nsim_teardown(struct nsim *s)
 	unsigned int i;
 
 	if (s->dev) {
-		s->dev->ops->stop(s->dev);
+		virtio_device_stop(s->dev);
 		if (s->ctl_ready)
 			iothread_stop(&s->ctl);
 		virtio_device_free(s->dev);

@@ -754,7 +754,7 @@ static void test_live_reenable(bool pci)
 			  vdev);
 	CHECK(vd != NULL);
 	if (vd) {
-		CHECK_EQ(vd->queues[0].chains, 32);
+		CHECK_EQ(vd->queues[0].stats.chains, 32);
 		CHECK_EQ(__atomic_load_n((uint16_t *)(g.hva + R_USED) + 1,
 					 __ATOMIC_ACQUIRE), 32);
 	}

@@ -49,6 +49,22 @@
 struct lkvm;
 struct virtio_device;
 
+/*
+ * A queue's counters, kept by the data-path calls below on the queue's
+ * owner thread (plain stores; readers on other threads use
+ * virtio_queue_stats_read and may see a slightly old value).
+ */
+struct virtio_queue_stats {
+	uint64_t notifies;		/* guest kicks */
+	uint64_t batches;		/* drain rounds */
+	uint64_t chains;		/* chains taken */
+	uint64_t completed;		/* chains given back (or abandoned) */
+	uint64_t bytes_out;		/* guest-readable bytes taken */
+	uint64_t bytes_in;		/* bytes written for the guest */
+	uint64_t irqs;			/* interrupts sent */
+	uint64_t errors;		/* requests failed or dropped */
+};
+
 struct virtio_queue {
 	struct virtio_device *dev;
 	unsigned int index;
@@ -62,7 +78,7 @@ struct virtio_queue {
 	struct iovec iov[VIRTIO_QUEUE_MAX_IOV];
 	int kick_fd;			/* eventfd; KVM_IOEVENTFD target */
 	struct iothread *thread;
-	uint64_t kicks, batches, chains, irqs;	/* statistics */
+	struct virtio_queue_stats stats;
 };
 
 struct virtio_device_ops {
@@ -78,10 +94,11 @@ struct virtio_device_ops {
 	void (*config_write)(struct virtio_device *d, uint32_t off,
 			     const void *data, unsigned int len);
 	/*
-	 * On the queue's thread: take chains with virtio_queue_pop() and
-	 * complete them with virtio_queue_push() until there is nothing
+	 * On the queue's thread: take chains with virtio_queue_pop() (or
+	 * virtio_queue_take()) and give them back with
+	 * virtio_queue_complete(), now or later, until there is nothing
 	 * more to do.  The core turns notifications off around it and
-	 * interrupts the guest once afterwards if needed.
+	 * publishes and interrupts once afterwards (virtio_queue_publish).
 	 */
 	void (*drain)(struct virtio_device *d, struct virtio_queue *q);
 	/*
@@ -97,7 +114,7 @@ struct virtio_device_ops {
 	 * nothing, not into the new ring.
 	 */
 	void (*queue_reset)(struct virtio_device *d, struct virtio_queue *q);
-	/* Optional: start / stop the device's own I/O threads. */
+	/* Optional: more than starting the device's threads (the core's). */
 	int (*start)(struct virtio_device *d);
 	void (*stop)(struct virtio_device *d);
 	/* Frees the device's state and the memory holding d. */
@@ -129,6 +146,9 @@ struct virtio_device {
 	uint32_t config_gen;
 	unsigned int nqueues;
 	struct virtio_queue *queues;
+	/* The device's own I/O threads (virtio_device_threads). */
+	struct iothread *threads;
+	unsigned int nthreads, threads_ready;
 	const struct virtio_transport_ops *tr;
 	void *tr_priv;
 	pthread_mutex_t ctl_lock;	/* the control path, see above */
@@ -151,7 +171,10 @@ bool virtio_use_pci(const struct lkvm *vm);
 /* Gives queue qi to an I/O thread (which may serve other queues too). */
 int virtio_queue_attach(struct virtio_device *d, unsigned int qi,
 			struct iothread *t);
-/* Releases the transport and the queues, then ops->free(d). */
+/* Its interrupt lines and threads go (the VM's device list does this). */
+int virtio_device_start(struct virtio_device *d);
+void virtio_device_stop(struct virtio_device *d);
+/* Releases the threads, the transport and the queues, then ops->free(d). */
 void virtio_device_free(struct virtio_device *d);
 
 /* Transports hold it around every register or config access. */
@@ -172,13 +195,45 @@ void virtio_queue_set_ready(struct virtio_device *d, struct virtio_queue *q,
 			    bool ready);
 struct virtio_queue *virtio_selected_queue(struct virtio_device *d);
 
-/* Data path helpers for drain(), on the queue's thread. */
+/*
+ * The data path, on the queue's owner thread, the same for every device:
+ *
+ * virtio_queue_take() takes the next chain into e (1; 0 if none; < 0
+ * if the guest broke the ring, which the core turns into NEEDS_RESET);
+ * virtio_queue_pop() does it into the queue's own element.
+ *
+ * virtio_queue_complete() gives a chain back with len bytes written
+ * (never more than its writable part); the guest sees used->idx move
+ * every few completions (vq_push) and at virtio_queue_publish(), which
+ * also interrupts it if it asked (EVENT_IDX honoured): once per batch.
+ * virtio_queue_abandon() forgets a chain taken before a reset.
+ */
+int virtio_queue_take(struct virtio_queue *q, struct vq_elem *e);
 struct vq_elem *virtio_queue_pop(struct virtio_queue *q);
-void virtio_queue_push(struct virtio_queue *q, struct vq_elem *e,
-		       uint32_t len);
+void virtio_queue_complete(struct virtio_queue *q, const struct vq_elem *e,
+			   uint32_t len);
+/* The same, for a chain of which only the head was kept. */
+void virtio_queue_complete_head(struct virtio_queue *q, uint16_t head,
+				uint32_t len);
+void virtio_queue_abandon(struct virtio_queue *q);
+void virtio_queue_publish(struct virtio_queue *q);
+/* A request failed or was dropped: counted. */
+static inline void virtio_queue_count_error(struct virtio_queue *q)
+{
+	__atomic_store_n(&q->stats.errors, q->stats.errors + 1,
+			 __ATOMIC_RELAXED);
+}
 /* Runs a drain now, on the calling (owner) thread: after backend input. */
 void virtio_queue_service(struct virtio_queue *q);
-/* After completions pushed outside a drain: interrupt if the guest wants. */
-void virtio_queue_signal(struct virtio_queue *q);
+/* A copy of q's counters, from any thread. */
+void virtio_queue_stats_read(const struct virtio_queue *q,
+			     struct virtio_queue_stats *out);
+
+/*
+ * n I/O threads of the device's own, "NAME-q0".. (a queue each, or a
+ * group of queues each): the core starts, stops and frees them with the
+ * device, and a thread that dies fails the device (virtio_watch_thread).
+ */
+int virtio_device_threads(struct virtio_device *d, unsigned int n);
 
 #endif

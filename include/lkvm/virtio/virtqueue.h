@@ -77,7 +77,8 @@ struct vq_elem {
 	uint16_t head;
 	unsigned int nout;		/* device-readable iovecs */
 	unsigned int nin;		/* device-writable iovecs, after nout */
-	uint64_t in_bytes;
+	uint64_t in_bytes;		/* the writable part's size */
+	uint64_t out_bytes;		/* the readable part's size */
 	struct iovec *iov;
 	unsigned int max_iov;
 };
