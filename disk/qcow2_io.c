@@ -1,0 +1,384 @@
+/*
+ * qcow2_io.c - qcow2 requests: mapping guest ranges to clusters, reads
+ * (backing files, zero and compressed clusters), writes (allocating and
+ * copying shared clusters), write-zeroes and discard, and the submit
+ * entry point.  On the submitting queue thread; metadata under the image
+ * lock, data I/O of allocated clusters outside it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "lkvm/disk/qcow2.h"
+#include "lkvm/lib/util.h"
+
+/* ---- reads ---- */
+
+static int backing_read(struct disk *d, uint8_t *buf, uint64_t off,
+			uint64_t len);
+
+static int compressed_read(struct disk *d, uint64_t e, uint8_t *out)
+{
+	struct qcow2 *q = d->priv;
+	unsigned int x = 62 - (q->cluster_bits - 8);
+	uint64_t off = e & ((1ULL << x) - 1);
+	uint64_t sectors = ((e & ~QCOW2_OFLAG_COPIED & ~QCOW2_OFLAG_COMPRESSED)
+			    >> x) + 1;
+	uint64_t len = sectors * 512 - (off & 511);
+	z_stream z;
+	int ret;
+
+	if (len > 2 * q->cluster_size)
+		len = 2 * q->cluster_size;
+	if (off >= q->file_end)
+		return -EIO;
+	ret = qcow2_pread(d->fd, q->cbuf, len, off);
+	if (ret)
+		return ret;
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, -15) != Z_OK)
+		return -ENOMEM;
+	z.next_in = q->cbuf;
+	z.avail_in = len;
+	z.next_out = out;
+	z.avail_out = q->cluster_size;
+	ret = inflate(&z, Z_FINISH);
+	/* The cluster must come out whole; trailing input is padding. */
+	if ((ret != Z_STREAM_END && ret != Z_BUF_ERROR && ret != Z_OK) ||
+	    z.avail_out != 0)
+		ret = -EIO;
+	else
+		ret = 0;
+	inflateEnd(&z);
+	return ret;
+}
+
+/* Reads [vo, vo+len) of one cluster (len within it) into buf. */
+static int cluster_read(struct disk *d, uint8_t *buf, uint64_t vo,
+			uint64_t len)
+{
+	struct qcow2 *q = d->priv;
+	uint64_t *t, l2off, e, in = vo & (q->cluster_size - 1);
+	int ret;
+
+	ret = qcow2_l2_lookup(d, vo, false, &l2off, &t);
+	if (ret)
+		return ret;
+	e = t ? t[(vo >> q->cluster_bits) & (q->l2_entries - 1)] : 0;
+	if (e & QCOW2_OFLAG_COMPRESSED) {
+		uint8_t *c = malloc(q->cluster_size);
+
+		if (!c)
+			return -ENOMEM;
+		ret = compressed_read(d, e, c);
+		if (!ret)
+			memcpy(buf, c + in, len);
+		free(c);
+		return ret;
+	}
+	if (q->version >= 3 && (e & QCOW2_OFLAG_ZERO)) {
+		memset(buf, 0, len);
+		return 0;
+	}
+	if (e & QCOW2_OFFSET_MASK) {
+		uint64_t ho = (e & QCOW2_OFFSET_MASK) + in;
+
+		if (ho + len > q->file_end)
+			return -EIO;
+		return qcow2_pread(d->fd, buf, len, ho);
+	}
+	return backing_read(d, buf, vo, len);
+}
+
+static int qcow2_read(struct disk *d, uint8_t *buf, uint64_t off, uint64_t len)
+{
+	struct qcow2 *q = d->priv;
+
+	while (len) {
+		uint64_t n = MIN(len, q->cluster_size -
+				      (off & (q->cluster_size - 1)));
+		int ret = cluster_read(d, buf, off, n);
+
+		if (ret)
+			return ret;
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int backing_read(struct disk *d, uint8_t *buf, uint64_t off,
+			uint64_t len)
+{
+	struct qcow2 *q = d->priv;
+	struct disk *b = q->backing;
+	uint64_t have;
+
+	memset(buf, 0, len);
+	if (!b || off >= b->size)
+		return 0;
+	have = MIN(len, b->size - off);
+	if (b->ops == &disk_qcow2_ops) {
+		struct qcow2 *bq = b->priv;
+		int ret;
+
+		pthread_mutex_lock(&bq->lock);
+		ret = qcow2_read(b, buf, off, have);
+		pthread_mutex_unlock(&bq->lock);
+		return ret;
+	}
+	return qcow2_pread(b->fd, buf, have, off);
+}
+
+/* ---- writes ---- */
+
+/* Writes [vo, vo+len) of one cluster from buf (NULL: zeroes). */
+static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
+			 uint64_t len)
+{
+	struct qcow2 *q = d->priv;
+	uint64_t *t, l2off, e, idx, in = vo & (q->cluster_size - 1), n;
+	uint64_t cbase = vo & ~(q->cluster_size - 1);
+	uint8_t *c;
+	int ret;
+
+	ret = qcow2_l2_lookup(d, vo, true, &l2off, &t);
+	if (ret)
+		return ret;
+	idx = (vo >> q->cluster_bits) & (q->l2_entries - 1);
+	e = t[idx];
+	if ((e & QCOW2_OFLAG_COPIED) && !(e & QCOW2_OFLAG_COMPRESSED) &&
+	    !(e & QCOW2_OFLAG_ZERO) && (e & QCOW2_OFFSET_MASK)) {
+		uint64_t ho = (e & QCOW2_OFFSET_MASK) + in;
+
+		if (!qcow2_cluster_ok(q, e & QCOW2_OFFSET_MASK))
+			return -EIO;	/* would write over metadata */
+		if (buf)
+			return qcow2_pwrite(d->fd, buf, len, ho);
+		c = calloc(1, len);
+		ret = c ? qcow2_pwrite(d->fd, c, len, ho) : -ENOMEM;
+		free(c);
+		return ret;
+	}
+	/* A new cluster: the old contents, our bytes over them. */
+	c = malloc(q->cluster_size);
+	if (!c)
+		return -ENOMEM;
+	ret = (in || len < q->cluster_size) ?
+	      cluster_read(d, c, cbase, q->cluster_size) : 0;
+	if (buf)
+		memcpy(c + in, buf, len);
+	else
+		memset(c + in, 0, len);
+	if (!ret)
+		ret = qcow2_cluster_alloc(d, &n);
+	if (!ret)
+		ret = qcow2_pwrite(d->fd, c, q->cluster_size, n);
+	free(c);
+	if (!ret && q->barriers && fdatasync(d->fd))
+		ret = -errno;
+	if (!ret)
+		ret = qcow2_l2_set(d, l2off, t, idx, n | QCOW2_OFLAG_COPIED);
+	/* The old cluster loses this user (a snapshot may keep it). */
+	if (!ret)
+		ret = qcow2_entry_release(d, e);
+	return ret;
+}
+
+/* Discard (unmap) or v3 zero a whole cluster. */
+static int cluster_unmap(struct disk *d, uint64_t vo, bool zero)
+{
+	struct qcow2 *q = d->priv;
+	uint64_t *t, l2off, e, idx;
+	int ret;
+
+	ret = qcow2_l2_lookup(d, vo, zero, &l2off, &t);
+	if (ret || !t)
+		return ret;
+	idx = (vo >> q->cluster_bits) & (q->l2_entries - 1);
+	e = t[idx];
+	ret = qcow2_l2_set(d, l2off, t, idx, zero ? QCOW2_OFLAG_ZERO : 0);
+	if (!ret)
+		ret = qcow2_entry_release(d, e);
+	return ret;
+}
+
+static int qcow2_write(struct disk *d, const uint8_t *buf, uint64_t off,
+		       uint64_t len)
+{
+	struct qcow2 *q = d->priv;
+
+	while (len) {
+		uint64_t n = MIN(len, q->cluster_size -
+				      (off & (q->cluster_size - 1)));
+		int ret = cluster_write(d, buf, off, n);
+
+		if (ret)
+			return ret;
+		if (buf)
+			buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int qcow2_zero_range(struct disk *d, uint64_t off, uint64_t len,
+			    bool discard)
+{
+	struct qcow2 *q = d->priv;
+
+	while (len) {
+		uint64_t in = off & (q->cluster_size - 1);
+		uint64_t n = MIN(len, q->cluster_size - in);
+		int ret;
+
+		if (!in && n == q->cluster_size &&
+		    (q->version >= 3 || (discard && !q->backing)))
+			ret = cluster_unmap(d, off, q->version >= 3 && !discard ?
+					    true : !q->backing ? false :
+					    q->version >= 3);
+		else	/* partial cluster: zeroes, so discarded reads as zero */
+			ret = qcow2_write(d, NULL, off, n);
+		if (ret)
+			return ret;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+#define QCOW2_MAX_EXTENTS 64
+
+struct extent {
+	uint64_t host, len;
+};
+
+/*
+ * Maps [off, off+len) to host extents if every cluster of it is a plain
+ * allocated one (for a write: also ours alone, COPIED).  Returns false
+ * when any part needs the full path.  Called with the lock held; the
+ * I/O itself then runs without it: clusters are never reused, so a
+ * mapping that goes stale meanwhile points at a cluster nobody else
+ * uses, which is what racing guest requests to one sector deserve.
+ */
+static bool qcow2_map(struct disk *d, uint64_t off, uint64_t len, bool write,
+		      struct extent *ext, unsigned int *n)
+{
+	struct qcow2 *q = d->priv;
+
+	*n = 0;
+	while (len) {
+		uint64_t in = off & (q->cluster_size - 1);
+		uint64_t k = MIN(len, q->cluster_size - in), *t, l2off, e, host;
+
+		if (qcow2_l2_lookup(d, off, false, &l2off, &t) || !t)
+			return false;
+		if (write && !(q->l1[off >> (q->cluster_bits * 2 - 3)] &
+			       QCOW2_OFLAG_COPIED))
+			return false;
+		e = t[(off >> q->cluster_bits) & (q->l2_entries - 1)];
+		if ((e & QCOW2_OFLAG_COMPRESSED) || !(e & QCOW2_OFFSET_MASK) ||
+		    (q->version >= 3 && (e & QCOW2_OFLAG_ZERO)) ||
+		    (write && !(e & QCOW2_OFLAG_COPIED)) ||
+		    !qcow2_cluster_ok(q, e & QCOW2_OFFSET_MASK))
+			return false;
+		host = (e & QCOW2_OFFSET_MASK) + in;
+		if (*n && ext[*n - 1].host + ext[*n - 1].len == host) {
+			ext[*n - 1].len += k;
+		} else {
+			if (*n == QCOW2_MAX_EXTENTS)
+				return false;
+			ext[(*n)++] = (struct extent){ host, k };
+		}
+		off += k;
+		len -= k;
+	}
+	return true;
+}
+
+static int extents_io(struct disk *d, uint8_t *buf, const struct extent *ext,
+		      unsigned int n, bool write)
+{
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; !ret && i < n; i++) {
+		ret = write ? qcow2_pwrite(d->fd, buf, ext[i].len, ext[i].host) :
+			      qcow2_pread(d->fd, buf, ext[i].len, ext[i].host);
+		buf += ext[i].len;
+	}
+	return ret;
+}
+
+void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
+{
+	struct qcow2 *q = d->priv;
+	uint8_t *buf = NULL;
+	int ret = 0;
+
+	(void)a;
+	if ((r->type == DISK_READ || r->type == DISK_WRITE) && r->len) {
+		buf = malloc(r->len);
+		if (!buf) {
+			r->done(r, -ENOMEM);
+			return;
+		}
+	}
+	if (buf) {
+		struct extent ext[QCOW2_MAX_EXTENTS];
+		bool write = r->type == DISK_WRITE;
+		unsigned int n;
+		bool plain;
+
+		/* Allocated clusters: map under the lock, I/O without it. */
+		pthread_mutex_lock(&q->lock);
+		plain = qcow2_map(d, r->off, r->len, write, ext, &n);
+		pthread_mutex_unlock(&q->lock);
+		if (plain) {
+			if (write)
+				iov_to_buf(r->iov, r->niov, 0, buf, r->len);
+			ret = extents_io(d, buf, ext, n, write);
+			if (!ret && !write)
+				buf_to_iov(r->iov, r->niov, 0, buf, r->len);
+			free(buf);
+			r->done(r, ret);
+			return;
+		}
+	}
+	pthread_mutex_lock(&q->lock);
+	switch (r->type) {
+	case DISK_READ:
+		if (r->len)
+			ret = qcow2_read(d, buf, r->off, r->len);
+		if (!ret && r->len)
+			buf_to_iov(r->iov, r->niov, 0, buf, r->len);
+		break;
+	case DISK_WRITE:
+		if (r->len) {
+			iov_to_buf(r->iov, r->niov, 0, buf, r->len);
+			ret = qcow2_write(d, buf, r->off, r->len);
+		}
+		break;
+	case DISK_FLUSH:
+		if (d->spec.cache != DISK_CACHE_UNSAFE && fdatasync(d->fd))
+			ret = -errno;
+		break;
+	case DISK_DISCARD:
+		ret = qcow2_zero_range(d, r->off, r->len, true);
+		break;
+	case DISK_WRITE_ZEROES:
+		ret = qcow2_zero_range(d, r->off, r->len, false);
+		break;
+	}
+	pthread_mutex_unlock(&q->lock);
+	free(buf);
+	r->done(r, ret);
+}

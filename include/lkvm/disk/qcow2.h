@@ -1,0 +1,94 @@
+/*
+ * qcow2.h - the qcow2 driver's state and its internal interface, shared
+ * by disk/qcow2.c (probe, open, close), qcow2_meta.c (refcounts, L2
+ * tables) and qcow2_io.c (mapping, reads, writes, discard).  Everything
+ * here runs under struct qcow2's lock unless a comment says otherwise.
+ */
+#ifndef LKVM_DISK_QCOW2_H
+#define LKVM_DISK_QCOW2_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lkvm/disk/disk.h"
+
+#define QCOW2_MAGIC		0x514649fb
+#define QCOW2_OFLAG_COPIED	(1ULL << 63)
+#define QCOW2_OFLAG_COMPRESSED	(1ULL << 62)
+#define QCOW2_OFLAG_ZERO	1ULL
+#define QCOW2_OFFSET_MASK	0x00fffffffffffe00ULL
+#define QCOW2_INCOMPAT_DIRTY	(1ULL << 0)
+#define QCOW2_INCOMPAT_CORRUPT	(1ULL << 1)
+#define QCOW2_INCOMPAT_KNOWN	QCOW2_INCOMPAT_DIRTY
+#define QCOW2_EXT_BACKING_FMT	0xe2792aca
+#define QCOW2_MAX_CHAIN		16
+#define L2_CACHE		16
+
+struct l2_cache_entry {
+	uint64_t off;		/* 0: empty */
+	uint64_t *table;	/* host order */
+	unsigned int age;
+};
+
+struct qcow2 {
+	pthread_mutex_t lock;
+	uint32_t version;
+	unsigned int cluster_bits;
+	uint64_t cluster_size;
+	uint64_t l2_entries;
+	uint64_t size;
+	uint64_t *l1;		/* host order */
+	uint32_t l1_size;
+	uint64_t l1_offset;
+	uint64_t *rt;		/* refcount table, host order */
+	uint64_t rt_entries;
+	uint64_t rt_offset;
+	unsigned int refcount_bits;
+	uint64_t rb_entries;	/* refcounts per block */
+	uint64_t file_end;	/* next cluster to allocate */
+	bool barriers;
+	struct disk *backing;	/* NULL: reads of unallocated are zero */
+	struct l2_cache_entry cache[L2_CACHE];
+	unsigned int tick;
+	uint8_t *cbuf;		/* compressed data, 2 clusters */
+};
+
+static inline uint64_t be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+}
+
+static inline void put_be64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = v;
+}
+
+/* qcow2_meta.c: whole-buffer file I/O, cluster allocation, L2 tables */
+int qcow2_pread(int fd, void *buf, size_t len, uint64_t off);
+int qcow2_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+int qcow2_cluster_alloc(struct disk *d, uint64_t *off);
+int qcow2_entry_release(struct disk *d, uint64_t e);
+bool qcow2_cluster_ok(const struct qcow2 *q, uint64_t off);
+int qcow2_l2_set(struct disk *d, uint64_t l2off, uint64_t *table,
+		 uint64_t idx, uint64_t val);
+int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
+		    uint64_t *l2off, uint64_t **table);
+
+/* qcow2_io.c: requests */
+void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r);
+
+#endif
