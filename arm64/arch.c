@@ -125,29 +125,31 @@ static int arm64_load_kernel(struct lkvm *vm, char *err, size_t errlen)
 	long n;
 
 	kfd = open_sized(vm->cfg.kernel, &ksize);
-	if (kfd < 0)
-		return errf(err, errlen, kfd, "cannot open kernel %s: %s",
-			    vm->cfg.kernel, strerror(-kfd));
+	if (kfd < 0)	/* the file named: the configuration's fault */
+		return input_errf(err, errlen, kfd, "cannot open kernel %s: %s",
+				  vm->cfg.kernel, strerror(-kfd));
 	if (pread(kfd, hdr, sizeof(hdr), 0) != sizeof(hdr) ||
 	    arm64_image_parse(hdr, sizeof(hdr), ksize, &img)) {
 		close(kfd);
-		return errf(err, errlen, -EINVAL,
-			    "%s is not an arm64 Linux Image", vm->cfg.kernel);
+		return input_errf(err, errlen, -EINVAL,
+				  "%s is not an arm64 Linux Image",
+				  vm->cfg.kernel);
 	}
 	if (vm->cfg.initrd) {
 		ifd = open_sized(vm->cfg.initrd, &isize);
 		if (ifd < 0) {
 			close(kfd);
-			return errf(err, errlen, ifd, "cannot open initrd %s: %s",
-				    vm->cfg.initrd, strerror(-ifd));
+			return input_errf(err, errlen, ifd,
+					  "cannot open initrd %s: %s",
+					  vm->cfg.initrd, strerror(-ifd));
 		}
 	}
 	ret = arm64_image_place(&img, ARM64_RAM_BASE, vm->cfg.mem_mib << 20,
 				isize, &a->kernel, &a->fdt, &a->initrd);
 	if (ret) {
-		errf(err, errlen, ret,
-		     "kernel, device tree and initrd do not fit in %llu MiB",
-		     (unsigned long long)vm->cfg.mem_mib);
+		ret = input_errf(err, errlen, ret,
+				 "kernel, device tree and initrd do not fit in %llu MiB",
+				 (unsigned long long)vm->cfg.mem_mib);
 		goto out;
 	}
 	a->initrd_size = isize;

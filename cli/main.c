@@ -107,20 +107,6 @@ static void report_stats(const struct lkvm_stats *st, double create_ms,
 		create_ms, run_ms, destroy_ms, peak_rss_kib());
 }
 
-static int usage_status(int err)
-{
-	switch (err) {
-	case -EINVAL:
-	case -ENOENT:
-	case -ENOEXEC:
-	case -E2BIG:
-	case -EACCES:
-		return LKVM_STATUS_USAGE;
-	default:
-		return LKVM_STATUS_ERROR;
-	}
-}
-
 static int cmd_run(int argc, char **argv)
 {
 	struct termios saved;
@@ -167,7 +153,9 @@ static int cmd_run(int argc, char **argv)
 	create_ms = ms_since(&t0);
 	if (ret) {
 		fprintf(stderr, "lkvm run: %s\n", err);
-		status = usage_status(ret);
+		/* The library says whose fault it was, not the errno. */
+		status = lkvm_error_kind(ret) == LKVM_ERROR_CONFIG ?
+			 LKVM_STATUS_USAGE : LKVM_STATUS_ERROR;
 		goto out;
 	}
 	signal_vm = vm;
@@ -182,7 +170,8 @@ static int cmd_run(int argc, char **argv)
 	signal_vm = NULL;
 	if (ret) {
 		fprintf(stderr, "lkvm run: %s\n", res.message);
-		status = LKVM_STATUS_ERROR;
+		status = lkvm_error_kind(ret) == LKVM_ERROR_CONFIG ?
+			 LKVM_STATUS_USAGE : LKVM_STATUS_ERROR;
 	} else if (res.reason == LKVM_EXIT_STOPPED && signal_seen) {
 		status = 128 + signal_seen;
 	} else {

@@ -89,8 +89,8 @@ static int disk_opt(struct disk_spec *spec, char *opt, char *err,
 	return 0;
 }
 
-int disk_spec_parse(const char *s, struct disk_spec *spec, char *err,
-		    size_t errlen)
+static int disk_spec_parse_raw(const char *s, struct disk_spec *spec,
+			       char *err, size_t errlen)
 {
 	char *copy = strdup(s), *opt, *next;
 	int ret = 0;
@@ -103,7 +103,7 @@ int disk_spec_parse(const char *s, struct disk_spec *spec, char *err,
 		*next++ = '\0';
 	if (!*copy) {
 		free(copy);
-		return errf(err, errlen, -EINVAL, "disk: no image path in '%s'", s);
+		return input_errf(err, errlen, -EINVAL, "disk: no image path in '%s'", s);
 	}
 	while (!ret && next) {
 		opt = next;
@@ -118,6 +118,15 @@ int disk_spec_parse(const char *s, struct disk_spec *spec, char *err,
 	}
 	spec->path = copy;	/* the path is the first field */
 	return 0;
+}
+
+/* Whatever a spec parser rejects is the configuration's fault. */
+int disk_spec_parse(const char *s, struct disk_spec *spec, char *err,
+		   size_t errlen)
+{
+	int ret = disk_spec_parse_raw(s, spec, err, errlen);
+
+	return ret == -ENOMEM ? ret : err_input(ret);
 }
 
 static int disk_probe(struct disk *d, char *err, size_t errlen)
@@ -170,21 +179,26 @@ int disk_open(struct disk **dp, const struct disk_spec *spec, char *err,
 		flags |= O_DIRECT;
 	d->fd = open(spec->path, flags);
 	if (d->fd < 0 && errno == EINVAL && (flags & O_DIRECT)) {
-		ret = errf(err, errlen, -EINVAL,
-			   "disk %s: the filesystem does not support O_DIRECT (cache=none)",
-			   spec->path);
+		ret = input_errf(err, errlen, -EINVAL,
+				 "disk %s: the filesystem does not support O_DIRECT (cache=none)",
+				 spec->path);
 		goto fail;
 	}
 	if (d->fd < 0) {
-		ret = errf(err, errlen, -errno, "disk %s: %s", spec->path,
+		/* No such file, or a directory: the configuration's fault. */
+		ret = errno == ENOENT || errno == ENOTDIR || errno == EISDIR ||
+		      errno == ENAMETOOLONG || errno == ELOOP ?
+		      input_errf(err, errlen, -errno, "disk %s: %s",
+				 spec->path, strerror(errno)) :
+		      errf(err, errlen, -errno, "disk %s: %s", spec->path,
 			   strerror(errno));
 		goto fail;
 	}
 	if (fstat(d->fd, &st) < 0 || (!S_ISREG(st.st_mode) &&
 				      !S_ISBLK(st.st_mode))) {
-		ret = errf(err, errlen, -EINVAL,
-			   "disk %s: not a regular file or block device",
-			   spec->path);
+		ret = input_errf(err, errlen, -EINVAL,
+				 "disk %s: not a regular file or block device",
+				 spec->path);
 		goto fail;
 	}
 	d->blockdev = S_ISBLK(st.st_mode);

@@ -95,7 +95,7 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 	if (ret)
 		return errf(err, errlen, ret, "disk %s: cannot read: %s",
 			    d->spec.path, strerror(-ret));
-#define BAD(...) errf(err, errlen, -EINVAL, "disk %s: " __VA_ARGS__)
+#define BAD(...) input_errf(err, errlen, -EINVAL, "disk %s: " __VA_ARGS__)
 	q->version = be32(h + 4);
 	if (q->version != 2 && q->version != 3)
 		return BAD("qcow2 version %u is not supported", d->spec.path,

@@ -123,6 +123,21 @@ struct lkvm_stats {
 
 void lkvm_config_init(struct lkvm_config *cfg);
 
+/*
+ * lkvm_create() and lkvm_run() return 0 or a negative value, with a
+ * message.  Its kind says whose fault it was: the configuration's (a
+ * usage error; the CLI exits 2) or the VM's or host's (exit 1), whatever
+ * the errno behind it, which lkvm_error_errno() gives.
+ */
+enum lkvm_error_kind {
+	LKVM_ERROR_NONE,
+	LKVM_ERROR_CONFIG,
+	LKVM_ERROR_HOST,
+};
+
+enum lkvm_error_kind lkvm_error_kind(int ret);
+int lkvm_error_errno(int ret);
+
 /* A device type lkvm_config.devices may name; the CLI's --NAME option. */
 enum lkvm_device_arg {
 	LKVM_DEVICE_ARG_NONE,
@@ -139,7 +154,7 @@ struct lkvm_device_type_info {
 /* Fills info for the i-th such type; -ENOENT past the last. */
 int lkvm_device_type(unsigned int i, struct lkvm_device_type_info *info);
 
-/* Returns 0, or a negative errno with a message in err. */
+/* Returns 0, or an error (see lkvm_error_kind) with a message in err. */
 int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp,
 		char *err, size_t errlen);
 

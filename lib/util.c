@@ -25,6 +25,18 @@ int errf(char *buf, size_t len, int err, const char *fmt, ...)
 	return err;
 }
 
+int input_errf(char *buf, size_t len, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf && len) {
+		va_start(ap, fmt);
+		vsnprintf(buf, len, fmt, ap);
+		va_end(ap);
+	}
+	return err_input(err);
+}
+
 /* Digits only: strtoull would also take signs, spaces and hex. */
 static int parse_digits(const char **sp, uint64_t *out)
 {

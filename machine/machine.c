@@ -12,13 +12,16 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lkvm/arch.h"
 #include "lkvm/device.h"
+#include "lkvm/disk/disk.h"
 #include "lkvm/lib/iothread.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/log.h"
 #include "lkvm/machine.h"
+#include "lkvm/net/net.h"
 #include "lkvm/vcpu.h"
 #include "lkvm/vm.h"
 
@@ -150,22 +153,22 @@ static int machine_check_specs(const struct lkvm_config *cfg, char *err,
 		const char *spec = cfg->devices[k], *o = NULL;
 
 		if (!spec)
-			return errf(err, errlen, -EINVAL,
-				    "device %u: no specification", k);
+			return input_errf(err, errlen, -EINVAL,
+					  "device %u: no specification", k);
 		for (t = 0; t < ARRAY_SIZE(device_types) && !o; t++)
 			o = spec_options(spec, device_types[t]->name);
 		if (!o)
-			return errf(err, errlen, -EINVAL,
-				    "unknown device '%s'", spec);
+			return input_errf(err, errlen, -EINVAL,
+					  "unknown device '%s'", spec);
 		t--;
 		if (*o && device_types[t]->arg == DEVICE_ARG_NONE)
-			return errf(err, errlen, -EINVAL,
-				    "device %s takes no options ('%s')",
-				    device_types[t]->name, spec);
+			return input_errf(err, errlen, -EINVAL,
+					  "device %s takes no options ('%s')",
+					  device_types[t]->name, spec);
 		if (device_types[t]->check) {
 			ret = device_types[t]->check(o, err, errlen);
 			if (ret)
-				return ret;
+				return ret == -ENOMEM ? ret : err_input(ret);
 		}
 	}
 	return 0;
@@ -191,12 +194,55 @@ int machine_create_devices(struct lkvm *vm, char *err, size_t errlen)
 {
 	struct machine m = { .vm = vm, .cfg = &vm->cfg };
 	unsigned int t;
-	int ret;
+	int ret = 0;
 
-	ret = machine_check_specs(&vm->cfg, err, errlen);
 	for (t = 0; !ret && t < ARRAY_SIZE(device_types); t++)
 		ret = device_types[t]->create(&m, err, errlen);
 	return ret;
+}
+
+/*
+ * What can be checked of the devices before KVM is opened: specs parse,
+ * and the disks named exist and are files or block devices.  A usage
+ * error then says so on any machine, with or without /dev/kvm.
+ */
+static int machine_check_config(const struct lkvm_config *cfg, char *err,
+				size_t errlen)
+{
+	struct disk_spec ds;
+	struct net_spec ns;
+	struct stat st;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < cfg->ndisks; i++) {
+		if (!cfg->disks || !cfg->disks[i])
+			return input_errf(err, errlen, -EINVAL,
+					  "disk %u: no specification", i);
+		ret = disk_spec_parse(cfg->disks[i], &ds, err, errlen);
+		if (ret)
+			return ret;
+		if (stat(ds.path, &st) < 0)
+			ret = input_errf(err, errlen, -errno, "disk %s: %s",
+					 ds.path, strerror(errno));
+		else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+			ret = input_errf(err, errlen, -EINVAL,
+					 "disk %s: not a regular file or block device",
+					 ds.path);
+		disk_spec_free(&ds);
+		if (ret)
+			return ret;
+	}
+	for (i = 0; i < cfg->nnets; i++) {
+		if (!cfg->nets || !cfg->nets[i])
+			return input_errf(err, errlen, -EINVAL,
+					  "network %u: no specification", i);
+		ret = net_spec_parse(cfg->nets[i], &ns, err, errlen);
+		if (ret)
+			return ret;
+		net_spec_free(&ns);
+	}
+	return machine_check_specs(cfg, err, errlen);
 }
 
 int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,
@@ -205,7 +251,11 @@ int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,
 	struct lkvm *vm = NULL;
 	int ret;
 
-	ret = vm_core_create(cfg, &vm, err, errlen);
+	if (err && errlen)
+		err[0] = '\0';
+	ret = machine_check_config(cfg, err, errlen);
+	if (!ret)
+		ret = vm_core_create(cfg, &vm, err, errlen);
 	if (!ret)
 		ret = machine_create_devices(vm, err, errlen);
 	if (!ret)

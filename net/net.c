@@ -121,8 +121,8 @@ static int net_opt(struct net_spec *spec, char *opt, bool *mode_set,
 	return 0;
 }
 
-int net_spec_parse(const char *s, struct net_spec *spec, char *err,
-		   size_t errlen)
+static int net_spec_parse_raw(const char *s, struct net_spec *spec,
+			      char *err, size_t errlen)
 {
 	char *copy = strdup(s), *opt, *next;
 	bool mode_set = false;
@@ -154,6 +154,15 @@ int net_spec_parse(const char *s, struct net_spec *spec, char *err,
 	if (ret)
 		net_spec_free(spec);
 	return ret;
+}
+
+/* Whatever a spec parser rejects is the configuration's fault. */
+int net_spec_parse(const char *s, struct net_spec *spec, char *err,
+		    size_t errlen)
+{
+	int ret = net_spec_parse_raw(s, spec, err, errlen);
+
+	return ret == -ENOMEM ? ret : err_input(ret);
 }
 
 int net_open(struct net_backend **nbp, struct net_spec *spec,

@@ -38,6 +38,18 @@ void lkvm_config_init(struct lkvm_config *cfg)
 	cfg->log_level = LKVM_LOG_WARN;
 }
 
+enum lkvm_error_kind lkvm_error_kind(int ret)
+{
+	if (ret >= 0)
+		return LKVM_ERROR_NONE;
+	return err_is_input(ret) ? LKVM_ERROR_CONFIG : LKVM_ERROR_HOST;
+}
+
+int lkvm_error_errno(int ret)
+{
+	return err_errno(ret);
+}
+
 const char *lkvm_exit_reason_name(enum lkvm_exit_reason r)
 {
 	static const char *const names[] = {
@@ -187,31 +199,31 @@ static int vm_check_config(const struct lkvm_config *cfg, char *err,
 	uint64_t host_mib;
 
 	if (!cfg->kernel)
-		return errf(err, errlen, -EINVAL, "no kernel given");
+		return input_errf(err, errlen, -EINVAL, "no kernel given");
 	if (cfg->mem_mib < MIN_MEM_MIB)
-		return errf(err, errlen, -EINVAL,
+		return input_errf(err, errlen, -EINVAL,
 			    "memory size %llu MiB is below the minimum of %u MiB",
 			    (unsigned long long)cfg->mem_mib, MIN_MEM_MIB);
 	if (sysinfo(&si) == 0) {
 		host_mib = (uint64_t)si.totalram * si.mem_unit / MiB;
 		if (cfg->mem_mib > host_mib)
-			return errf(err, errlen, -E2BIG,
+			return input_errf(err, errlen, -E2BIG,
 				    "memory size %llu MiB is more than the host's %llu MiB",
 				    (unsigned long long)cfg->mem_mib,
 				    (unsigned long long)host_mib);
 	}
 	if (cfg->cpus < 1 || cfg->cpus > arch_ops.max_cpus)
-		return errf(err, errlen, -EINVAL,
+		return input_errf(err, errlen, -EINVAL,
 			    "%u CPUs requested; %s supports 1 to %u",
 			    cfg->cpus, arch_ops.name, arch_ops.max_cpus);
 	if (cfg->irqchip != LKVM_IRQCHIP_AUTO && !arch_ops.irqchip_choice)
-		return errf(err, errlen, -EINVAL,
+		return input_errf(err, errlen, -EINVAL,
 			    "--irqchip applies to arm64 only");
 	if (cfg->irqchip > LKVM_IRQCHIP_GICV3_ITS)
-		return errf(err, errlen, -EINVAL, "unknown irqchip %d",
+		return input_errf(err, errlen, -EINVAL, "unknown irqchip %d",
 			    (int)cfg->irqchip);
 	if (cfg->virtio_transport > LKVM_VIRTIO_PCI)
-		return errf(err, errlen, -EINVAL, "unknown virtio transport %d",
+		return input_errf(err, errlen, -EINVAL, "unknown virtio transport %d",
 			    (int)cfg->virtio_transport);
 	return 0;
 }

@@ -150,13 +150,14 @@ static int open_image(const char *path, const char *what, uint64_t *size,
 	struct stat st;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
+	/* A file the configuration named: its fault if unusable. */
 	if (fd < 0)
-		return errf(err, errlen, -errno, "cannot open %s %s: %s", what,
-			    path, strerror(errno));
+		return input_errf(err, errlen, -errno, "cannot open %s %s: %s",
+				  what, path, strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return errf(err, errlen, -EINVAL, "%s %s is not a regular file",
-			    what, path);
+		return input_errf(err, errlen, -EINVAL,
+				  "%s %s is not a regular file", what, path);
 	}
 	*size = st.st_size;
 	return fd;

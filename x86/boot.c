@@ -46,7 +46,7 @@ int boot_write_cmdline(const struct x86_boot_args *a, uint64_t max_len,
 	uint8_t *p;
 
 	if (len + 1 > MIN(max_len, X86_CMDLINE_MAX))
-		return errf(err, errlen, -E2BIG,
+		return input_errf(err, errlen, -E2BIG,
 			    "kernel command line is %zu bytes; this kernel takes at most %llu",
 			    len, (unsigned long long)MIN(max_len, X86_CMDLINE_MAX) - 1);
 	p = guest_ptr(a->mem, X86_CMDLINE_ADDR, len + 1);
@@ -67,14 +67,14 @@ int boot_load_initrd(const struct x86_boot_args *a, uint64_t floor,
 
 	if (a->initrd_size > top || ALIGN_DOWN(top - a->initrd_size, 4096) <
 	    floor)
-		return errf(err, errlen, -E2BIG,
+		return input_errf(err, errlen, -E2BIG,
 			    "initrd of %llu bytes does not fit in guest memory below 0x%llx",
 			    (unsigned long long)a->initrd_size,
 			    (unsigned long long)top);
 	at = ALIGN_DOWN(top - a->initrd_size, 4096);
 	p = guest_ptr(a->mem, at, a->initrd_size);
 	if (!p)
-		return errf(err, errlen, -E2BIG, "initrd does not fit");
+		return input_errf(err, errlen, -E2BIG, "initrd does not fit");
 	ret = boot_pread(a->initrd_fd, p, a->initrd_size, 0);
 	if (ret)
 		return errf(err, errlen, ret, "cannot read initrd: %s",
@@ -95,20 +95,20 @@ int x86_kernel_load(const struct x86_boot_args *a, struct x86_boot *b,
 	size_t n = a->head_len;
 
 	if (a->kernel_size == 0)
-		return errf(err, errlen, -ENOEXEC, "kernel file is empty");
+		return input_errf(err, errlen, -ENOEXEC, "kernel file is empty");
 	if (bzimage_probe(h, n))
 		return bzimage_load(a, b, err, errlen);
 	if (elf_probe(h, n))
 		return pvh_load(a, b, err, errlen);
 	/* Formats that are recognisably something we cannot boot. */
 	if (n >= 2 && h[0] == 0x1f && h[1] == 0x8b)
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "kernel is gzip-compressed; decompress it or use the bzImage");
 	if (n >= 0x40 && !memcmp(h + 0x38, "ARM\x64", 4))
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "kernel is an arm64 Image; this lkvm is built for x86_64");
 	if (n >= 2 && h[0] == 'M' && h[1] == 'Z')
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "kernel is a PE/EFI image without a Linux boot header");
 	return flat_load(a, b, err, errlen);
 }

@@ -48,19 +48,19 @@ int bzimage_load(const struct x86_boot_args *a, struct x86_boot *b,
 	int ret;
 
 	if (a->head_len < SETUP_HDR_OFF + sizeof(hdr))
-		return errf(err, errlen, -ENOEXEC, "bzImage header truncated");
+		return input_errf(err, errlen, -ENOEXEC, "bzImage header truncated");
 	memcpy(&hdr, a->head + SETUP_HDR_OFF, sizeof(hdr));
 	if (hdr.version < MIN_VERSION)
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "bzImage boot protocol %u.%02u is too old; lkvm needs 2.12 or later (Linux 3.8+)",
 			    hdr.version >> 8, hdr.version & 0xff);
 	if (!(hdr.xloadflags & XLF_KERNEL_64))
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "bzImage has no 64-bit entry point (a 32-bit kernel?)");
 	setup_sects = hdr.setup_sects ? hdr.setup_sects : 4;
 	setup_size = (uint64_t)(setup_sects + 1) * 512;
 	if (setup_size >= a->kernel_size)
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "bzImage truncated: setup claims %llu bytes of a %llu-byte file",
 			    (unsigned long long)setup_size,
 			    (unsigned long long)a->kernel_size);

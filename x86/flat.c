@@ -18,7 +18,7 @@ int flat_load(const struct x86_boot_args *a, struct x86_boot *b, char *err,
 	int ret;
 
 	if (a->kernel_size > max)
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "kernel is not a bzImage or a PVH ELF, and at %llu bytes it is too big for a flat binary (at most %llu)",
 			    (unsigned long long)a->kernel_size,
 			    (unsigned long long)max);

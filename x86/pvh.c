@@ -94,11 +94,11 @@ static int pvh_read_phdrs(const struct x86_boot_args *a, const Elf64_Ehdr *eh,
 
 	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 ||
 	    eh->e_phnum > PVH_MAX_PHDRS)
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "ELF program headers malformed (%u entries of %u bytes)",
 			    eh->e_phnum, eh->e_phentsize);
 	if (!range_within(eh->e_phoff, size, 0, a->kernel_size))
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "ELF program headers lie outside the file");
 	if (boot_pread(a->kernel_fd, ph, size, eh->e_phoff))
 		return errf(err, errlen, -EIO, "cannot read ELF program headers");
@@ -120,7 +120,7 @@ static int pvh_entry_from_notes(const struct x86_boot_args *a,
 		if (ph[i].p_filesz > PVH_MAX_NOTE ||
 		    !range_within(ph[i].p_offset, ph[i].p_filesz, 0,
 				  a->kernel_size))
-			return errf(err, errlen, -ENOEXEC,
+			return input_errf(err, errlen, -ENOEXEC,
 				    "ELF note segment %u lies outside the file", i);
 		note = malloc(ph[i].p_filesz ? ph[i].p_filesz : 1);
 		if (!note)
@@ -131,11 +131,11 @@ static int pvh_entry_from_notes(const struct x86_boot_args *a,
 			found = pvh_find_entry(note, ph[i].p_filesz, entry);
 		free(note);
 		if (found < 0)
-			return errf(err, errlen, -ENOEXEC,
+			return input_errf(err, errlen, -ENOEXEC,
 				    "ELF note segment %u is malformed", i);
 	}
 	if (!found)
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); boot its bzImage instead");
 	return 0;
 }
@@ -155,7 +155,7 @@ static int pvh_load_segments(const struct x86_boot_args *a,
 			continue;
 		if (p->p_filesz > p->p_memsz ||
 		    !range_within(p->p_offset, p->p_filesz, 0, a->kernel_size))
-			return errf(err, errlen, -ENOEXEC,
+			return input_errf(err, errlen, -ENOEXEC,
 				    "ELF segment %u: file range invalid", i);
 		/* Below 64 KiB lkvm keeps its own boot structures. */
 		dst = guest_ptr(a->mem, p->p_paddr, p->p_memsz);
@@ -172,7 +172,7 @@ static int pvh_load_segments(const struct x86_boot_args *a,
 		loaded++;
 	}
 	if (!loaded)
-		return errf(err, errlen, -ENOEXEC, "ELF kernel has nothing to load");
+		return input_errf(err, errlen, -ENOEXEC, "ELF kernel has nothing to load");
 	return 0;
 }
 
@@ -189,14 +189,14 @@ int pvh_load(const struct x86_boot_args *a, struct x86_boot *b, char *err,
 	int ret;
 
 	if (a->head_len < sizeof(eh))
-		return errf(err, errlen, -ENOEXEC, "ELF header truncated");
+		return input_errf(err, errlen, -ENOEXEC, "ELF header truncated");
 	memcpy(&eh, a->head, sizeof(eh));
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64)
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "ELF kernel is not a 64-bit little-endian x86-64 image");
 	if (eh.e_type != ET_EXEC)
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "ELF kernel is not an executable (type %u)",
 			    eh.e_type);
 	ret = pvh_read_phdrs(a, &eh, ph, err, errlen);
@@ -208,7 +208,7 @@ int pvh_load(const struct x86_boot_args *a, struct x86_boot *b, char *err,
 	if (ret)
 		return ret;
 	if (!guest_ptr(a->mem, entry, 1) || entry >= X86_4G)
-		return errf(err, errlen, -ENOEXEC,
+		return input_errf(err, errlen, -ENOEXEC,
 			    "PVH entry 0x%llx is not in guest RAM",
 			    (unsigned long long)entry);
 

@@ -40,6 +40,33 @@ int errf(char *buf, size_t len, int err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 /*
+ * An error the caller's input caused (a bad configuration, a file named
+ * that is not what it must be), as opposed to a failure of the host: a
+ * negative errno moved below ERR_INPUT.  input_errf() is errf() for
+ * those, err_input() re-tags an error a parser of input returned, and
+ * err_errno() gives the errno back.  The library's callers see the kind
+ * through lkvm_error_kind().
+ */
+#define ERR_INPUT (-0x10000)
+int input_errf(char *buf, size_t len, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static inline int err_input(int err)
+{
+	return err < 0 && err > ERR_INPUT ? err + ERR_INPUT : err;
+}
+
+static inline bool err_is_input(int err)
+{
+	return err <= ERR_INPUT;
+}
+
+static inline int err_errno(int err)
+{
+	return err <= ERR_INPUT ? err - ERR_INPUT : err;
+}
+
+/*
  * Copies up to len bytes between a buffer and an iovec list, starting
  * skip bytes into the list; returns the bytes copied.
  */
