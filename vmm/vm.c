@@ -202,29 +202,29 @@ static int vm_check_config(const struct lkvm_config *cfg, char *err,
 		return input_errf(err, errlen, -EINVAL, "no kernel given");
 	if (cfg->mem_mib < MIN_MEM_MIB)
 		return input_errf(err, errlen, -EINVAL,
-			    "memory size %llu MiB is below the minimum of %u MiB",
-			    (unsigned long long)cfg->mem_mib, MIN_MEM_MIB);
+				  "memory size %llu MiB is below the minimum of %u MiB",
+				  (unsigned long long)cfg->mem_mib, MIN_MEM_MIB);
 	if (sysinfo(&si) == 0) {
 		host_mib = (uint64_t)si.totalram * si.mem_unit / MiB;
 		if (cfg->mem_mib > host_mib)
 			return input_errf(err, errlen, -E2BIG,
-				    "memory size %llu MiB is more than the host's %llu MiB",
-				    (unsigned long long)cfg->mem_mib,
-				    (unsigned long long)host_mib);
+					  "memory size %llu MiB is more than the host's %llu MiB",
+					  (unsigned long long)cfg->mem_mib,
+					  (unsigned long long)host_mib);
 	}
 	if (cfg->cpus < 1 || cfg->cpus > arch_ops.max_cpus)
 		return input_errf(err, errlen, -EINVAL,
-			    "%u CPUs requested; %s supports 1 to %u",
-			    cfg->cpus, arch_ops.name, arch_ops.max_cpus);
+				  "%u CPUs requested; %s supports 1 to %u",
+				  cfg->cpus, arch_ops.name, arch_ops.max_cpus);
 	if (cfg->irqchip != LKVM_IRQCHIP_AUTO && !arch_ops.irqchip_choice)
 		return input_errf(err, errlen, -EINVAL,
-			    "--irqchip applies to arm64 only");
+				  "--irqchip applies to arm64 only");
 	if (cfg->irqchip > LKVM_IRQCHIP_GICV3_ITS)
 		return input_errf(err, errlen, -EINVAL, "unknown irqchip %d",
-			    (int)cfg->irqchip);
+				  (int)cfg->irqchip);
 	if (cfg->virtio_transport > LKVM_VIRTIO_PCI)
 		return input_errf(err, errlen, -EINVAL, "unknown virtio transport %d",
-			    (int)cfg->virtio_transport);
+				  (int)cfg->virtio_transport);
 	return 0;
 }
 

@@ -47,8 +47,8 @@ int boot_write_cmdline(const struct x86_boot_args *a, uint64_t max_len,
 
 	if (len + 1 > MIN(max_len, X86_CMDLINE_MAX))
 		return input_errf(err, errlen, -E2BIG,
-			    "kernel command line is %zu bytes; this kernel takes at most %llu",
-			    len, (unsigned long long)MIN(max_len, X86_CMDLINE_MAX) - 1);
+				  "kernel command line is %zu bytes; this kernel takes at most %llu",
+				  len, (unsigned long long)MIN(max_len, X86_CMDLINE_MAX) - 1);
 	p = guest_ptr(a->mem, X86_CMDLINE_ADDR, len + 1);
 	if (!p)
 		return errf(err, errlen, -ENOMEM,
@@ -68,9 +68,9 @@ int boot_load_initrd(const struct x86_boot_args *a, uint64_t floor,
 	if (a->initrd_size > top || ALIGN_DOWN(top - a->initrd_size, 4096) <
 	    floor)
 		return input_errf(err, errlen, -E2BIG,
-			    "initrd of %llu bytes does not fit in guest memory below 0x%llx",
-			    (unsigned long long)a->initrd_size,
-			    (unsigned long long)top);
+				  "initrd of %llu bytes does not fit in guest memory below 0x%llx",
+				  (unsigned long long)a->initrd_size,
+				  (unsigned long long)top);
 	at = ALIGN_DOWN(top - a->initrd_size, 4096);
 	p = guest_ptr(a->mem, at, a->initrd_size);
 	if (!p)
@@ -103,12 +103,12 @@ int x86_kernel_load(const struct x86_boot_args *a, struct x86_boot *b,
 	/* Formats that are recognisably something we cannot boot. */
 	if (n >= 2 && h[0] == 0x1f && h[1] == 0x8b)
 		return input_errf(err, errlen, -ENOEXEC,
-			    "kernel is gzip-compressed; decompress it or use the bzImage");
+				  "kernel is gzip-compressed; decompress it or use the bzImage");
 	if (n >= 0x40 && !memcmp(h + 0x38, "ARM\x64", 4))
 		return input_errf(err, errlen, -ENOEXEC,
-			    "kernel is an arm64 Image; this lkvm is built for x86_64");
+				  "kernel is an arm64 Image; this lkvm is built for x86_64");
 	if (n >= 2 && h[0] == 'M' && h[1] == 'Z')
 		return input_errf(err, errlen, -ENOEXEC,
-			    "kernel is a PE/EFI image without a Linux boot header");
+				  "kernel is a PE/EFI image without a Linux boot header");
 	return flat_load(a, b, err, errlen);
 }

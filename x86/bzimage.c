@@ -52,25 +52,25 @@ int bzimage_load(const struct x86_boot_args *a, struct x86_boot *b,
 	memcpy(&hdr, a->head + SETUP_HDR_OFF, sizeof(hdr));
 	if (hdr.version < MIN_VERSION)
 		return input_errf(err, errlen, -ENOEXEC,
-			    "bzImage boot protocol %u.%02u is too old; lkvm needs 2.12 or later (Linux 3.8+)",
-			    hdr.version >> 8, hdr.version & 0xff);
+				  "bzImage boot protocol %u.%02u is too old; lkvm needs 2.12 or later (Linux 3.8+)",
+				  hdr.version >> 8, hdr.version & 0xff);
 	if (!(hdr.xloadflags & XLF_KERNEL_64))
 		return input_errf(err, errlen, -ENOEXEC,
-			    "bzImage has no 64-bit entry point (a 32-bit kernel?)");
+				  "bzImage has no 64-bit entry point (a 32-bit kernel?)");
 	setup_sects = hdr.setup_sects ? hdr.setup_sects : 4;
 	setup_size = (uint64_t)(setup_sects + 1) * 512;
 	if (setup_size >= a->kernel_size)
 		return input_errf(err, errlen, -ENOEXEC,
-			    "bzImage truncated: setup claims %llu bytes of a %llu-byte file",
-			    (unsigned long long)setup_size,
-			    (unsigned long long)a->kernel_size);
+				  "bzImage truncated: setup claims %llu bytes of a %llu-byte file",
+				  (unsigned long long)setup_size,
+				  (unsigned long long)a->kernel_size);
 	payload = a->kernel_size - setup_size;
 	need = MAX(payload, (uint64_t)hdr.init_size);
 	low_end = boot_low_mem_end(a->mem);
 	if (X86_HIGH_MEM + need > low_end)
-		return errf(err, errlen, -E2BIG,
-			    "kernel needs %llu MiB of memory above 1 MiB; give the guest more with -m",
-			    (unsigned long long)(need + MiB - 1) / MiB);
+		return input_errf(err, errlen, -E2BIG,
+				  "kernel needs %llu MiB of memory above 1 MiB; give the guest more with -m",
+				  (unsigned long long)(need + MiB - 1) / MiB);
 
 	ret = boot_pread(a->kernel_fd, guest_ptr(a->mem, X86_HIGH_MEM, payload),
 			 payload, setup_size);

@@ -19,9 +19,9 @@ int flat_load(const struct x86_boot_args *a, struct x86_boot *b, char *err,
 
 	if (a->kernel_size > max)
 		return input_errf(err, errlen, -ENOEXEC,
-			    "kernel is not a bzImage or a PVH ELF, and at %llu bytes it is too big for a flat binary (at most %llu)",
-			    (unsigned long long)a->kernel_size,
-			    (unsigned long long)max);
+				  "kernel is not a bzImage or a PVH ELF, and at %llu bytes it is too big for a flat binary (at most %llu)",
+				  (unsigned long long)a->kernel_size,
+				  (unsigned long long)max);
 	p = guest_ptr(a->mem, X86_FLAT_LOAD_ADDR, a->kernel_size);
 	if (!p)
 		return errf(err, errlen, -ENOMEM,

@@ -95,11 +95,11 @@ static int pvh_read_phdrs(const struct x86_boot_args *a, const Elf64_Ehdr *eh,
 	if (eh->e_phentsize != sizeof(Elf64_Phdr) || eh->e_phnum == 0 ||
 	    eh->e_phnum > PVH_MAX_PHDRS)
 		return input_errf(err, errlen, -ENOEXEC,
-			    "ELF program headers malformed (%u entries of %u bytes)",
-			    eh->e_phnum, eh->e_phentsize);
+				  "ELF program headers malformed (%u entries of %u bytes)",
+				  eh->e_phnum, eh->e_phentsize);
 	if (!range_within(eh->e_phoff, size, 0, a->kernel_size))
 		return input_errf(err, errlen, -ENOEXEC,
-			    "ELF program headers lie outside the file");
+				  "ELF program headers lie outside the file");
 	if (boot_pread(a->kernel_fd, ph, size, eh->e_phoff))
 		return errf(err, errlen, -EIO, "cannot read ELF program headers");
 	return 0;
@@ -121,7 +121,7 @@ static int pvh_entry_from_notes(const struct x86_boot_args *a,
 		    !range_within(ph[i].p_offset, ph[i].p_filesz, 0,
 				  a->kernel_size))
 			return input_errf(err, errlen, -ENOEXEC,
-				    "ELF note segment %u lies outside the file", i);
+					  "ELF note segment %u lies outside the file", i);
 		note = malloc(ph[i].p_filesz ? ph[i].p_filesz : 1);
 		if (!note)
 			return errf(err, errlen, -ENOMEM, "out of memory");
@@ -132,11 +132,11 @@ static int pvh_entry_from_notes(const struct x86_boot_args *a,
 		free(note);
 		if (found < 0)
 			return input_errf(err, errlen, -ENOEXEC,
-				    "ELF note segment %u is malformed", i);
+					  "ELF note segment %u is malformed", i);
 	}
 	if (!found)
 		return input_errf(err, errlen, -ENOEXEC,
-			    "ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); boot its bzImage instead");
+				  "ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); boot its bzImage instead");
 	return 0;
 }
 
@@ -156,14 +156,14 @@ static int pvh_load_segments(const struct x86_boot_args *a,
 		if (p->p_filesz > p->p_memsz ||
 		    !range_within(p->p_offset, p->p_filesz, 0, a->kernel_size))
 			return input_errf(err, errlen, -ENOEXEC,
-				    "ELF segment %u: file range invalid", i);
+					  "ELF segment %u: file range invalid", i);
 		/* Below 64 KiB lkvm keeps its own boot structures. */
 		dst = guest_ptr(a->mem, p->p_paddr, p->p_memsz);
 		if (!dst || p->p_paddr < X86_FLAT_LOAD_ADDR)
-			return errf(err, errlen, -E2BIG,
-				    "ELF segment %u (0x%llx, %llu bytes) is outside guest RAM; more memory with -m?",
-				    i, (unsigned long long)p->p_paddr,
-				    (unsigned long long)p->p_memsz);
+			return input_errf(err, errlen, -E2BIG,
+					  "ELF segment %u (0x%llx, %llu bytes) is outside guest RAM; more memory with -m?",
+					  i, (unsigned long long)p->p_paddr,
+					  (unsigned long long)p->p_memsz);
 		if (boot_pread(a->kernel_fd, dst, p->p_filesz, p->p_offset))
 			return errf(err, errlen, -EIO,
 				    "cannot read ELF segment %u", i);
@@ -194,11 +194,11 @@ int pvh_load(const struct x86_boot_args *a, struct x86_boot *b, char *err,
 	if (eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64)
 		return input_errf(err, errlen, -ENOEXEC,
-			    "ELF kernel is not a 64-bit little-endian x86-64 image");
+				  "ELF kernel is not a 64-bit little-endian x86-64 image");
 	if (eh.e_type != ET_EXEC)
 		return input_errf(err, errlen, -ENOEXEC,
-			    "ELF kernel is not an executable (type %u)",
-			    eh.e_type);
+				  "ELF kernel is not an executable (type %u)",
+				  eh.e_type);
 	ret = pvh_read_phdrs(a, &eh, ph, err, errlen);
 	if (!ret)
 		ret = pvh_entry_from_notes(a, ph, eh.e_phnum, &entry, err,
@@ -209,8 +209,8 @@ int pvh_load(const struct x86_boot_args *a, struct x86_boot *b, char *err,
 		return ret;
 	if (!guest_ptr(a->mem, entry, 1) || entry >= X86_4G)
 		return input_errf(err, errlen, -ENOEXEC,
-			    "PVH entry 0x%llx is not in guest RAM",
-			    (unsigned long long)entry);
+				  "PVH entry 0x%llx is not in guest RAM",
+				  (unsigned long long)entry);
 
 	ret = boot_write_cmdline(a, X86_CMDLINE_MAX, err, errlen);
 	if (ret)

@@ -381,21 +381,21 @@ static void test_other_formats(void)
 	CHECK_EQ(b.mode, X86_BOOT_REAL16);
 	CHECK_EQ(b.entry, X86_FLAT_LOAD_ADDR);
 	CHECK(*(uint8_t *)guest_ptr(&mem, X86_FLAT_LOAD_ADDR + 4095, 1) == 0x90);
-	CHECK_EQ(load(img, sizeof(img), NULL, -1, 0, &b, err), -ENOEXEC);
+	CHECK_EQ(err_errno(load(img, sizeof(img), NULL, -1, 0, &b, err)), -ENOEXEC);
 	CHECK(strstr(err, "too big for a flat binary") != NULL);
-	CHECK_EQ(load(img, 0, NULL, -1, 0, &b, err), -ENOEXEC);
+	CHECK_EQ(err_errno(load(img, 0, NULL, -1, 0, &b, err)), -ENOEXEC);
 	img[0] = 0x1f;
 	img[1] = 0x8b;
-	CHECK_EQ(load(img, 4096, NULL, -1, 0, &b, err), -ENOEXEC);
+	CHECK_EQ(err_errno(load(img, 4096, NULL, -1, 0, &b, err)), -ENOEXEC);
 	CHECK(strstr(err, "gzip") != NULL);
 	memset(img, 0, 4096);
 	memcpy(img + 0x38, "ARM\x64", 4);
-	CHECK_EQ(load(img, 4096, NULL, -1, 0, &b, err), -ENOEXEC);
+	CHECK_EQ(err_errno(load(img, 4096, NULL, -1, 0, &b, err)), -ENOEXEC);
 	CHECK(strstr(err, "arm64") != NULL);
 	memset(img, 0, 4096);
 	img[0] = 'M';
 	img[1] = 'Z';
-	CHECK_EQ(load(img, 4096, NULL, -1, 0, &b, err), -ENOEXEC);
+	CHECK_EQ(err_errno(load(img, 4096, NULL, -1, 0, &b, err)), -ENOEXEC);
 }
 
 int main(void)
