@@ -16,6 +16,8 @@
 
 #define CLI_MAX_DISKS 256
 #define CLI_MAX_NETS 32
+#define CLI_MAX_DEVICES 64
+#define OPT_DEVICE 0x200	/* + the library's device type index */
 #define CLI_MAX_TIMEOUT_S (365ULL * 24 * 3600)
 
 const char cli_usage[] =
@@ -91,8 +93,81 @@ static const struct option run_options[] = {
 	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
 	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
 };
+
+/*
+ * The options: the fixed ones, then --TYPE for each device type the
+ * library lists (lkvm_device_type), so a new device needs no change
+ * here.  Returns a malloc'd table ending in a zero entry.
+ */
+static struct option *cli_options(void)
+{
+	struct lkvm_device_type_info info;
+	unsigned int n = ARRAY_SIZE(run_options), i;
+	struct option *o;
+
+	for (i = 0; lkvm_device_type(i, &info) == 0; i++)
+		;
+	o = calloc(n + i + 1, sizeof(*o));
+	if (!o)
+		return NULL;
+	memcpy(o, run_options, sizeof(run_options));
+	for (i = 0; lkvm_device_type(i, &info) == 0; i++)
+		o[n + i] = (struct option){
+			info.name,
+			info.arg == LKVM_DEVICE_ARG_NONE ? no_argument :
+			info.arg == LKVM_DEVICE_ARG_OPTIONAL ?
+			optional_argument : required_argument,
+			NULL, OPT_DEVICE + i,
+		};
+	return o;
+}
+
+void cli_run_usage_print(FILE *f)
+{
+	struct lkvm_device_type_info info;
+	unsigned int i;
+	char opt[64];
+
+	fputs(cli_run_usage, f);
+	fputs("\ndevices:\n", f);
+	for (i = 0; lkvm_device_type(i, &info) == 0; i++) {
+		snprintf(opt, sizeof(opt), "--%s%s", info.name,
+			 info.arg == LKVM_DEVICE_ARG_NONE ? "" :
+			 info.arg == LKVM_DEVICE_ARG_OPTIONAL ? "[=OPTIONS]" :
+			 " OPTIONS");
+		fprintf(f, "  %-24s%s\n", opt, info.help);
+	}
+}
+
+/* --TYPE[=OPTIONS]: "TYPE" or "TYPE,OPTIONS" in the device list. */
+static int cli_add_device(struct cli_run *r, unsigned int type,
+			  const char *arg, char *err, size_t errlen)
+{
+	struct lkvm_device_type_info info;
+	char **l, *spec;
+
+	if (lkvm_device_type(type, &info))
+		return errf(err, errlen, -EINVAL, "unknown device option");
+	if (r->cfg.ndevices >= CLI_MAX_DEVICES)
+		return errf(err, errlen, -EINVAL, "more than %u devices",
+			    CLI_MAX_DEVICES);
+	if (arg && !*arg)
+		return errf(err, errlen, -EINVAL, "empty --%s argument",
+			    info.name);
+	if (asprintf(&spec, "%s%s%s", info.name, arg ? "," : "",
+		     arg ? arg : "") < 0)
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	l = realloc(r->devices, (r->cfg.ndevices + 1) * sizeof(*l));
+	if (!l) {
+		free(spec);
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	}
+	l[r->cfg.ndevices++] = spec;
+	r->devices = l;
+	r->cfg.devices = (const char **)l;
+	return 0;
+}
 
 /* Seconds with up to three decimals ("2", "0.5"), into milliseconds. */
 static int parse_timeout(const char *s, uint64_t *ms)
@@ -289,6 +364,9 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 		return errf(err, errlen, -EINVAL, "option %s needs an argument",
 			    opt);
 	default:
+		if (c >= OPT_DEVICE)
+			return cli_add_device(r, c - OPT_DEVICE, arg, err,
+					      errlen);
 		return errf(err, errlen, -EINVAL, "unknown option %s", opt);
 	}
 }
@@ -296,25 +374,31 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err,
 		  size_t errlen)
 {
-	int c, ret;
+	struct option *options;
+	int c, ret = 0;
 
 	memset(r, 0, sizeof(*r));
 	lkvm_config_init(&r->cfg);
+	options = cli_options();
+	if (!options)
+		return errf(err, errlen, -ENOMEM, "out of memory");
 	optind = 0;	/* GNU: start over, parsing may run more than once */
 	opterr = 0;
 	for (;;) {
 		int prev = optind ? optind : 1;
 
-		c = getopt_long(argc, argv, ":k:i:p:m:c:d:n:h", run_options,
-				NULL);
+		c = getopt_long(argc, argv, ":k:i:p:m:c:d:n:h", options, NULL);
 		if (c == -1)
 			break;
 		ret = cli_parse_opt(r, c, optarg,
 				    prev < argc ? argv[prev] : "?", err,
 				    errlen);
 		if (ret)
-			return ret;
+			break;
 	}
+	free(options);
+	if (ret)
+		return ret;
 	if (optind < argc)
 		return errf(err, errlen, -EINVAL, "unexpected argument '%s'",
 			    argv[optind]);
@@ -331,6 +415,12 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err,
 
 void cli_run_free(struct cli_run *r)
 {
+	unsigned int i;
+
+	for (i = 0; r->devices && i < r->cfg.ndevices; i++)
+		free(r->devices[i]);
+	free(r->devices);
+	r->devices = NULL;
 	free(r->disks);
 	r->disks = NULL;
 	free(r->nets);

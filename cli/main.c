@@ -127,7 +127,7 @@ static int cmd_run(int argc, char **argv)
 		return LKVM_STATUS_USAGE;
 	}
 	if (r.help) {
-		fputs(cli_run_usage, stdout);
+		cli_run_usage_print(stdout);
 		cli_run_free(&r);
 		return LKVM_STATUS_OK;
 	}

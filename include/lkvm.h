@@ -170,6 +170,29 @@ void lkvm_stop(struct lkvm *vm);
 
 void lkvm_stats(struct lkvm *vm, struct lkvm_stats *st);
 
+/*
+ * The balloon (a "balloon" device): sizes in 4 KiB pages.  The guest's
+ * figures are those of its last report (updates counts them; 0 before
+ * the first); each lkvm_balloon_stats() call also asks for a fresh one.
+ * Both return -ENODEV when the VM has no balloon.
+ */
+struct lkvm_balloon_stats {
+	uint64_t target_pages;		/* what the host asks the guest for */
+	uint64_t actual_pages;		/* what the guest says it has given */
+	uint64_t inflated_pages;	/* released to the host so far */
+	uint64_t deflated_pages;
+	uint64_t reported_bytes;	/* free page reporting released */
+	uint64_t bad_pfns;		/* pages named outside guest RAM */
+	uint64_t updates;		/* statistics reports received */
+	uint64_t swap_in, swap_out;	/* the guest's statistics, bytes */
+	uint64_t major_faults, minor_faults;
+	uint64_t free_memory, total_memory, available_memory, disk_caches;
+	uint64_t hugetlb_allocations, hugetlb_failures;
+};
+
+int lkvm_balloon_set(struct lkvm *vm, uint64_t pages);
+int lkvm_balloon_stats(struct lkvm *vm, struct lkvm_balloon_stats *st);
+
 void lkvm_destroy(struct lkvm *vm);
 
 const char *lkvm_exit_reason_name(enum lkvm_exit_reason r);

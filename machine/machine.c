@@ -29,12 +29,14 @@ extern const struct device_type virtio_blk_type;
 extern const struct device_type virtio_net_type;
 extern const struct device_type virtio_console_type;
 extern const struct device_type virtio_rng_type;
+extern const struct device_type virtio_balloon_type;
 
 static const struct device_type *const device_types[] = {
 	&virtio_blk_type,
 	&virtio_net_type,
 	&virtio_console_type,
 	&virtio_rng_type,
+	&virtio_balloon_type,
 };
 
 /* --- the shared low-rate thread --- */

@@ -1,7 +1,8 @@
 /*
  * race.c - hostile vCPUs racing on the virtio control path, without KVM.
  *
- * The VM's virtio devices (blk with one queue per racer, rng, console)
+ * The VM's virtio devices (blk with a queue per racer up to the cores,
+ * rng, console, balloon)
  * are made by the real device code on the real transports; 2 or 4
  * threads stand in for vCPUs and hammer the register windows through
  * the same bus dispatch KVM exits reach (io_bus_access, pci_cfg_write):
@@ -24,295 +25,24 @@
  *
  * Usage: race [ITERATIONS]   (default 30000 per transport and racer count)
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <sys/eventfd.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "lkvm/arch.h"
-#include "lkvm/bus.h"
-#include "lkvm/pci.h"
-#include "lkvm/lib/util.h"
-#include "lkvm/virtio/device.h"
-#include "lkvm/device.h"
-#include "lkvm/machine.h"
-#include "lkvm/vm.h"
-#include "test.h"
+#include "vdrv.h"
 
-#define RACE_MEM	(64 * MiB)
-#define RACE_PCI_MMIO	0xc0000000ULL	/* a window of the test's own */
-#define RACE_PCI_SIZE	0x10000000ULL
-#define RACE_PCI_IO	0xc000
-#define RACE_PCI_IOSZ	0x4000
 #define RACE_BAR_AWAY	0xcf000000U	/* where racer 3 moves BAR0 */
-#define RACE_MAX_DEVS	8
-#define RACE_QSIZE	8
-#define RACE_AREA	0x10000ULL	/* guest memory per (device, racer) */
-#define RACE_AREAS	0x100000ULL	/* start of the ring areas */
-#define RACE_DISK_SECTORS 64
 
-/* virtio-mmio registers (virtio 1.2, 4.2.2). */
-#define MM_MAGIC	0x000
-#define MM_DEVICE_ID	0x008
-#define MM_DRV_FEAT	0x020
-#define MM_DRV_FEAT_SEL	0x024
-#define MM_QUEUE_SEL	0x030
-#define MM_QUEUE_NUM	0x038
-#define MM_QUEUE_READY	0x044
-#define MM_NOTIFY	0x050
-#define MM_INT_ACK	0x064
-#define MM_STATUS	0x070
-#define MM_DESC		0x080
-#define MM_DRIVER	0x090
-#define MM_DEVICE	0x0a0
-#define MM_CONFIG	0x100
-
-/* virtio-pci common configuration (virtio 1.2, 4.1.4.3). */
-#define CC_GFSELECT	0x08
-#define CC_GF		0x0c
-#define CC_MSIX_CONFIG	0x10
-#define CC_STATUS	0x14
-#define CC_Q_SELECT	0x16
-#define CC_Q_SIZE	0x18
-#define CC_Q_MSIX	0x1a
-#define CC_Q_ENABLE	0x1c
-#define CC_Q_DESC	0x20
-#define CC_Q_DRIVER	0x28
-#define CC_Q_DEVICE	0x30
-#define VPCI_DEVICE	0x2000
-#define VPCI_NOTIFY	0x3000
-
-struct race_dev {
-	uint32_t id;			/* virtio device ID */
-	unsigned int nq;
-	uint64_t mmio;			/* virtio-mmio: register window */
-	unsigned int devfn;		/* virtio-pci: config address */
-	uint64_t bar0, bar1;
-	unsigned int msix_cap;
-};
-
-struct race {
-	struct lkvm vm;
-	bool pci;
-	unsigned int nracers;
-	unsigned long iters;
-	struct race_dev dev[RACE_MAX_DEVS];
-	unsigned int ndev;
-	atomic_uint log_lines;
-	atomic_bool go;
-	char disk[64];
-};
+/* Racers start together and run this many iterations. */
+static atomic_bool race_go;
+static unsigned long race_iters;
 
 struct racer {
-	struct race *r;
+	struct vdrv *r;
 	unsigned int id;
 	pthread_t thread;
 	uint64_t seed;
 };
 
-static void race_log(void *opaque, enum lkvm_log_level level, const char *msg)
-{
-	struct race *r = opaque;
-
-	(void)level;
-	if (atomic_fetch_add(&r->log_lines, 1) < 10)
-		fprintf(stderr, "  lkvm: %s\n", msg);
-}
-
-/* --- register access, as a vCPU's exit would make it --- */
-
-static void bus_w(struct race *r, uint64_t addr, uint64_t v, unsigned int len)
-{
-	io_bus_access(&r->vm.mmio, addr, &v, len, true);
-}
-
-static uint64_t bus_r(struct race *r, uint64_t addr, unsigned int len)
-{
-	uint64_t v = 0;
-
-	io_bus_access(&r->vm.mmio, addr, &v, len, false);
-	return v;
-}
-
-static void cfg_w(struct race *r, unsigned int devfn, unsigned int off,
-		  uint32_t v, unsigned int len)
-{
-	pci_cfg_write(&r->vm.pci, devfn, off, &v, len);
-}
-
-static uint32_t cfg_r(struct race *r, unsigned int devfn, unsigned int off,
-		      unsigned int len)
-{
-	uint32_t v = 0;
-
-	pci_cfg_read(&r->vm.pci, devfn, off, &v, len);
-	return v;
-}
-
-static void dev_status(struct race *r, struct race_dev *d, uint8_t s)
-{
-	if (r->pci)
-		bus_w(r, d->bar0 + CC_STATUS, s, 1);
-	else
-		bus_w(r, d->mmio + MM_STATUS, s, 4);
-}
-
-static uint8_t dev_status_read(struct race *r, struct race_dev *d)
-{
-	return r->pci ? bus_r(r, d->bar0 + CC_STATUS, 1) :
-			bus_r(r, d->mmio + MM_STATUS, 4);
-}
-
-static void dev_features(struct race *r, struct race_dev *d, unsigned int sel,
-			 uint32_t v)
-{
-	if (r->pci) {
-		bus_w(r, d->bar0 + CC_GFSELECT, sel, 4);
-		bus_w(r, d->bar0 + CC_GF, v, 4);
-	} else {
-		bus_w(r, d->mmio + MM_DRV_FEAT_SEL, sel, 4);
-		bus_w(r, d->mmio + MM_DRV_FEAT, v, 4);
-	}
-}
-
-static void dev_queue_sel(struct race *r, struct race_dev *d, unsigned int q)
-{
-	if (r->pci)
-		bus_w(r, d->bar0 + CC_Q_SELECT, q, 2);
-	else
-		bus_w(r, d->mmio + MM_QUEUE_SEL, q, 4);
-}
-
-static void dev_queue_num(struct race *r, struct race_dev *d, uint32_t n)
-{
-	if (r->pci)
-		bus_w(r, d->bar0 + CC_Q_SIZE, n, 2);
-	else
-		bus_w(r, d->mmio + MM_QUEUE_NUM, n, 4);
-}
-
-static void dev_queue_ready(struct race *r, struct race_dev *d, uint32_t on)
-{
-	if (r->pci)
-		bus_w(r, d->bar0 + CC_Q_ENABLE, on, 2);
-	else
-		bus_w(r, d->mmio + MM_QUEUE_READY, on, 4);
-}
-
-static void dev_queue_addrs(struct race *r, struct race_dev *d, uint64_t desc,
-			    uint64_t avail, uint64_t used)
-{
-	if (r->pci) {
-		bus_w(r, d->bar0 + CC_Q_DESC, desc, 8);
-		bus_w(r, d->bar0 + CC_Q_DRIVER, avail, 8);
-		bus_w(r, d->bar0 + CC_Q_DEVICE, used, 8);
-		return;
-	}
-	bus_w(r, d->mmio + MM_DESC, (uint32_t)desc, 4);
-	bus_w(r, d->mmio + MM_DESC + 4, desc >> 32, 4);
-	bus_w(r, d->mmio + MM_DRIVER, (uint32_t)avail, 4);
-	bus_w(r, d->mmio + MM_DRIVER + 4, avail >> 32, 4);
-	bus_w(r, d->mmio + MM_DEVICE, (uint32_t)used, 4);
-	bus_w(r, d->mmio + MM_DEVICE + 4, used >> 32, 4);
-}
-
-static void dev_notify(struct race *r, struct race_dev *d, unsigned int q)
-{
-	if (r->pci)
-		bus_w(r, d->bar0 + VPCI_NOTIFY + 4 * q, q, 2);
-	else
-		bus_w(r, d->mmio + MM_NOTIFY, q, 4);
-}
-
-static void dev_config(struct race *r, struct race_dev *d, unsigned int off,
-		       bool write, uint32_t v)
-{
-	uint64_t a = r->pci ? d->bar0 + VPCI_DEVICE + off : d->mmio + MM_CONFIG + off;
-
-	if (write)
-		bus_w(r, a, v, 4);
-	else
-		(void)bus_r(r, a, 4);
-}
-
-/* --- rings in guest memory --- */
-
-struct ring {
-	uint64_t gpa;
-	uint8_t *hva;
-};
-
-/* Each (device, racer, queue) has its own area: desc, avail, used, data. */
-static struct ring ring_of(struct race *r, unsigned int dev, unsigned int who,
-			   unsigned int q)
-{
-	struct ring g;
-
-	g.gpa = RACE_AREAS + ((uint64_t)(dev * 8 + who) * 4 + q % 4) * RACE_AREA;
-	g.hva = guest_ptr(&r->vm.mem, g.gpa, RACE_AREA);
-	return g;
-}
-
-#define R_DESC		0x0000
-#define R_AVAIL		0x1000
-#define R_USED		0x2000
-#define R_HDR		0x3000
-#define R_DATA		0x4000
-#define R_STATUS	0x5000
-
-struct desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags, next;
-};
-
-/*
- * A request shaped for the device: a blk read of sector 0, a buffer for
- * rng or console receive, a frame for console transmit.  Returns the
- * bytes the device should write.
- */
-static uint32_t ring_request(struct ring *g, uint32_t id, unsigned int q,
-			     uint16_t avail_idx)
-{
-	struct desc *dt = (struct desc *)(g->hva + R_DESC);
-	volatile uint16_t *avail = (uint16_t *)(g->hva + R_AVAIL);
-	uint32_t hdr[4] = { 0 /* VIRTIO_BLK_T_IN */, 0, 0, 0 };
-	uint32_t want;
-
-	if (id == 2) {
-		memcpy(g->hva + R_HDR, hdr, sizeof(hdr));
-		dt[0] = (struct desc){ g->gpa + R_HDR, 16, 1, 1 };
-		dt[1] = (struct desc){ g->gpa + R_DATA, 512, 1 | 2, 2 };
-		dt[2] = (struct desc){ g->gpa + R_STATUS, 1, 2, 0 };
-		want = 513;
-	} else if (id == 3 && q == 1) {
-		dt[0] = (struct desc){ g->gpa + R_HDR, 4, 0, 0 };
-		want = 0;
-	} else {
-		dt[0] = (struct desc){ g->gpa + R_DATA, 64, 2, 0 };
-		want = 64;
-	}
-	avail[2 + avail_idx % RACE_QSIZE] = 0;
-	__atomic_store_n(&avail[1], (uint16_t)(avail_idx + 1), __ATOMIC_RELEASE);
-	return want;
-}
-
-static void ring_clear(struct ring *g)
-{
-	memset(g->hva, 0, R_HDR);
-}
-
-/* --- the racers --- */
-
-static uint64_t pci_bar_base(struct race *r, struct race_dev *d, unsigned int n)
-{
-	return cfg_r(r, d->devfn, 0x10 + 4 * n, 4) & ~0xfULL;
-}
-
-static void racer_reset(struct race *r, struct race_dev *d, unsigned long i)
+static void racer_reset(struct vdrv *r, struct vdrv_dev *d, unsigned long i)
 {
 	dev_status(r, d, 0);
 	if (i % 3 == 0)
@@ -321,7 +51,7 @@ static void racer_reset(struct race *r, struct race_dev *d, unsigned long i)
 		dev_features(r, d, i & 1, 0);
 }
 
-static void racer_setup(struct race *r, struct racer *me, struct race_dev *d,
+static void racer_setup(struct vdrv *r, struct racer *me, struct vdrv_dev *d,
 			unsigned int di, unsigned long i)
 {
 	unsigned int q = i % d->nq;
@@ -332,7 +62,7 @@ static void racer_setup(struct race *r, struct racer *me, struct race_dev *d,
 	dev_features(r, d, 1, 1);	/* VERSION_1 */
 	dev_status(r, d, 1 | 2 | 8);
 	dev_queue_sel(r, d, q);
-	dev_queue_num(r, d, RACE_QSIZE);
+	dev_queue_num(r, d, VDRV_QSIZE);
 	ring_clear(&g);
 	dev_queue_addrs(r, d, g.gpa + R_DESC, g.gpa + R_AVAIL, g.gpa + R_USED);
 	dev_queue_ready(r, d, 1);
@@ -341,7 +71,7 @@ static void racer_setup(struct race *r, struct racer *me, struct race_dev *d,
 	dev_notify(r, d, q);
 }
 
-static void racer_queues(struct race *r, struct racer *me, struct race_dev *d,
+static void racer_queues(struct vdrv *r, struct racer *me, struct vdrv_dev *d,
 			 unsigned long i)
 {
 	uint32_t x = test_rand(&me->seed);
@@ -381,15 +111,15 @@ static void racer_queues(struct race *r, struct racer *me, struct race_dev *d,
 }
 
 /* Another device's index, for a BAR moved on top of it. */
-static unsigned int di_other(struct race *r, struct race_dev *d)
+static unsigned int di_other(struct vdrv *r, struct vdrv_dev *d)
 {
 	unsigned int i = (unsigned int)(d - r->dev);
 
 	return (i + 1) % r->ndev;
 }
 
-static void racer_platform(struct race *r, struct racer *me,
-			   struct race_dev *d, unsigned long i)
+static void racer_platform(struct vdrv *r, struct racer *me,
+			   struct vdrv_dev *d, unsigned long i)
 {
 	uint32_t x = test_rand(&me->seed), to;
 
@@ -423,14 +153,14 @@ static void racer_platform(struct race *r, struct racer *me,
 static void *racer_main(void *arg)
 {
 	struct racer *me = arg;
-	struct race *r = me->r;
+	struct vdrv *r = me->r;
 	unsigned long i;
 
-	while (!atomic_load(&r->go))
+	while (!atomic_load(&race_go))
 		;
-	for (i = 0; i < r->iters; i++) {
+	for (i = 0; i < race_iters; i++) {
 		unsigned int di = (i / 64) % r->ndev;
-		struct race_dev *d = &r->dev[di];
+		struct vdrv_dev *d = &r->dev[di];
 
 		switch (me->id) {
 		case 0:
@@ -450,152 +180,9 @@ static void *racer_main(void *arg)
 	return NULL;
 }
 
-/* --- set-up --- */
-
-static unsigned int dev_count_queues(struct race *r, struct race_dev *d)
+static bool race_check_device(struct vdrv *r, unsigned int di)
 {
-	unsigned int q;
-
-	if (r->pci)
-		return bus_r(r, d->bar0 + 0x12, 2);	/* num_queues */
-	for (q = 0; q < 64; q++) {
-		bus_w(r, d->mmio + MM_QUEUE_SEL, q, 4);
-		if (!bus_r(r, d->mmio + 0x034, 4))	/* QueueNumMax */
-			break;
-	}
-	return q;
-}
-
-static int race_find_devices(struct race *r)
-{
-	unsigned int slot;
-
-	r->ndev = 0;
-	if (!r->pci) {
-		for (slot = 0; slot < arch_ops.dev_mmio_size / 0x200 &&
-			       r->ndev < RACE_MAX_DEVS; slot++) {
-			uint64_t base = arch_ops.dev_mmio_base + slot * 0x200;
-			struct race_dev *d = &r->dev[r->ndev];
-
-			if (bus_r(r, base + MM_MAGIC, 4) != 0x74726976)
-				continue;
-			d->mmio = base;
-			d->id = bus_r(r, base + MM_DEVICE_ID, 4);
-			r->ndev++;
-		}
-	} else {
-		for (slot = 0; slot < PCI_MAX_SLOTS && r->ndev < RACE_MAX_DEVS;
-		     slot++) {
-			struct race_dev *d = &r->dev[r->ndev];
-			unsigned int cap;
-
-			if ((cfg_r(r, slot << 3, 0, 4) & 0xffff) != 0x1af4)
-				continue;
-			d->devfn = slot << 3;
-			d->id = (cfg_r(r, d->devfn, 0, 4) >> 16) - 0x1040;
-			d->bar0 = pci_bar_base(r, d, 0);
-			d->bar1 = pci_bar_base(r, d, 1);
-			for (cap = cfg_r(r, d->devfn, 0x34, 1); cap;
-			     cap = cfg_r(r, d->devfn, cap + 1, 1))
-				if (cfg_r(r, d->devfn, cap, 1) == 0x11)
-					d->msix_cap = cap;
-			r->ndev++;
-		}
-	}
-	for (slot = 0; slot < r->ndev; slot++)
-		r->dev[slot].nq = dev_count_queues(r, &r->dev[slot]);
-	return r->ndev ? 0 : -ENODEV;
-}
-
-static int race_create(struct race *r, bool pci, unsigned int nracers)
-{
-	static const char *disks[1];
-	struct mem_region reg = { 0, RACE_MEM };
-	char err[256];
-	uint8_t sector[512];
-	int fd, ret;
-	unsigned int i;
-
-	memset(r, 0, sizeof(*r));
-	r->pci = pci;
-	r->nracers = nracers;
-	snprintf(r->disk, sizeof(r->disk), "/tmp/lkvm-race-%d.img", getpid());
-	fd = open(r->disk, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return -errno;
-	for (i = 0; i < RACE_DISK_SECTORS; i++) {
-		memset(sector, 0xa0 + (i & 15), sizeof(sector));
-		if (write(fd, sector, sizeof(sector)) != sizeof(sector)) {
-			close(fd);
-			return -EIO;
-		}
-	}
-	close(fd);
-	disks[0] = r->disk;
-
-	lkvm_config_init(&r->vm.cfg);
-	r->vm.cfg.cpus = nracers;
-	r->vm.cfg.disks = disks;
-	r->vm.cfg.ndisks = 1;
-	r->vm.cfg.rng = 1;
-	r->vm.cfg.console_virtio = 1;
-	r->vm.cfg.virtio_transport = pci ? LKVM_VIRTIO_PCI : LKVM_VIRTIO_MMIO;
-	r->vm.cfg.log = race_log;
-	r->vm.cfg.log_opaque = r;
-	r->vm.kvm_fd = r->vm.vm_fd = -1;
-	r->vm.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	io_bus_init(&r->vm.pio);
-	io_bus_init(&r->vm.mmio);
-	ret = console_init(&r->vm.console, &r->vm, -1, -1, -1, 0);
-	if (!ret)
-		ret = guest_memory_init(&r->vm.mem, &reg, 1);
-	if (ret)
-		return ret;
-	pci_bus_init(&r->vm.pci, &r->vm, RACE_PCI_MMIO, RACE_PCI_SIZE,
-		     RACE_PCI_IO, RACE_PCI_IOSZ);
-	ret = machine_create_devices(&r->vm, err, sizeof(err));
-	if (ret) {
-		fprintf(stderr, "race: %s\n", err);
-		return ret;
-	}
-	ret = vm_devices_start(&r->vm);
-	return ret ? ret : race_find_devices(r);
-}
-
-static void race_destroy(struct race *r)
-{
-	vm_devices_free(&r->vm);
-	pci_bus_free(&r->vm.pci);
-	io_bus_free(&r->vm.pio);
-	io_bus_free(&r->vm.mmio);
-	guest_memory_free(&r->vm.mem);
-	console_free(&r->vm.console);
-	close(r->vm.stop_fd);
-	unlink(r->disk);
-}
-
-/* --- after the race: a clean driver must find every device working --- */
-
-static bool wait_used(struct ring *g, uint16_t idx, uint32_t *len)
-{
-	volatile uint16_t *used = (uint16_t *)(g->hva + R_USED);
-	struct timespec t = { 0, 1000000 };
-	int tries;
-
-	for (tries = 0; tries < 5000; tries++) {
-		if (__atomic_load_n(&used[1], __ATOMIC_ACQUIRE) == idx) {
-			memcpy(len, (uint8_t *)used + 8 +
-			       8 * ((idx - 1) % RACE_QSIZE), 4);
-			return true;
-		}
-		nanosleep(&t, NULL);
-	}
-	return false;
-}
-
-static bool race_check_device(struct race *r, unsigned int di)
-{
-	struct race_dev *d = &r->dev[di];
+	struct vdrv_dev *d = &r->dev[di];
 	struct ring g = ring_of(r, di, 7, 0);
 	uint32_t want, len = 0;
 	unsigned int q;
@@ -614,7 +201,7 @@ static bool race_check_device(struct race *r, unsigned int di)
 
 		ring_clear(&qg);
 		dev_queue_sel(r, d, q);
-		dev_queue_num(r, d, RACE_QSIZE);
+		dev_queue_num(r, d, VDRV_QSIZE);
 		dev_queue_addrs(r, d, qg.gpa + R_DESC, qg.gpa + R_AVAIL,
 				qg.gpa + R_USED);
 		dev_queue_ready(r, d, 1);
@@ -637,24 +224,26 @@ static bool race_check_device(struct race *r, unsigned int di)
 static void test_race(bool pci, unsigned int nracers, unsigned long iters)
 {
 	struct racer racers[4];
-	struct race *r = calloc(1, sizeof(*r));
+	struct vdrv *r = calloc(1, sizeof(*r));
 	unsigned int i;
 	int ret;
 
-	ret = race_create(r, pci, nracers);
+	r->devices[r->ndevices++] = "balloon";
+	ret = vdrv_create(r, pci, nracers);
 	CHECK_EQ(ret, 0);
 	if (ret) {
 		free(r);
 		return;
 	}
-	r->iters = iters;
+	race_iters = iters;
+	atomic_store(&race_go, false);
 	/* The moved BAR needs a partner: its own window otherwise. */
 	for (i = 0; i < nracers; i++) {
 		racers[i] = (struct racer){ r, i, 0, 0x9e3779b97f4a7c15ULL * (i + 1) };
 		CHECK_EQ(pthread_create(&racers[i].thread, NULL, racer_main,
 					&racers[i]), 0);
 	}
-	atomic_store(&r->go, true);
+	atomic_store(&race_go, true);
 	for (i = 0; i < nracers; i++)
 		pthread_join(racers[i].thread, NULL);
 	/* Put every BAR back where the driver found it. */
@@ -673,18 +262,18 @@ static void test_race(bool pci, unsigned int nracers, unsigned long iters)
 	       pci ? "pci" : "mmio", nracers, iters, r->ndev,
 	       atomic_load(&r->log_lines));
 	CHECK(atomic_load(&r->log_lines) < 100);
-	race_destroy(r);
+	vdrv_destroy(r);
 	free(r);
 }
 
 /* 20,000 enables of a bad ring on one device: at most a few lines. */
 static void test_storm(bool pci)
 {
-	struct race *r = calloc(1, sizeof(*r));
-	struct race_dev *d;
+	struct vdrv *r = calloc(1, sizeof(*r));
+	struct vdrv_dev *d;
 	unsigned int i, before, during, after;
 
-	CHECK_EQ(race_create(r, pci, 1), 0);
+	CHECK_EQ(vdrv_create(r, pci, 1), 0);
 	d = &r->dev[0];
 	before = atomic_load(&r->log_lines);
 	for (i = 0; i < 20000; i++) {
@@ -695,7 +284,7 @@ static void test_storm(bool pci)
 		dev_queue_ready(r, d, 1);
 	}
 	during = atomic_load(&r->log_lines) - before;
-	race_destroy(r);
+	vdrv_destroy(r);
 	after = atomic_load(&r->log_lines) - before - during;
 	printf("race: storm of 20000 bad enables (%s): %u lines, then %u at teardown\n",
 	       pci ? "pci" : "mmio", during, after);
@@ -710,8 +299,8 @@ static void test_storm(bool pci)
  */
 static void test_live_reenable(bool pci)
 {
-	struct race *r = calloc(1, sizeof(*r));
-	struct race_dev *d;
+	struct vdrv *r = calloc(1, sizeof(*r));
+	struct vdrv_dev *d;
 	struct virtio_device *vd;
 	struct ring g;
 	struct desc *dt;
@@ -719,7 +308,7 @@ static void test_live_reenable(bool pci)
 	uint32_t len;
 	unsigned int k;
 
-	CHECK_EQ(race_create(r, pci, 1), 0);
+	CHECK_EQ(vdrv_create(r, pci, 1), 0);
 	for (d = r->dev; d->id != 2; d++)
 		;
 	g = ring_of(r, (unsigned int)(d - r->dev), 0, 0);
@@ -767,7 +356,7 @@ static void test_live_reenable(bool pci)
 	dev_queue_num(r, d, pci ? 0x8000 : 0x10080);
 	dev_queue_ready(r, d, 1);
 	CHECK(dev_status_read(r, d) & 0x40);
-	race_destroy(r);
+	vdrv_destroy(r);
 	free(r);
 }
 

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "lkvm.h"
 
@@ -25,6 +26,7 @@ struct cli_run {
 	bool help;
 	const char **disks;	/* malloc'd array of argv pointers */
 	const char **nets;	/* the same for -n */
+	char **devices;		/* "TYPE[,OPTIONS]" for --TYPE, malloc'd */
 };
 
 /*
@@ -40,6 +42,8 @@ void cli_run_free(struct cli_run *r);
 int cli_exit_status(const struct lkvm_result *res);
 
 extern const char cli_run_usage[];
+/* cli_run_usage plus the device options the library offers. */
+void cli_run_usage_print(FILE *f);
 extern const char cli_usage[];
 
 /* Raw terminal mode for the console; restored by term_restore(). */
