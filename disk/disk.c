@@ -129,9 +129,37 @@ int disk_spec_parse(const char *s, struct disk_spec *spec, char *err,
 	return ret == -ENOMEM ? ret : err_input(ret);
 }
 
+/*
+ * What O_DIRECT on this file needs.  A block device says (BLKSSZGET,
+ * already in block_size); for a file, statx(STATX_DIOALIGN) where the
+ * kernel has it (6.1+), else the first size a direct read at offset 0
+ * accepts.  Every buffer is DISK_DIO_MAX-aligned, so only the offset
+ * and length alignment is learnt here.
+ */
+static unsigned int disk_dio_align(struct disk *d, void *buf)
+{
+#ifdef STATX_DIOALIGN
+	struct statx stx;
+
+	if (statx(d->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align &&
+	    stx.stx_dio_offset_align <= DISK_DIO_MAX)
+		return MAX(stx.stx_dio_offset_align, 512u);
+#endif
+	for (unsigned int a = 512; a <= DISK_DIO_MAX; a *= 2)
+		if (pread(d->fd, buf, a, 0) >= 0 || errno != EINVAL)
+			return a;
+	return DISK_DIO_MAX;
+}
+
+/*
+ * Reads the first bytes for the format probe.  The buffer is aligned
+ * and its length a multiple of any logical block size, so the read is
+ * valid with O_DIRECT too.
+ */
 static int disk_probe(struct disk *d, char *err, size_t errlen)
 {
-	uint8_t hdr[512];
+	uint8_t *hdr;
 	ssize_t n;
 	size_t i;
 
@@ -142,19 +170,26 @@ static int disk_probe(struct disk *d, char *err, size_t errlen)
 			return 0;
 		}
 	}
-	n = pread(d->fd, hdr, sizeof(hdr), 0);
-	if (n < 0)
-		return errf(err, errlen, -errno, "disk %s: cannot read: %s",
-			    d->spec.path, strerror(errno));
+	if (posix_memalign((void **)&hdr, DISK_DIO_MAX, DISK_DIO_MAX))
+		return errf(err, errlen, -ENOMEM, "out of memory");
+	n = pread(d->fd, hdr, DISK_DIO_MAX, 0);
+	if (n < 0) {
+		n = -errno;
+		free(hdr);
+		return errf(err, errlen, n, "disk %s: cannot read: %s",
+			    d->spec.path, strerror(-n));
+	}
 	for (i = 0; i < ARRAY_SIZE(disk_formats); i++) {
 		if (!disk_formats[i]->probe ||
 		    disk_formats[i]->probe(hdr, n)) {
 			d->ops = disk_formats[i];
+			free(hdr);
 			return 0;
 		}
 	}
-	return errf(err, errlen, -EINVAL, "disk %s: unknown format",
-		    d->spec.path);
+	free(hdr);
+	return input_errf(err, errlen, -EINVAL, "disk %s: unknown format",
+			  d->spec.path);
 }
 
 int disk_open(struct disk **dp, const struct disk_spec *spec, char *err,
@@ -215,6 +250,19 @@ int disk_open(struct disk **dp, const struct disk_spec *spec, char *err,
 			d->block_size = bs;
 	} else {
 		d->size = st.st_size;
+	}
+	d->dio_align = 1;
+	if (flags & O_DIRECT) {
+		void *buf;
+
+		if (posix_memalign(&buf, DISK_DIO_MAX, DISK_DIO_MAX)) {
+			ret = errf(err, errlen, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		d->dio_align = d->blockdev ? d->block_size :
+					     disk_dio_align(d, buf);
+		d->block_size = MAX(d->block_size, d->dio_align);
+		free(buf);
 	}
 	ret = disk_probe(d, err, errlen);
 	if (!ret)

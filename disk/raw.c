@@ -118,49 +118,66 @@ static bool raw_aligned(const struct disk_req *r, unsigned int align)
 	return true;
 }
 
-/*
- * O_DIRECT wants aligned buffers; a guest may hand out any.  Such a
- * request goes through an aligned bounce buffer, synchronously.
- */
-static int raw_bounce(struct disk *d, struct disk_req *r)
+/* Whole-buffer direct I/O at an aligned offset; 0 or -errno. */
+static int raw_direct(struct disk *d, bool write, uint8_t *buf, uint64_t len,
+		      uint64_t off)
 {
-	uint64_t len = r->len, done = 0;
-	void *buf;
-	int ret = 0;
+	uint64_t done = 0;
 
-	if (posix_memalign(&buf, 4096, ALIGN_UP(len, 4096)))
-		return -ENOMEM;
-	if (r->type == DISK_WRITE) {
-		unsigned int i;
-		uint8_t *p = buf;
-
-		for (i = 0; i < r->niov; i++) {
-			memcpy(p, r->iov[i].iov_base, r->iov[i].iov_len);
-			p += r->iov[i].iov_len;
-		}
-	}
-	while (done < len && !ret) {
-		ssize_t n = r->type == DISK_WRITE ?
-			pwrite(d->fd, (uint8_t *)buf + done, len - done,
-			       r->off + done) :
-			pread(d->fd, (uint8_t *)buf + done, len - done,
-			      r->off + done);
+	while (done < len) {
+		ssize_t n = write ? pwrite(d->fd, buf + done, len - done,
+					   off + done) :
+				    pread(d->fd, buf + done, len - done,
+					  off + done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			ret = n < 0 ? -errno : -EIO;
-		else
-			done += n;
-	}
-	if (!ret && r->type == DISK_READ) {
-		unsigned int i;
-		uint8_t *p = buf;
-
-		for (i = 0; i < r->niov; i++) {
-			memcpy(r->iov[i].iov_base, p, r->iov[i].iov_len);
-			p += r->iov[i].iov_len;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			/* Past the end of the file: what is not there is 0. */
+			if (write)
+				return -EIO;
+			memset(buf + done, 0, len - done);
+			break;
 		}
+		done += n;
+	}
+	return 0;
+}
+
+/*
+ * O_DIRECT wants aligned buffers, offsets and lengths; a guest may hand
+ * out any buffer, and a hostile one any offset.  Such a request goes
+ * through an aligned bounce buffer covering the aligned blocks around
+ * it, synchronously: a read reads them all; a write reads the first and
+ * last block when the request covers them only in part, then writes the
+ * blocks back.  (A guest told the logical block size that sends
+ * misaligned writes can race its own writes to the same block.)
+ */
+static int raw_bounce(struct disk *d, struct disk_req *r)
+{
+	uint64_t a = d->dio_align, start = ALIGN_DOWN(r->off, a);
+	uint64_t end = ALIGN_UP(r->off + r->len, a), len = end - start;
+	uint64_t head = r->off - start;
+	bool write = r->type == DISK_WRITE;
+	uint8_t *buf;
+	int ret = 0;
+
+	if (posix_memalign((void **)&buf, DISK_DIO_MAX, len))
+		return -ENOMEM;
+	if (write && head)
+		ret = raw_direct(d, false, buf, a, start);
+	if (!ret && write && (r->off + r->len) % a && end - a >= start +
+	    (head ? a : 0))
+		ret = raw_direct(d, false, buf + len - a, a, end - a);
+	if (!ret && write) {
+		iov_to_buf(r->iov, r->niov, 0, buf + head, r->len);
+		ret = raw_direct(d, true, buf, len, start);
+	} else if (!ret) {
+		ret = raw_direct(d, false, buf, len, start);
+		if (!ret)
+			buf_to_iov(r->iov, r->niov, 0, buf + head, r->len);
 	}
 	free(buf);
 	return ret;
@@ -208,7 +225,7 @@ static void raw_submit(struct disk *d, struct aio *a, struct disk_req *r)
 			return;
 		}
 		if (d->spec.cache == DISK_CACHE_NONE &&
-		    !raw_aligned(r, d->block_size)) {
+		    !raw_aligned(r, d->dio_align)) {
 			r->done(r, raw_bounce(d, r));
 			return;
 		}

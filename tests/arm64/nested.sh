@@ -54,7 +54,8 @@ rootfs() {
 }
 rootfs $W/l2 tests/arm64/l2-init virtio_mmio virtio_pci virtio_pci_modern_dev \
 	virtio_pci_legacy_dev virtio_blk virtio_console virtio-rng ext4 jbd2 \
-	mbcache crc16 crc32c_generic libcrc32c virtio_net net_failover failover
+	mbcache crc16 crc32c_generic libcrc32c virtio_net net_failover failover \
+	virtio_balloon
 (cd $W/l2 && find . | cpio -o -H newc --quiet) > $W/l2.cpio
 rootfs $W/l1 tests/arm64/l1-init virtio_mmio virtio_blk tun
 mkdir -p $W/l1/l2
@@ -159,6 +160,18 @@ echo "  $(grep '^L2 net receive' <<< "$S"); $(grep '^L2 net send 16' <<< "$S")"
 check "net: lkvm exits 0" grep -q "^L1 end net status 0" <<< "$S"
 check "net: the tap lkvm created is gone after it exits" \
 	grep -q "^L1 net tap after exit: gone" <<< "$LOG"
+
+S=$(section balloon)
+read -r R0 R1 R2 <<< "$(sed -n 's/^L1 balloon rss KiB: before \([0-9]*\), holding 200 MiB \([0-9]*\), 8 s after freeing \([0-9]*\)/\1 \2 \3/p' <<< "$S")"
+echo "  balloon: lkvm RSS $R0 KiB before, $R1 KiB holding 200 MiB, $R2 KiB after L2 freed them"
+check "balloon: L2's virtio_balloon negotiated free page reporting (bit 5)" \
+	grep -qE "^L2 balloon features [01]{5}1" <<< "$S"
+check "balloon: L2 allocated 200 MiB" grep -q "^L2 balloon allocated 200 MiB" <<< "$S"
+check "balloon: lkvm's RSS grew by 150 MiB or more while L2 held them" \
+	[ -n "$R1" ] && [ $((R1 - R0)) -ge 153600 ]
+check "balloon: free page reporting gave back 100 MiB or more of them" \
+	[ -n "$R2" ] && [ $((R1 - R2)) -ge 102400 ]
+check "balloon: lkvm exits 0" grep -q "^L1 end balloon status 0" <<< "$S"
 
 S=$(section panic)
 check "panic: L2 panics (sysrq c)" grep -q "Kernel panic" <<< "$S"

@@ -8,6 +8,11 @@
  *       read back from IMAGE into MIRROR: their content is undefined),
  *       then a flush.  Prints progress lines for the kill -9 test.
  *   qcow2io poke IMAGE OFF LEN   one write of LEN bytes (0xa5) at OFF
+ *   qcow2io verify SPEC SEED N
+ *       opens SPEC (a -d specification: "FILE,cache=none" for O_DIRECT),
+ *       then N random reads and writes of 512-byte granularity at any
+ *       offset, from buffers at any address, checked against a copy of
+ *       the whole disk kept in memory.
  * Exits 0 on success; errors say what failed.
  */
 #include <errno.h>
@@ -52,6 +57,54 @@ static uint64_t rnd(uint64_t *s)
 	return *s;
 }
 
+/* See "verify" above. */
+static int verify(struct disk *d, uint64_t seed, unsigned long n)
+{
+	uint64_t size = d->size, off, len;
+	uint8_t *mirror = malloc(size), *mem = malloc((1 << 20) + 8192);
+	unsigned long i;
+	int ret;
+
+	if (!mirror || !mem || size < (1 << 20))
+		return 1;
+	ret = io(d, DISK_READ, mirror, 0, size, false);
+	for (i = 0; !ret && i < n; i++) {
+		/* Any 512-byte multiple at any 512-byte offset, any buffer. */
+		uint8_t *buf = mem + rnd(&seed) % 8192;
+		bool write = rnd(&seed) & 1;
+		uint64_t j;
+
+		len = (rnd(&seed) % 64 + 1) * 512;
+		off = rnd(&seed) % ((size - len) / 512 + 1) * 512;
+		if (write) {
+			for (j = 0; j < len; j++)
+				buf[j] = (uint8_t)(rnd(&seed) >> 11);
+			ret = io(d, DISK_WRITE, buf, off, len, false);
+			memcpy(mirror + off, buf, len);
+		} else {
+			ret = io(d, DISK_READ, buf, off, len, false);
+			if (!ret && memcmp(buf, mirror + off, len)) {
+				fprintf(stderr, "qcow2io: read at %llu+%llu differs\n",
+					(unsigned long long)off,
+					(unsigned long long)len);
+				return 1;
+			}
+		}
+	}
+	if (ret) {
+		fprintf(stderr, "qcow2io: op %lu: %s\n", i, strerror(-ret));
+		return 1;
+	}
+	/* Everything, once more, in one read. */
+	ret = io(d, DISK_READ, mem, 0, 1 << 20, false);
+	if (ret || memcmp(mem, mirror, 1 << 20))
+		return 1;
+	printf("verified %lu operations on %s (block size %u, direct I/O alignment %u)\n",
+	       n, d->spec.path, d->block_size, d->dio_align);
+	disk_close(d);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct disk_spec spec = { 0 };
@@ -60,11 +113,18 @@ int main(int argc, char **argv)
 	int ret;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: qcow2io dump IMAGE OUT | write IMAGE MIRROR SEED N\n");
+		fprintf(stderr, "usage: qcow2io dump IMAGE OUT | write IMAGE MIRROR SEED N | verify SPEC SEED N\n");
 		return 2;
 	}
-	spec.path = argv[2];
-	spec.ro = !strcmp(argv[1], "dump");
+	if (!strcmp(argv[1], "verify")) {
+		if (disk_spec_parse(argv[2], &spec, err, sizeof(err))) {
+			fprintf(stderr, "qcow2io: %s\n", err);
+			return 2;
+		}
+	} else {
+		spec.path = argv[2];
+		spec.ro = !strcmp(argv[1], "dump");
+	}
 	if (disk_open(&d, &spec, err, sizeof(err))) {
 		fprintf(stderr, "qcow2io: %s\n", err);
 		return 1;
@@ -107,6 +167,9 @@ int main(int argc, char **argv)
 				(unsigned long long)off, strerror(-ret));
 		return ret != 0;
 	}
+	if (!strcmp(argv[1], "verify") && argc == 5)
+		return verify(d, strtoull(argv[3], NULL, 0) | 1,
+			      strtoul(argv[4], NULL, 0));
 	if (!strcmp(argv[1], "write") && argc == 6) {
 		int mfd = open(argv[3], O_RDWR);
 		uint64_t seed = strtoull(argv[4], NULL, 0) | 1;

@@ -71,12 +71,22 @@ struct disk_ops {
 	void (*close)(struct disk *d);
 };
 
+/* The largest direct I/O alignment lkvm handles (and its buffers'). */
+#define DISK_DIO_MAX	4096
+
 struct disk {
 	const struct disk_ops *ops;
 	struct disk_spec spec;
 	int fd;
 	uint64_t size;			/* bytes the guest sees */
-	unsigned int block_size;	/* logical: 512 or the device's */
+	/*
+	 * Logical block size the guest is told: 512, or the device's, or
+	 * with O_DIRECT what the file's direct I/O needs (a file on a
+	 * 4096-byte-sector disk), so that a guest's requests are aligned.
+	 */
+	unsigned int block_size;
+	/* With O_DIRECT: offsets, lengths and buffers align to this. */
+	unsigned int dio_align;
 	bool blockdev;
 	void *priv;
 	/* Counters; updated from queue threads. */
