@@ -96,24 +96,35 @@ $(B)/tests-san/%: tests/unit/%.c $(SAN_OBJS) $(UNIT_COMMON)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests/unit -o $@ $< $(UNIT_EXTRA) $(SAN_OBJS) $(LDFLAGS) $(LDLIBS)
 
 # Fuzz targets: a replay build (gcc, random inputs) runs in make check;
-# make fuzz builds them with clang's libFuzzer and runs each for a minute.
+# make fuzz builds them with clang's libFuzzer and runs each for
+# FUZZ_SECONDS (60), or FUZZ_RUNS executions if set, printing the
+# executions each made.
 FUZZ_SRCS := $(wildcard tests/fuzz/*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz-replay/%)
-FUZZ_TIME ?= 60
+FUZZ_SECONDS ?= 60
 CLANG ?= clang
 
-$(B)/fuzz-replay/%: tests/fuzz/%.c $(SAN_OBJS)
+$(B)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.h $(SAN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN_OBJS) $(LDFLAGS) $(LDLIBS)
 
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(CLI_SRCS)
 	@mkdir -p $(dir $@)
 	$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -DLKVM_LIBFUZZER -Iinclude \
-		-fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) -pthread -lz
+		-fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) \
+		$(CLI_SRCS) -pthread -lz
 
 fuzz: $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
-	@for f in $^; do mkdir -p $(B)/corpus/$$(basename $$f); \
-		$$f -max_total_time=$(FUZZ_TIME) $(B)/corpus/$$(basename $$f) || exit 1; done
+	@for f in $^; do n=$$(basename $$f); mkdir -p $(B)/corpus/$$n; \
+		$$f $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS)) \
+			-print_final_stats=1 \
+			$(B)/corpus/$$n > $(B)/fuzz-$$n.log 2>&1 || \
+			{ tail -40 $(B)/fuzz-$$n.log; exit 1; }; \
+		echo "$$n: $$(sed -n 's/^stat::number_of_executed_units: *//p' \
+			$(B)/fuzz-$$n.log) executions in $$(sed -n \
+			's/^stat::.*time.*: *//p;s/^Done [0-9]* runs in \([0-9]*\) .*/\1/p' \
+			$(B)/fuzz-$$n.log | tail -1) s, no crash"; \
+	done
 
 # End-to-end programs that embed the library.
 $(B)/e2e/%: tests/e2e/%.c $(LIBLKVM) include/lkvm.h

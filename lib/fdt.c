@@ -192,8 +192,11 @@ long fdt_finish(struct fdt *f, uint8_t **blob)
 	put_be32(b + 28, 0);			/* boot CPU */
 	put_be32(b + 32, f->tlen);
 	put_be32(b + 36, f->slen);
-	memcpy(b + off_struct, f->structs, f->slen);
-	memcpy(b + off_strings, f->strings, f->tlen);
+	/* A tree without properties has no strings block to copy (NULL). */
+	if (f->slen)
+		memcpy(b + off_struct, f->structs, f->slen);
+	if (f->tlen)
+		memcpy(b + off_strings, f->strings, f->tlen);
 	*blob = b;
 	ret = total;
 out:

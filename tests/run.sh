@@ -1,28 +1,46 @@
 #!/usr/bin/env bash
-# Runs every test program and sums their closing "N passed, N failed"
-# lines.  A program that crashes or exits non-zero without reporting a
-# failure counts as one failure.  The last line is the grand total.
+# Runs every test program and sums their closing "N passed, N failed[,
+# N skipped]" lines.  A program that crashes or exits non-zero without
+# reporting a failure counts as one failure.  The last line is the grand
+# total, skips included.
+#
+# Skips: "SKIP: why" is a machine that cannot do it (no /dev/kvm, not
+# root); "SKIP (missing tool): ..." is a package tests/deps.sh should
+# have installed.  Under CI=true the latter fails the run: CI installs
+# everything, so such a skip means a test silently stopped running.
 set -u
 B=${B:-build/x86_64}
 cd "$(dirname "$0")/.."
 total_pass=0
 total_fail=0
+total_skip=0
+unexpected=0
+SKIPS=$(mktemp)
+trap 'rm -f "$SKIPS"' EXIT
+
+[ "${LKVM_NO_DEPS:-0}" = 1 ] || bash tests/deps.sh
 
 run_test() {
-	local name=$1 out rc line p f
+	local name=$1 out rc line p f s
 	shift
 	out=$("$@" 2>&1)
 	rc=$?
 	line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+	printf '%s\n' "$out" | grep -E '^SKIP' | sed "s|^|$name: |" >> "$SKIPS"
 	if [ -z "$line" ]; then
 		p=0
 		f=1
+		s=0
 		printf '%s\n' "$out" | tail -n 30
 		echo "$name: no result line (exit status $rc)"
 	else
 		p=${line%% passed*}
 		f=${line#*, }
 		f=${f%% failed*}
+		s=0
+		case "$line" in
+		*" skipped"*) s=${line##*failed, }; s=${s%% skipped*} ;;
+		esac
 		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 			f=1
 			echo "$name: exit status $rc despite no reported failure"
@@ -34,6 +52,7 @@ run_test() {
 	fi
 	total_pass=$((total_pass + p))
 	total_fail=$((total_fail + f))
+	total_skip=$((total_skip + s))
 }
 
 for t in "$B"/tests/*; do
@@ -50,11 +69,20 @@ for t in tests/e2e/*.sh; do
 	run_test "e2e/$(basename "$t" .sh)" bash "$t"
 done
 # arm64: unit tests under qemu-user, and real Linux guests nested under
-# qemu-system-aarch64 (each says SKIP where its tools are missing).
+# qemu-system-aarch64.
 if [ "${LKVM_NO_ARM64:-0}" != 1 ]; then
 	run_test "arm64/unit" bash tests/arm64/unit.sh
 	run_test "arm64/nested" bash tests/arm64/nested.sh
 fi
 
-echo "total: $total_pass passed, $total_fail failed"
+if [ -s "$SKIPS" ]; then
+	echo "skipped:"
+	sed 's/^/  /' "$SKIPS"
+fi
+if [ "${CI:-}" = true ] && grep -q 'SKIP (missing tool)' "$SKIPS"; then
+	unexpected=$(grep -c 'SKIP (missing tool)' "$SKIPS")
+	echo "CI: $unexpected skip(s) for a missing tool: failing the run"
+	total_fail=$((total_fail + unexpected))
+fi
+echo "total: $total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" -eq 0 ]

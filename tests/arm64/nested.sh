@@ -13,10 +13,16 @@ FAILED=0
 pass() { PASSED=$((PASSED + 1)); echo "PASS $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
 check() { local n=$1; shift; if "$@"; then pass "$n"; else fail "$n"; fi; }
-skip() { echo "SKIP: $*"; echo "0 passed, 0 failed"; exit 0; }
+skip() { echo "SKIP: $*"; echo "0 passed, 0 failed, 1 skipped"; exit 0; }
+skip_tool() {
+	echo "SKIP (missing tool): $1; apt-get install -y $2"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 0
+}
 
-for t in qemu-system-aarch64 aarch64-linux-gnu-gcc cpio mkfs.ext4 e2fsck; do
-	command -v $t > /dev/null || skip "$t not installed (.ci/run installs it)"
+for t in qemu-system-aarch64:qemu-system-arm aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
+	 cpio:cpio mkfs.ext4:e2fsprogs e2fsck:e2fsprogs; do
+	command -v ${t%%:*} > /dev/null || skip_tool ${t%%:*} ${t##*:}
 done
 CACHE=tests/.cache/arm64
 W=build/arm64-nested
@@ -27,12 +33,12 @@ rm -rf $W && mkdir -p $W
 if ! ls $CACHE/linux-image-*-arm64-unsigned_*.deb > /dev/null 2>&1 ||
    ! ls $CACHE/busybox-static_*.deb > /dev/null 2>&1; then
 	dpkg --print-foreign-architectures | grep -q arm64 ||
-		skip "dpkg has no arm64 architecture (dpkg --add-architecture arm64)"
+		skip_tool "arm64 packages" "(dpkg --add-architecture arm64; apt-get update first)"
 	KPKG=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null |
 	       sed -n 's/.*Depends: \(linux-image-[0-9.-]*-arm64\):arm64/\1/p' | head -1)
-	[ -n "$KPKG" ] || skip "no arm64 kernel package known to apt"
+	[ -n "$KPKG" ] || skip_tool "arm64 kernel package" "linux-image-arm64:arm64 (apt-get update first)"
 	(cd $CACHE && apt-get download "$KPKG-unsigned:arm64" busybox-static:arm64) \
-		> /dev/null 2>&1 || skip "cannot download the arm64 kernel/busybox"
+		> /dev/null 2>&1 || skip "cannot download the arm64 kernel/busybox (no package mirror?)"
 fi
 dpkg-deb -x $CACHE/linux-image-*-arm64-unsigned_*.deb $W/k
 dpkg-deb -x $CACHE/busybox-static_*.deb $W/bb
@@ -122,7 +128,8 @@ if command -v dtc > /dev/null; then
 	check "device tree: GICv3 with ITS, PSCI, timer, 8250, ECAM host, 2 CPUs" \
 		grep -q 'arm,gic-v3-its' $W/vm.dts
 else
-	echo "SKIP: dtc not installed"
+	echo "SKIP (missing tool): dtc; apt-get install -y device-tree-compiler"
+	SKIPPED=1
 fi
 
 for tr in mmio:a:vda:$SUM_A:$WANT_A pci:b:vdb:$SUM_B:$WANT_B; do
@@ -168,9 +175,9 @@ check "balloon: L2's virtio_balloon negotiated free page reporting (bit 5)" \
 	grep -qE "^L2 balloon features [01]{5}1" <<< "$S"
 check "balloon: L2 allocated 200 MiB" grep -q "^L2 balloon allocated 200 MiB" <<< "$S"
 check "balloon: lkvm's RSS grew by 150 MiB or more while L2 held them" \
-	[ -n "$R1" ] && [ $((R1 - R0)) -ge 153600 ]
+	[ "$(( ${R1:-0} - ${R0:-0} ))" -ge 153600 ]
 check "balloon: free page reporting gave back 100 MiB or more of them" \
-	[ -n "$R2" ] && [ $((R1 - R2)) -ge 102400 ]
+	[ -n "$R2" -a "$(( ${R1:-0} - ${R2:-0} ))" -ge 102400 ]
 check "balloon: lkvm exits 0" grep -q "^L1 end balloon status 0" <<< "$S"
 
 S=$(section panic)
@@ -193,5 +200,5 @@ else
 		grep -q "cannot emulate a GICv2" <<< "$S"
 fi
 
-echo "$PASSED passed, $FAILED failed"
+echo "$PASSED passed, $FAILED failed, ${SKIPPED:-0} skipped"
 [ "$FAILED" -eq 0 ]

@@ -67,7 +67,7 @@ if IMG=$(mktemp -p "$PWD/build" direct.XXXXXX) && truncate -s 1M "$IMG" &&
 	check "cache=none: image holds the pattern" \
 		imgcheck "$IMG" 0 0 $((128 * KIB)) $((64 * 512)) $((128 * 512))
 else
-	echo "SKIP: cache=none: this filesystem has no O_DIRECT"
+	skip_env "cache=none: this filesystem has no O_DIRECT"
 fi
 rm -f "${IMG:-}"
 
@@ -82,7 +82,7 @@ if [ "$(id -u)" = 0 ] && LOOP=$(losetup -f --show "$IMG" 2> /dev/null); then
 	check "block device: the backing file holds the pattern" \
 		imgcheck "$IMG" 0 0 $((128 * KIB)) $((64 * 512)) $((128 * 512))
 else
-	echo "SKIP: block device test needs root and losetup"
+	skip_env "block device test needs root and losetup"
 fi
 
 lkvm_run run -k $GUESTS/hello.bin -d "$TMP/missing.img"

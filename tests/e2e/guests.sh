@@ -47,7 +47,7 @@ check "triple fault dumps registers" has "$ERR" "cr2 1000000000"
 
 lkvm_run run -k $GUESTS/emufail.bin
 if [ "$STATUS" -eq 3 ]; then
-	echo "SKIP emulation failure: this KVM emulates xgetbv"
+	skip_env "emulation failure: this KVM emulates xgetbv"
 else
 	check "emulation failure gives status 1" [ "$STATUS" -eq 1 ]
 	check "emulation failure is named" has "$ERR" "emulation failed"
@@ -56,11 +56,11 @@ fi
 
 lkvm_run run -k $GUESTS/spin.bin --timeout 2
 check "timeout gives status 124" [ "$STATUS" -eq 124 ]
-check "timeout after about 2 s ($ELAPSED ms)" [ "$ELAPSED" -ge 1900 ] && [ "$ELAPSED" -lt 4000 ]
+check "timeout after about 2 s ($ELAPSED ms)" [ "$ELAPSED" -ge 1900 -a "$ELAPSED" -lt 4000 ]
 check "timeout reported" has "$ERR" "timed out after 2000 ms"
 
 lkvm_run run -k $GUESTS/spin.bin --timeout 0.3 --stats
-check "sub-second timeout" [ "$STATUS" -eq 124 ] && [ "$ELAPSED" -lt 2000 ]
+check "sub-second timeout" [ "$STATUS" -eq 124 -a "$ELAPSED" -lt 2000 ]
 check "--stats prints exit counters" has "$ERR" "lkvm: exits: io"
 
 # Console input from a pipe.

@@ -32,7 +32,7 @@ fetch_kernel() {
 }
 
 if ! fetch_kernel; then
-	echo "SKIP: Debian's kernel is not available (needs apt-get download linux-image-amd64)"
+	skip_env "Debian's kernel is not available (needs apt-get download linux-image-amd64)"
 	finish
 	exit
 fi
@@ -100,7 +100,7 @@ PAT
 	check "the kernel saw our command line" grep -qF "Command line: $CMD" "$TMP/pvh.log"
 	grep -E "Linux version|BIOS-e820|MPTABLE" "$TMP/pvh.log" | head -n 8
 else
-	echo "SKIP: cannot decompress the bzImage payload (xz-utils missing?)"
+	skip_tool xz xz-utils
 fi
 
 if [ "${LKVM_SLOW_TESTS:-0}" = 1 ]; then

@@ -8,14 +8,10 @@
 . "$(dirname "$0")/common.bash"
 need_kvm
 
-skip() {
-	echo "SKIP: $*"
-	echo "0 passed, 0 failed"
-	exit 0
-}
+skip() { skip_env "$*"; finish; exit 0; }
 [ "$(id -u)" -eq 0 ] || skip "network namespaces need root"
-command -v ip > /dev/null || skip "ip (iproute2) is not installed"
-command -v ping > /dev/null || skip "ping (iputils-ping) is not installed"
+need_tool ip iproute2
+need_tool ping iputils-ping
 [ -c /dev/net/tun ] || skip "/dev/net/tun is missing"
 
 NS=lkvm-e2e-$$

@@ -8,8 +8,8 @@
 . "$(dirname "$0")/common.bash"
 
 if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/net/tun ]; then
-	echo "SKIP: needs root and /dev/net/tun (netbench makes a network namespace and taps)"
-	echo "0 passed, 0 failed"
+	skip_env "needs root and /dev/net/tun (netbench makes a network namespace and taps)"
+	finish
 	exit 0
 fi
 BENCH=${B:-build/x86_64}/bench/netbench

@@ -7,11 +7,7 @@
 # kill -9 during writes must leave no corruption (leaks allowed); bad
 # images get a clear error.  Then a test guest uses a qcow2 disk.
 . "$(dirname "$0")/common.bash"
-command -v qemu-img > /dev/null || {
-	echo "SKIP: qemu-img not installed (.ci/run installs qemu-utils)"
-	echo "0 passed, 0 failed"
-	exit 0
-}
+need_tool qemu-img qemu-utils
 Q=${B:-build/x86_64}/e2e/qcow2io
 D=$TMP
 { head -c 3M /dev/urandom; yes "compressible lkvm text" | head -c 3M

@@ -4,11 +4,7 @@
 # settings come back on every exit path (escape, timeout, guest exit).
 . "$(dirname "$0")/common.bash"
 need_kvm
-if ! command -v python3 > /dev/null; then
-	echo "SKIP: python3 is needed to drive a pseudo-terminal"
-	finish
-	exit
-fi
+need_tool python3 python3
 python3 - "$LKVM" "$GUESTS" <<'PY'
 import os, pty, select, subprocess, sys, termios, time
 

@@ -86,29 +86,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef LKVM_LIBFUZZER
-/* Replay: random inputs (or files named on the command line). */
+#include "replay.h"
+
 int main(int argc, char **argv)
 {
-	static uint8_t buf[20000];
-	uint64_t s = 88172645463325252ULL;
-	long runs = argc > 1 && argv[1][0] != '/' && argv[1][0] != '.' ?
-		    atol(argv[1]) : 20000;
-	long n;
-	size_t j;
-
-	for (n = 0; n < runs; n++) {
-		size_t len = 2 + (s % sizeof(buf));
-
-		for (j = 0; j < len; j++) {
-			s ^= s << 13;
-			s ^= s >> 7;
-			s ^= s << 17;
-			/* Bias towards small numbers: more valid-looking chains. */
-			buf[j] = (s & 3) ? (uint8_t)(s >> 8) % 8 : (uint8_t)(s >> 8);
-		}
-		LLVMFuzzerTestOneInput(buf, len);
-	}
-	printf("%ld passed, 0 failed\n", runs);
-	return 0;
+	return replay_main(argc, argv, "virtqueue chains", 20000, true);
 }
 #endif

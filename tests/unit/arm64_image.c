@@ -74,6 +74,7 @@ int main(void)
 				   &fdt, &rd), -ENOSPC);
 
 	/* Random headers: accepted ones always place inside RAM. */
+	test_case_begin("100000 random Image headers: accepted ones place inside RAM");
 	for (i = 0; i < 100000; i++) {
 		uint64_t ram = 256 << 20, isz = test_rand(&seed) % (64 << 20);
 		unsigned int j;
@@ -94,5 +95,6 @@ int main(void)
 		CHECK(fdt + 0x200000 <= rd);
 		CHECK(rd + isz <= 0x80000000 + ram);
 	}
+	test_case_end();
 	return test_done();
 }

@@ -217,6 +217,7 @@ int main(void)
 	 * refuses, or its data and status lie inside the chain's buffers
 	 * and the range inside the disk.
 	 */
+	test_case_begin("20000 random chains: refused, or data and status inside the chain and the disk");
 	for (i = 0; i < 20000; i++) {
 		unsigned int outs[6], ins[6], no = test_rand(&seed) % 5,
 			     ni = test_rand(&seed) % 5, k, j;
@@ -257,5 +258,6 @@ int main(void)
 			CHECK(p.sector + p.len / 512 <= lim.sectors);
 		}
 	}
+	test_case_end();
 	return test_done();
 }

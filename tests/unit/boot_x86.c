@@ -352,6 +352,7 @@ static void test_truncation_and_mutation(void)
 	}
 	CHECK(refused > 0);
 	len = make_bzimage(bz);
+	test_case_begin("1500 mutated PVH and bzImage headers: loaded, or refused with a reason");
 	for (i = 0; i < 1500; i++) {
 		int ret;
 
@@ -368,6 +369,7 @@ static void test_truncation_and_mutation(void)
 		ret = load(mb, len, NULL, -1, 0, &b, err);
 		CHECK(ret == 0 || (ret < 0 && err[0]));
 	}
+	test_case_end();
 }
 
 static void test_other_formats(void)

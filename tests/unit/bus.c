@@ -77,6 +77,7 @@ int main(void)
 	CHECK_EQ(a.writes, 1);
 
 	/* Many ranges stay sorted and findable. */
+	test_case_begin("100 ranges registered out of order stay sorted and findable");
 	for (i = 0; i < 100; i++)
 		CHECK_EQ(io_bus_register(&bus, 0x10000 + (99 - i) * 8, 8, &ops,
 					 &c), 0);
@@ -86,6 +87,7 @@ int main(void)
 				    false));
 		CHECK_EQ(c.last_off, 7);
 	}
+	test_case_end();
 	io_bus_free(&bus);
 	return test_done();
 }

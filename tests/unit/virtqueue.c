@@ -384,6 +384,7 @@ static void test_random(void)
 	unsigned int round, i, popped, errors = 0;
 	uint8_t *lo = mem.map, *hi = mem.map + mem.map_size;
 
+	test_case_begin("3000 random rings: every buffer popped lies in guest RAM");
 	for (round = 0; round < 3000; round++) {
 		ring_init(&vq, ALL_F | (round & 1 ? 1ULL << VIRTIO_F_EVENT_IDX : 0));
 		for (i = 0; i < QSZ; i++)
@@ -411,6 +412,7 @@ static void test_random(void)
 		}
 		CHECK(popped <= QSZ);
 	}
+	test_case_end();
 	CHECK(errors > 0);
 }
 
