@@ -269,6 +269,7 @@ const struct arch_ops arch_ops = {
 	.dev_mmio_size = ARM64_DEV_MMIO_SIZE,
 	.pci_default = true,
 	.irqchip_choice = true,
+	.device_tree = true,
 	.dev_gsi = ARM64_DEV_SPI,
 	.dev_gsis = ARM64_DEV_SPIS,
 	.irq_routes_base = arm64_irq_routes_base,

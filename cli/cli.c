@@ -47,6 +47,8 @@ const char cli_run_usage[] =
 	"      --virtio-transport pci|mmio  how virtio devices attach\n"
 	"                        (default: pci)\n"
 	"      --timeout SECONDS stop the guest after this long (exit 124)\n"
+	"      --exit-code-offset N  exit with the guest's debug-exit value\n"
+	"                        plus N (mod 256), clear of lkvm's own statuses\n"
 	"      --log FILE        copy the guest console to FILE\n"
 	"      --stats           print VM exit counters when the guest ends\n"
 	"      --no-fastpath     test aid: no ioeventfd/irqfd (notifies exit)\n"
@@ -71,6 +73,7 @@ enum {
 	OPT_DUMP_DTB,
 	OPT_IRQCHIP,
 	OPT_TRANSPORT,
+	OPT_EXIT_OFFSET,
 };
 
 static const struct option run_options[] = {
@@ -92,6 +95,7 @@ static const struct option run_options[] = {
 	{ "dump-dtb", required_argument, NULL, OPT_DUMP_DTB },
 	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
 	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
+	{ "exit-code-offset", required_argument, NULL, OPT_EXIT_OFFSET },
 	{ "help", no_argument, NULL, 'h' },
 };
 
@@ -285,10 +289,11 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 		r->cfg.mem_mib = v / MiB;
 		return 0;
 	case 'c':
-		ret = parse_uint(arg, 1, 1024, &v);
+		/* The range is the arch's: the library says it (one message). */
+		ret = parse_uint(arg, 0, UINT32_MAX, &v);
 		if (ret)
 			return errf(err, errlen, -EINVAL,
-				    "bad CPU count '%s' (want 1 to 1024)", arg);
+				    "bad CPU count '%s' (want a number)", arg);
 		r->cfg.cpus = v;
 		return 0;
 	case 'd':
@@ -350,6 +355,13 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 		return 0;
 	case OPT_LOG:
 		r->log_path = arg;
+		return 0;
+	case OPT_EXIT_OFFSET:
+		if (parse_uint(arg, 0, 255, &v))
+			return errf(err, errlen, -EINVAL,
+				    "bad exit code offset '%s' (want 0 to 255)",
+				    arg);
+		r->exit_offset = v;
 		return 0;
 	case OPT_STATS:
 		r->stats = true;
@@ -427,7 +439,7 @@ void cli_run_free(struct cli_run *r)
 	r->nets = NULL;
 }
 
-int cli_exit_status(const struct lkvm_result *res)
+int cli_exit_status(const struct lkvm_result *res, unsigned int offset)
 {
 	switch (res->reason) {
 	case LKVM_EXIT_POWEROFF:
@@ -435,7 +447,7 @@ int cli_exit_status(const struct lkvm_result *res)
 	case LKVM_EXIT_STOPPED:
 		return LKVM_STATUS_OK;
 	case LKVM_EXIT_DEBUG:
-		return res->status & 0xff;
+		return (res->status + offset) & 0xff;
 	case LKVM_EXIT_PANIC:
 		return LKVM_STATUS_PANIC;
 	case LKVM_EXIT_TIMEOUT:

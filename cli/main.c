@@ -176,7 +176,7 @@ static int cmd_run(int argc, char **argv)
 		status = 128 + signal_seen;
 	} else {
 		report(&res);
-		status = cli_exit_status(&res);
+		status = cli_exit_status(&res, r.exit_offset);
 	}
 	lkvm_stats(vm, &st);
 	clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -77,6 +77,10 @@ struct lkvm_config {
 	int console_out;	/* fd the guest console is written to, or -1 */
 	int console_log;	/* fd that also receives console output, or -1 */
 	int console_escape;	/* Ctrl-A x on console_in stops the VM */
+	/* Optional: console output is also handed to this (any lkvm
+	 * thread, one call at a time, never after lkvm_run returns). */
+	void (*console_cb)(void *opaque, const void *buf, size_t len);
+	void *console_cb_opaque;
 
 	int rng;		/* add a virtio-rng device */
 	int console_virtio;	/* guest console on virtio-console (hvc0) */

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +223,12 @@ static void *iothread_main(void *arg)
 {
 	struct iothread *t = arg;
 	struct epoll_event evs[IOT_MAX_EVENTS];
+	sigset_t set;
+
+	/* A write to a closed pipe must fail (EPIPE), not kill the process. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	for (;;) {
 		int i, n, ret, timeout = -1;

@@ -1,13 +1,24 @@
 /*
  * console.c - host side of the guest console (see console.h).
- * Output: any vCPU thread, under out_lock.  Input: the control loop only.
+ * Output: any vCPU thread or the virtio-console thread, under out_lock.
+ * Input: the control loop only.
+ *
+ * A console reader that goes away (a closed pipe, a full disk) costs the
+ * VM nothing: that sink is dropped with one warning and the guest runs
+ * on.  SIGPIPE must not kill an embedder's process: lkvm's own threads
+ * block it (vcpu.c, iothread.c), so a write to a closed pipe fails with
+ * EPIPE and leaves the signal pending on the thread, where it is taken
+ * back here.
  */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lkvm/console.h"
+#include "lkvm/log.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/vm.h"
 
@@ -44,7 +55,20 @@ void console_set_sink(struct console *c, const struct console_sink_ops *ops,
 	c->sink_opaque = opaque;
 }
 
-static void write_all(int fd, const void *buf, size_t len)
+/* The SIGPIPE a write to a closed pipe left pending on this thread. */
+static void take_sigpipe(void)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t set, pending;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
+		sigtimedwait(&set, NULL, &zero);
+}
+
+/* 0, or the errno that ended output to fd. */
+static int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 
@@ -53,20 +77,48 @@ static void write_all(int fd, const void *buf, size_t len)
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return;	/* a closed console must not stop the guest */
+		if (n < 0 && errno == EAGAIN) {
+			/* A non-blocking reader that lags: drop, not spin. */
+			return 0;
+		}
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+
+			if (e == EPIPE)
+				take_sigpipe();
+			return e;
+		}
 		p += n;
 		len -= n;
 	}
+	return 0;
+}
+
+static void console_sink_failed(struct console *c, bool *dead,
+				const char *what, int fd, int e)
+{
+	*dead = true;
+	vm_warn(c->vm, "console %s (fd %d) failed: %s; output there stopped, the guest runs on",
+		what, fd, strerror(e));
 }
 
 void console_write(struct console *c, const void *buf, size_t len)
 {
+	int e;
+
 	pthread_mutex_lock(&c->out_lock);
-	if (c->out >= 0)
-		write_all(c->out, buf, len);
-	if (c->log >= 0)
-		write_all(c->log, buf, len);
+	if (c->cb)
+		c->cb(c->cb_opaque, buf, len);
+	if (c->out >= 0 && !c->out_dead) {
+		e = write_all(c->out, buf, len);
+		if (e)
+			console_sink_failed(c, &c->out_dead, "output", c->out, e);
+	}
+	if (c->log >= 0 && !c->log_dead) {
+		e = write_all(c->log, buf, len);
+		if (e)
+			console_sink_failed(c, &c->log_dead, "log", c->log, e);
+	}
 	pthread_mutex_unlock(&c->out_lock);
 }
 

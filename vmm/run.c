@@ -76,21 +76,38 @@ static void drain_fd(int fd)
 	}
 }
 
-/* Control loop.  Returns when a result has been recorded. */
+/*
+ * Control loop.  Returns when a result has been recorded.
+ *
+ * Console input that epoll cannot watch (a regular file, /dev/null) is
+ * always ready: it is read whenever the sink has room, until its end,
+ * and the loop only sleeps while the sink is full.
+ */
 static void control_loop(struct lkvm *vm, int ep)
 {
 	struct console *con = &vm->console;
-	bool input = false;
+	bool input = false, file_input = false, file_ready = false;
 
-	if (con->in >= 0 && con->sink &&
-	    epoll_add(ep, con->in, EPOLLIN, EV_INPUT) == 0)
-		input = true;	/* regular files and /dev/null cannot be polled */
+	if (con->in >= 0 && con->sink) {
+		if (epoll_add(ep, con->in, EPOLLIN, EV_INPUT) == 0)
+			input = true;
+		else if (errno == EPERM)
+			file_input = file_ready = true;
+	}
 
 	while (!atomic_load(&vm->result_set)) {
 		struct epoll_event evs[4];
 		int i, n;
 
-		n = epoll_wait(ep, evs, ARRAY_SIZE(evs), -1);
+		if (file_input && file_ready) {
+			if (!console_input(con)) {
+				if (con->in_eof)
+					file_input = false;
+				file_ready = false;	/* sink full: wait */
+			}
+		}
+		n = epoll_wait(ep, evs, ARRAY_SIZE(evs),
+			       file_input && file_ready ? 0 : -1);
 		if (n < 0 && errno != EINTR) {
 			vm_request_exit(vm, LKVM_EXIT_ERROR, 1,
 					"epoll_wait: %s", strerror(errno));
@@ -126,6 +143,7 @@ static void control_loop(struct lkvm *vm, int ep)
 				if (input)
 					epoll_mod(ep, con->in, EPOLLIN,
 						  EV_INPUT);
+				file_ready = file_input;
 				break;
 			}
 		}

@@ -195,6 +195,10 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, vm->cfg.kick_signal);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/* A closed console pipe: EPIPE for console.c, not a dead process. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	while (!atomic_load(&vm->stopping)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {

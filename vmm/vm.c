@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,27 @@ static int vm_check_config(const struct lkvm_config *cfg, char *err,
 		return input_errf(err, errlen, -EINVAL,
 				  "%u CPUs requested; %s supports 1 to %u",
 				  cfg->cpus, arch_ops.name, arch_ops.max_cpus);
+	if (cfg->dump_dtb && !arch_ops.device_tree)
+		return input_errf(err, errlen, -EINVAL,
+				  "--dump-dtb applies to arm64 only (%s has no device tree)",
+				  arch_ops.name);
+	if (cfg->console_out >= 0 && fcntl(cfg->console_out, F_GETFD) < 0)
+		return input_errf(err, errlen, -EBADF,
+				  "console_out %d is not an open file descriptor",
+				  cfg->console_out);
+	if (cfg->console_log >= 0 && fcntl(cfg->console_log, F_GETFD) < 0)
+		return input_errf(err, errlen, -EBADF,
+				  "console_log %d is not an open file descriptor",
+				  cfg->console_log);
+	if (cfg->console_in >= 0 && fcntl(cfg->console_in, F_GETFD) < 0)
+		return input_errf(err, errlen, -EBADF,
+				  "console_in %d is not an open file descriptor",
+				  cfg->console_in);
+	if (cfg->kick_signal &&
+	    (cfg->kick_signal < SIGRTMIN || cfg->kick_signal > SIGRTMAX))
+		return input_errf(err, errlen, -EINVAL,
+				  "kick_signal %d is not a real-time signal (%d to %d)",
+				  cfg->kick_signal, SIGRTMIN, SIGRTMAX);
 	if (cfg->irqchip != LKVM_IRQCHIP_AUTO && !arch_ops.irqchip_choice)
 		return input_errf(err, errlen, -EINVAL,
 				  "--irqchip applies to arm64 only");
@@ -318,6 +340,8 @@ int vm_core_create(const struct lkvm_config *cfg, struct lkvm **vmp,
 			   cfg->console_log, cfg->console_escape);
 	if (ret)
 		return errf(err, errlen, ret, "cannot set up the console");
+	vm->console.cb = cfg->console_cb;
+	vm->console.cb_opaque = cfg->console_cb_opaque;
 	ret = vm_copy_config(vm, cfg);
 	if (ret)
 		return errf(err, errlen, ret, "out of memory");

@@ -218,6 +218,13 @@ static int x86_load_kernel(struct lkvm *vm, char *err, size_t errlen)
 	ret = x86_kernel_load(&a, &x->boot, err, errlen);
 	if (ret)
 		goto out;
+	/* Said, not silently dropped: a flat binary has no command line. */
+	if (x->boot.mode == X86_BOOT_REAL16 && vm->cfg.cmdline) {
+		ret = input_errf(err, errlen, -EINVAL,
+				 "%s is a flat binary, which takes no kernel command line (-p)",
+				 vm->cfg.kernel);
+		goto out;
+	}
 	ret = x86_boot_tables(&vm->mem, &x->boot);
 	if (ret) {
 		errf(err, errlen, ret, "no room for boot tables");

@@ -31,8 +31,8 @@ int flat_load(const struct x86_boot_args *a, struct x86_boot *b, char *err,
 		return errf(err, errlen, ret, "cannot read kernel: %s",
 			    strerror(-ret));
 	if (a->initrd_fd >= 0)
-		return errf(err, errlen, -EINVAL,
-			    "flat binaries take no initrd");
+		return input_errf(err, errlen, -EINVAL,
+				  "flat binaries take no initrd");
 	*b = (struct x86_boot){
 		.mode = X86_BOOT_REAL16,
 		.entry = X86_FLAT_LOAD_ADDR,

@@ -30,6 +30,7 @@ struct arch_ops {
 	/* Devices that can sit on PCI or on the window go on PCI. */
 	bool pci_default;
 	bool irqchip_choice;		/* cfg.irqchip means something */
+	bool device_tree;		/* the guest gets one (cfg.dump_dtb) */
 	/*
 	 * GSI routing: the irqchip routes KVM sets up by default, which a
 	 * KVM_SET_GSI_ROUTING must repeat; MSI GSIs are allocated above

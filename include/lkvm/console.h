@@ -30,6 +30,10 @@ struct console {
 	const struct console_sink_ops *sink;
 	void *sink_opaque;
 	pthread_mutex_t out_lock;	/* keeps lines from vCPUs whole */
+	bool out_dead, log_dead;	/* a write failed: stopped (out_lock) */
+	/* Output through the embedder's callback too (cfg.console_cb). */
+	void (*cb)(void *opaque, const void *buf, size_t len);
+	void *cb_opaque;
 };
 
 int console_init(struct console *c, struct lkvm *vm, int in, int out,

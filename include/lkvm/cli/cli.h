@@ -24,6 +24,7 @@ struct cli_run {
 	const char *log_path;
 	bool stats;
 	bool help;
+	unsigned int exit_offset;	/* --exit-code-offset */
 	const char **disks;	/* malloc'd array of argv pointers */
 	const char **nets;	/* the same for -n */
 	char **devices;		/* "TYPE[,OPTIONS]" for --TYPE, malloc'd */
@@ -39,7 +40,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err,
 void cli_run_free(struct cli_run *r);
 
 /* Maps a finished run to the program's exit status. */
-int cli_exit_status(const struct lkvm_result *res);
+int cli_exit_status(const struct lkvm_result *res, unsigned int offset);
 
 extern const char cli_run_usage[];
 /* cli_run_usage plus the device options the library offers. */
