@@ -72,6 +72,23 @@ static int disk_opt(struct disk_spec *spec, char *opt, char *err,
 		else
 			return errf(err, errlen, -EINVAL,
 				    "disk: aio=%s: want io_uring or sync", val);
+	} else if (!strcmp(opt, "lock") && val) {
+		if (strcmp(val, "on") && strcmp(val, "off"))
+			return errf(err, errlen, -EINVAL,
+				    "disk: lock=%s: want on or off", val);
+		spec->no_lock = !strcmp(val, "off");
+	} else if (!strcmp(opt, "fd") && val) {
+		unsigned long n;
+
+		errno = 0;
+		n = strtoul(val, &end, 10);
+		if (errno || end == val || *end || n > INT32_MAX ||
+		    fcntl((int)n, F_GETFD) < 0)
+			return errf(err, errlen, -EBADF,
+				    "disk: fd=%s: not an open file descriptor",
+				    val);
+		spec->fd = n;
+		spec->has_fd = true;
 	} else if (!strcmp(opt, "format") && val) {
 		size_t i;
 
@@ -89,6 +106,27 @@ static int disk_opt(struct disk_spec *spec, char *opt, char *err,
 	return 0;
 }
 
+/*
+ * Ends the field at s (at a lone ',', turning each ",," into ',') and
+ * returns the next field, or NULL after the last.
+ */
+static char *spec_field(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++, w++) {
+		if (*s == ',' && s[1] == ',') {
+			s++;
+		} else if (*s == ',') {
+			*w = '\0';
+			return s + 1;
+		}
+		*w = *s;
+	}
+	*w = '\0';
+	return NULL;
+}
+
 static int disk_spec_parse_raw(const char *s, struct disk_spec *spec,
 			       char *err, size_t errlen)
 {
@@ -98,18 +136,14 @@ static int disk_spec_parse_raw(const char *s, struct disk_spec *spec,
 	memset(spec, 0, sizeof(*spec));
 	if (!copy)
 		return errf(err, errlen, -ENOMEM, "out of memory");
-	next = strchr(copy, ',');
-	if (next)
-		*next++ = '\0';
+	next = spec_field(copy);
 	if (!*copy) {
 		free(copy);
 		return input_errf(err, errlen, -EINVAL, "disk: no image path in '%s'", s);
 	}
 	while (!ret && next) {
 		opt = next;
-		next = strchr(opt, ',');
-		if (next)
-			*next++ = '\0';
+		next = spec_field(opt);
 		ret = disk_opt(spec, opt, err, errlen);
 	}
 	if (ret) {
@@ -192,6 +226,35 @@ static int disk_probe(struct disk *d, char *err, size_t errlen)
 			  d->spec.path);
 }
 
+/*
+ * fd=N: the embedder opened it (perhaps where we cannot).  A copy of
+ * the descriptor, so closing ours leaves theirs; its mode must allow
+ * writing unless ro, and O_DIRECT is added for cache=none.
+ */
+static int disk_adopt_fd(struct disk *d, const struct disk_spec *spec,
+			 int flags, char *err, size_t errlen)
+{
+	int fl = fcntl(spec->fd, F_GETFL);
+
+	if (fl < 0)
+		return input_errf(err, errlen, -EBADF,
+				  "disk %s: fd %d is not open", spec->path,
+				  spec->fd);
+	if (!spec->ro && (fl & O_ACCMODE) == O_RDONLY)
+		return input_errf(err, errlen, -EBADF,
+				  "disk %s: fd %d is read-only; add ,ro",
+				  spec->path, spec->fd);
+	d->fd = fcntl(spec->fd, F_DUPFD_CLOEXEC, 3);
+	if (d->fd < 0)
+		return errf(err, errlen, -errno, "disk %s: %s", spec->path,
+			    strerror(errno));
+	if ((flags & O_DIRECT) && fcntl(d->fd, F_SETFL, fl | O_DIRECT) < 0)
+		return input_errf(err, errlen, -EINVAL,
+				  "disk %s: no O_DIRECT on fd %d (cache=none)",
+				  spec->path, spec->fd);
+	return 0;
+}
+
 int disk_open(struct disk **dp, const struct disk_spec *spec, char *err,
 	      size_t errlen)
 {
@@ -212,7 +275,13 @@ int disk_open(struct disk **dp, const struct disk_spec *spec, char *err,
 	flags |= spec->ro ? O_RDONLY : O_RDWR;
 	if (spec->cache == DISK_CACHE_NONE)
 		flags |= O_DIRECT;
-	d->fd = open(spec->path, flags);
+	if (spec->has_fd) {
+		ret = disk_adopt_fd(d, spec, flags, err, errlen);
+		if (ret)
+			goto fail;
+	} else {
+		d->fd = open(spec->path, flags);
+	}
 	if (d->fd < 0 && errno == EINVAL && (flags & O_DIRECT)) {
 		ret = input_errf(err, errlen, -EINVAL,
 				 "disk %s: the filesystem does not support O_DIRECT (cache=none)",
@@ -237,6 +306,11 @@ int disk_open(struct disk **dp, const struct disk_spec *spec, char *err,
 		goto fail;
 	}
 	d->blockdev = S_ISBLK(st.st_mode);
+	if (!spec->no_lock) {
+		ret = disk_lock(d, err, errlen);
+		if (ret)
+			goto fail;
+	}
 	if (d->blockdev) {
 		int bs = 0;
 

@@ -224,7 +224,7 @@ static int machine_check_config(const struct lkvm_config *cfg, char *err,
 		ret = disk_spec_parse(cfg->disks[i], &ds, err, errlen);
 		if (ret)
 			return ret;
-		if (stat(ds.path, &st) < 0)
+		if (ds.has_fd ? fstat(ds.fd, &st) < 0 : stat(ds.path, &st) < 0)
 			ret = input_errf(err, errlen, -errno, "disk %s: %s",
 					 ds.path, strerror(errno));
 		else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))

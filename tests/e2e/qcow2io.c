@@ -8,6 +8,7 @@
  *       read back from IMAGE into MIRROR: their content is undefined),
  *       then a flush.  Prints progress lines for the kill -9 test.
  *   qcow2io poke IMAGE OFF LEN   one write of LEN bytes (0xa5) at OFF
+ *   qcow2io hold SPEC SECONDS    opens SPEC (and so locks it), waits
  *   qcow2io verify SPEC SEED N
  *       opens SPEC (a -d specification: "FILE,cache=none" for O_DIRECT),
  *       then N random reads and writes of 512-byte granularity at any
@@ -116,15 +117,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: qcow2io dump IMAGE OUT | write IMAGE MIRROR SEED N | verify SPEC SEED N\n");
 		return 2;
 	}
-	if (!strcmp(argv[1], "verify")) {
-		if (disk_spec_parse(argv[2], &spec, err, sizeof(err))) {
-			fprintf(stderr, "qcow2io: %s\n", err);
-			return 2;
-		}
-	} else {
-		spec.path = argv[2];
-		spec.ro = !strcmp(argv[1], "dump");
+	/* IMAGE is a -d specification: "FILE", "FILE,ro", ... */
+	if (disk_spec_parse(argv[2], &spec, err, sizeof(err))) {
+		fprintf(stderr, "qcow2io: %s\n", err);
+		return 2;
 	}
+	if (!strcmp(argv[1], "dump"))
+		spec.ro = true;
 	if (disk_open(&d, &spec, err, sizeof(err))) {
 		fprintf(stderr, "qcow2io: %s\n", err);
 		return 1;
@@ -166,6 +165,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "qcow2io: write at %llu: %s\n",
 				(unsigned long long)off, strerror(-ret));
 		return ret != 0;
+	}
+	if (!strcmp(argv[1], "hold")) {
+		printf("holding %s\n", spec.path);
+		fflush(stdout);
+		sleep(atoi(argv[3]));
+		disk_close(d);
+		return 0;
 	}
 	if (!strcmp(argv[1], "verify") && argc == 5)
 		return verify(d, strtoull(argv[3], NULL, 0) | 1,

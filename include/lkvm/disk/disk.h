@@ -37,6 +37,9 @@ struct disk_spec {
 	char serial[DISK_SERIAL_MAX + 1];
 	char format[16];		/* "": probe */
 	unsigned int depth;		/* in a backing chain: 0 at the top */
+	bool no_lock;			/* lock=off */
+	bool has_fd;			/* fd=N given: */
+	int fd;				/* already open */
 };
 
 enum disk_req_type {
@@ -93,13 +96,23 @@ struct disk {
 	uint64_t errors;
 };
 
-/* PATH[,ro][,direct][,cache=writeback|none|unsafe][,queues=N]
- * [,serial=TEXT][,format=raw|qcow2][,aio=io_uring|sync] */
+/*
+ * PATH[,ro][,direct][,cache=writeback|none|unsafe][,queues=N]
+ * [,serial=TEXT][,format=raw|qcow2][,aio=io_uring|sync][,lock=on|off]
+ * [,fd=N].  ",," is a comma inside a field (a path with commas).  With
+ * fd=N the disk is that open file (dup'ed; its access mode must allow
+ * what ro says) and PATH only names it in messages.
+ */
 int disk_spec_parse(const char *s, struct disk_spec *spec, char *err,
 		    size_t errlen);
 void disk_spec_free(struct disk_spec *spec);
 int disk_open(struct disk **dp, const struct disk_spec *spec, char *err,
 	      size_t errlen);
+/*
+ * Takes the image locks QEMU takes (disk/lock.c): shared for reading,
+ * refusing writers; for writing, refusing every other user.
+ */
+int disk_lock(struct disk *d, char *err, size_t errlen);
 void disk_close(struct disk *d);
 
 static inline void disk_submit(struct disk *d, struct aio *a,
