@@ -2,6 +2,7 @@
  * net.c - -n option parsing and opening a network backend.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,13 @@ static int net_opt(struct net_spec *spec, char *opt, bool *mode_set,
 				return errf(err, errlen, -ENOMEM,
 					    "out of memory");
 		}
+	} else if (!strcmp(opt, "fd")) {
+		if (parse_uint(val, 0, INT32_MAX, &n) || fcntl((int)n, F_GETFD) < 0)
+			return errf(err, errlen, -EBADF,
+				    "network: fd=%s: not an open file descriptor",
+				    val);
+		spec->fd = n;
+		spec->has_fd = true;
 	} else if (!strcmp(opt, "queues")) {
 		if (parse_uint(val, 1, NET_MAX_QUEUES, &n))
 			return errf(err, errlen, -EINVAL,
@@ -115,7 +123,7 @@ static int net_opt(struct net_spec *spec, char *opt, bool *mode_set,
 		spec->queues = n;
 	} else {
 		return errf(err, errlen, -EINVAL,
-			    "network: unknown option '%s' (known: mode, tapif, guest_mac, script, queues)",
+			    "network: unknown option '%s' (known: mode, tapif, guest_mac, script, queues, fd)",
 			    opt);
 	}
 	return 0;

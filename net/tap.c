@@ -155,6 +155,38 @@ static void tap_probe_offloads(struct net_backend *nb)
 		nb->offloads = 0;
 }
 
+/*
+ * fd=N: a tap the embedder opened (perhaps in another network
+ * namespace, with privileges we lack): a copy of it, non-blocking, and
+ * its name from the kernel.  One queue pair: a multiqueue tap needs a
+ * descriptor per queue.
+ */
+static int tap_adopt(struct net_backend *nb, char *err, size_t errlen)
+{
+	struct ifreq ifr;
+	int fd;
+
+	if (nb->nqueues > 1)
+		return input_errf(err, errlen, -EINVAL,
+				  "network: fd=%d gives one queue pair, not %u",
+				  nb->spec.fd, nb->nqueues);
+	memset(&ifr, 0, sizeof(ifr));
+	if (ioctl(nb->spec.fd, TUNGETIFF, &ifr) < 0)
+		return input_errf(err, errlen, -EINVAL,
+				  "network: fd=%d is not a tap: %s", nb->spec.fd,
+				  strerror(errno));
+	if (!(ifr.ifr_flags & IFF_TAP) || !(ifr.ifr_flags & IFF_VNET_HDR))
+		return input_errf(err, errlen, -EINVAL,
+				  "network: fd=%d: want a tap opened with IFF_TAP | IFF_VNET_HDR",
+				  nb->spec.fd);
+	fd = fcntl(nb->spec.fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+		return errf(err, errlen, -errno, "network: fd=%d: %s",
+			    nb->spec.fd, strerror(errno));
+	snprintf(nb->ifname, sizeof(nb->ifname), "%s", ifr.ifr_name);
+	return fd;
+}
+
 static int tap_open(struct net_backend *nb, char *err, size_t errlen)
 {
 	const char *want = nb->spec.tapif[0] ? nb->spec.tapif : "lkvm%d";
@@ -165,12 +197,19 @@ static int tap_open(struct net_backend *nb, char *err, size_t errlen)
 	unsigned int i;
 	int fd;
 
-	fd = tap_attach(want, mq, nb->ifname);
-	/* An existing single-queue tap with one queue pair: fine without. */
-	if (fd == -EINVAL && existed && !mq)
-		fd = tap_attach(want, true, nb->ifname);
-	if (fd < 0)
-		return tap_error(nb, existed, fd, err, errlen);
+	if (nb->spec.has_fd) {
+		fd = tap_adopt(nb, err, errlen);
+		if (fd < 0)
+			return fd;
+		existed = true;
+	} else {
+		fd = tap_attach(want, mq, nb->ifname);
+		/* An existing single-queue tap, one queue pair: fine. */
+		if (fd == -EINVAL && existed && !mq)
+			fd = tap_attach(want, true, nb->ifname);
+		if (fd < 0)
+			return tap_error(nb, existed, fd, err, errlen);
+	}
 	nb->fds[0] = fd;
 	nb->created = !existed;
 	for (i = 1; i < nb->nqueues; i++) {

@@ -41,6 +41,8 @@ struct net_spec {
 	bool mac_set;
 	char *script;			/* NULL: none */
 	unsigned int queues;		/* queue pairs; 0: the default */
+	bool has_fd;			/* fd=N: a tap the embedder opened */
+	int fd;
 };
 
 struct net_backend;
