@@ -10,6 +10,8 @@ ARCH ?= $(if $(filter aarch64 arm64,$(HOST_ARCH)),arm64,x86_64)
 CROSS_COMPILE ?=
 CC := $(CROSS_COMPILE)gcc
 AR := $(CROSS_COMPILE)ar
+LD := $(CROSS_COMPILE)ld
+OBJCOPY := $(CROSS_COMPILE)objcopy
 PREFIX ?= /usr/local
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
@@ -67,14 +69,36 @@ liblkvm.a: $(LIBLKVM)
 .PHONY: lkvm liblkvm.a
 endif
 
-$(LKVM): $(B)/obj/cli/main.o $(CLI_OBJS) $(LIBLKVM)
+# The lkvm program, tests and benchmarks use internals: they link every
+# object (liblkvm-all.a).  liblkvm.a for embedders is one object in which
+# only the lkvm_* API stays global, so nothing else in it can collide
+# with an embedder's own symbols.
+LIBALL := $(B)/liblkvm-all.a
+
+$(LKVM): $(B)/obj/cli/main.o $(CLI_OBJS) $(LIBALL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(LIBLKVM): $(LIB_OBJS)
+$(LIBALL): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	@rm -f $@
 	$(AR) rcs $@ $^
+
+$(LIBLKVM): $(LIB_OBJS)
+	@mkdir -p $(dir $@) $(B)/pub
+	@rm -f $@
+	$(LD) -r -o $(B)/pub/lkvm-all.o $^
+	$(OBJCOPY) --wildcard --keep-global-symbol='lkvm_*' \
+		$(B)/pub/lkvm-all.o $(B)/pub/lkvm.o
+	$(AR) rcs $@ $(B)/pub/lkvm.o
+
+# pkg-config: cc prog.c $(pkg-config --cflags --libs lkvm).  Written at
+# install time: it names the PREFIX installed to.
+LKVM_PC = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' \
+		'includedir=$${prefix}/include' '' 'Name: lkvm' \
+		'Description: a lightweight KVM virtual machine monitor, as a library' \
+		'Version: $(shell sed -n "s/#define LKVM_VERSION \"\(.*\)\"/\1/p" include/lkvm.h)' \
+		'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -llkvm -lz -pthread'
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -127,7 +151,12 @@ fuzz: $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 	done
 
 # End-to-end programs that embed the library.
-$(B)/e2e/%: tests/e2e/%.c $(LIBLKVM) include/lkvm.h
+$(B)/e2e/%: tests/e2e/%.c $(LIBALL) include/lkvm.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBALL) $(LDFLAGS) $(LDLIBS)
+
+# The embedding test links what an embedder gets: liblkvm.a and lkvm.h.
+$(B)/e2e/embed: tests/e2e/embed.c $(LIBLKVM) include/lkvm.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBLKVM) $(LDFLAGS) $(LDLIBS)
 
@@ -141,9 +170,9 @@ endif
 E2E_BINS := $(patsubst tests/e2e/%.c,$(B)/e2e/%,$(wildcard tests/e2e/*.c))
 
 # Benchmarks driving the device code directly (no KVM).
-$(B)/bench/%: tests/bench/%.c $(LIBLKVM)
+$(B)/bench/%: tests/bench/%.c $(LIBALL)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBLKVM) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIBALL) $(LDFLAGS) $(LDLIBS)
 
 BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c))
 
@@ -168,7 +197,9 @@ run: lkvm guests
 
 install: $(LKVM) $(LIBLKVM)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1
+		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig
+	$(LKVM_PC) > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lkvm.pc
 	install -m 755 $(LKVM) $(DESTDIR)$(PREFIX)/bin/lkvm
 	install -m 644 $(LIBLKVM) $(DESTDIR)$(PREFIX)/lib/liblkvm.a
 	install -m 644 include/lkvm.h $(DESTDIR)$(PREFIX)/include/lkvm.h
