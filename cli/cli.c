@@ -47,6 +47,7 @@ const char cli_run_usage[] =
 	"      --virtio-transport pci|mmio  how virtio devices attach\n"
 	"                        (default: pci)\n"
 	"      --timeout SECONDS stop the guest after this long (exit 124)\n"
+	"      --sandbox on|off  per-thread seccomp filters (default on)\n"
 	"      --exit-code-offset N  exit with the guest's debug-exit value\n"
 	"                        plus N (mod 256), clear of lkvm's own statuses\n"
 	"      --log FILE        copy the guest console to FILE\n"
@@ -74,6 +75,7 @@ enum {
 	OPT_IRQCHIP,
 	OPT_TRANSPORT,
 	OPT_EXIT_OFFSET,
+	OPT_SANDBOX,
 };
 
 static const struct option run_options[] = {
@@ -96,6 +98,7 @@ static const struct option run_options[] = {
 	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
 	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "exit-code-offset", required_argument, NULL, OPT_EXIT_OFFSET },
+	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
 	{ "help", no_argument, NULL, 'h' },
 };
 
@@ -356,6 +359,12 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 	case OPT_LOG:
 		r->log_path = arg;
 		return 0;
+	case OPT_SANDBOX:
+		if (strcmp(arg, "on") && strcmp(arg, "off"))
+			return errf(err, errlen, -EINVAL,
+				    "bad --sandbox '%s' (want on or off)", arg);
+		r->cfg.seccomp = !strcmp(arg, "on");
+		return 0;
 	case OPT_EXIT_OFFSET:
 		if (parse_uint(arg, 0, 255, &v))
 			return errf(err, errlen, -EINVAL,
@@ -391,6 +400,7 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err,
 
 	memset(r, 0, sizeof(*r));
 	lkvm_config_init(&r->cfg);
+	r->cfg.seccomp = 1;	/* the program filters its threads by default */
 	options = cli_options();
 	if (!options)
 		return errf(err, errlen, -ENOMEM, "out of memory");

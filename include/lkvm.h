@@ -19,7 +19,8 @@
  *
  * Process-wide effects: lkvm_run() installs a handler for cfg.kick_signal
  * (default SIGRTMIN) that does nothing; it is used to kick vCPU threads out
- * of KVM_RUN.  Pick another signal if the embedder uses that one.
+ * of KVM_RUN.  Pick another signal if the embedder uses that one.  With
+ * cfg.seccomp it also installs a SIGSYS handler.
  */
 #ifndef LKVM_H
 #define LKVM_H
@@ -92,6 +93,13 @@ struct lkvm_config {
 	enum lkvm_irqchip irqchip;	/* arm64 only */
 	uint64_t timeout_ms;	/* 0: none */
 	int kick_signal;	/* 0: SIGRTMIN */
+	/*
+	 * Per-thread seccomp filters on lkvm's vCPU and I/O threads (not on
+	 * the thread calling lkvm_run).  A forbidden call ends the process
+	 * with SIGSYS after a report on stderr; lkvm_run() installs the
+	 * SIGSYS handler.  The log and console callbacks then run filtered.
+	 */
+	int seccomp;
 
 	lkvm_log_fn log;	/* NULL: messages are dropped */
 	void *log_opaque;

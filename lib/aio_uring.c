@@ -314,6 +314,35 @@ static int uring_open(unsigned int entries, struct io_uring_params *p)
 	return fd < 0 ? -errno : fd;
 }
 
+/*
+ * A ring may do only what lkvm submits to it.  Operations on a ring are
+ * not system calls, so a seccomp filter never sees them: the ring is
+ * restricted instead, while it is still disabled (the kernel accepts
+ * restrictions only then), to these operations and to enabling itself.
+ */
+static int uring_restrict(int fd)
+{
+	static const uint8_t ops[] = {
+		IORING_OP_READ, IORING_OP_WRITE, IORING_OP_READV,
+		IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE,
+		IORING_OP_POLL_ADD,
+	};
+	struct io_uring_restriction r[sizeof(ops) + 2];
+	unsigned int i, n = 0;
+
+	memset(r, 0, sizeof(r));
+	for (i = 0; i < sizeof(ops); i++) {
+		r[n].opcode = IORING_RESTRICTION_SQE_OP;
+		r[n++].sqe_op = ops[i];
+	}
+	r[n].opcode = IORING_RESTRICTION_REGISTER_OP;
+	r[n++].register_op = IORING_REGISTER_ENABLE_RINGS;
+	r[n].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+	r[n++].sqe_flags = IOSQE_IO_DRAIN;
+	return uring_register(fd, IORING_REGISTER_RESTRICTIONS, r, n) < 0 ?
+	       -errno : 0;
+}
+
 int aio_uring_create(struct aio **ap, unsigned int depth)
 {
 	struct aio_uring *u = calloc(1, sizeof(*u));
@@ -334,6 +363,9 @@ int aio_uring_create(struct aio **ap, unsigned int depth)
 		return ret;
 	}
 	u->enabled = !(p.flags & IORING_SETUP_R_DISABLED);
+	if (!u->enabled && uring_restrict(u->fd)) {
+		/* A kernel without restrictions still runs it: no worse. */
+	}
 	u->deferred = p.flags & IORING_SETUP_DEFER_TASKRUN;
 	u->sq_entries = p.sq_entries;
 	u->sq_ring_size = p.sq_off.array + p.sq_entries * sizeof(unsigned int);

@@ -229,6 +229,12 @@ static void *iothread_main(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (t->on_start) {
+		int ret = t->on_start(t->start_opaque, t);
+
+		if (ret)
+			return iothread_die(t, ret);
+	}
 
 	for (;;) {
 		int i, n, ret, timeout = -1;
@@ -263,6 +269,14 @@ static void *iothread_main(void *arg)
 		}
 	}
 	return NULL;
+}
+
+void iothread_on_start(struct iothread *t,
+		       int (*fn)(void *opaque, struct iothread *t),
+		       void *opaque)
+{
+	t->on_start = fn;
+	t->start_opaque = opaque;
 }
 
 void iothread_on_death(struct iothread *t, iothread_death_fn fn,

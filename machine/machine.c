@@ -23,6 +23,7 @@
 #include "lkvm/machine.h"
 #include "lkvm/net/net.h"
 #include "lkvm/vcpu.h"
+#include "lkvm/virtio/device.h"
 #include "lkvm/vm.h"
 
 extern const struct device_type virtio_blk_type;
@@ -106,6 +107,8 @@ struct iothread *machine_lowrate(struct machine *m, char *err, size_t errlen)
 		return NULL;
 	}
 	iothread_on_death(&l->thread, lowrate_died, m->vm);
+	if (m->vm->cfg.seccomp)
+		iothread_on_start(&l->thread, virtio_thread_filter, NULL);
 	/*
 	 * Added before the devices that use it: stopped and freed after
 	 * them (the list runs backwards for those).

@@ -14,6 +14,7 @@
 
 #include "lkvm/arch.h"
 #include "lkvm/log.h"
+#include "lkvm/seccomp.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/mmio.h"
@@ -202,9 +203,22 @@ static void virtio_thread_died(void *opaque, struct iothread *t, int err)
 			strerror(-err));
 }
 
+/* With cfg.seccomp, an I/O thread filters itself as it starts. */
+int virtio_thread_filter(void *opaque, struct iothread *t)
+{
+	int ret = seccomp_enter(SECCOMP_IO, t->name);
+
+	(void)opaque;
+	if (!ret)
+		seccomp_test_violation(t->name);
+	return ret;
+}
+
 void virtio_watch_thread(struct virtio_device *d, struct iothread *t)
 {
 	iothread_on_death(t, virtio_thread_died, d);
+	if (d->vm->cfg.seccomp)
+		iothread_on_start(t, virtio_thread_filter, NULL);
 }
 
 /* The guest broke a ring: report NEEDS_RESET, log once, stop the queue. */

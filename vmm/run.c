@@ -15,6 +15,7 @@
 #include "lkvm/arch.h"
 #include "lkvm/device.h"
 #include "lkvm/log.h"
+#include "lkvm/seccomp.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/vcpu.h"
 #include "lkvm/vm.h"
@@ -181,6 +182,8 @@ int lkvm_run(struct lkvm *vm, struct lkvm_result *res)
 	if (!vm->cfg.kick_signal)
 		vm->cfg.kick_signal = SIGRTMIN;
 	ret = install_kick_handler(vm->cfg.kick_signal);
+	if (!ret && vm->cfg.seccomp)
+		ret = seccomp_install_handler();
 	if (ret)
 		goto fail;
 	ep = epoll_create1(EPOLL_CLOEXEC);

@@ -15,6 +15,7 @@
 
 #include "lkvm/arch.h"
 #include "lkvm/log.h"
+#include "lkvm/seccomp.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/vcpu.h"
 #include "lkvm/vm.h"
@@ -199,6 +200,20 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (vm->cfg.seccomp) {
+		char name[16];
+		int ret;
+
+		snprintf(name, sizeof(name), "vcpu%u", v->id);
+		ret = seccomp_enter(SECCOMP_VCPU, name);
+		if (ret) {
+			vm_request_exit(vm, LKVM_EXIT_ERROR, 1,
+					"vCPU %u: cannot install its seccomp filter: %s",
+					v->id, strerror(-ret));
+			return NULL;
+		}
+		seccomp_test_violation(name);
+	}
 
 	while (!atomic_load(&vm->stopping)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {

@@ -11,12 +11,14 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "lkvm/lib/iothread.h"
 #include "lkvm/memory.h"
+#include "lkvm/seccomp.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/net.h"
@@ -112,6 +114,11 @@ static inline int nsim_setup_slots(struct nsim *s, struct net_backend *nb,
 	ret = guest_memory_init(&s->vm.mem, &r, 1);
 	if (ret)
 		return ret;
+	/* VDRV_SECCOMP=1: the device threads run under their filters. */
+	if (getenv("VDRV_SECCOMP") && !strcmp(getenv("VDRV_SECCOMP"), "1")) {
+		s->vm.cfg.seccomp = 1;
+		seccomp_install_handler();
+	}
 	ret = iothread_init(&s->ctl, "netsim-ctl");
 	if (ret)
 		return ret;

@@ -22,6 +22,7 @@
 #include "lkvm/lib/util.h"
 #include "lkvm/machine.h"
 #include "lkvm/pci.h"
+#include "lkvm/seccomp.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/vm.h"
 #include "test.h"
@@ -401,6 +402,11 @@ static inline int vdrv_create(struct vdrv *r, bool pci, unsigned int ncpus)
 	r->vm.cfg.console_virtio = 1;
 	r->vm.cfg.virtio_transport = pci ? LKVM_VIRTIO_PCI : LKVM_VIRTIO_MMIO;
 	r->vm.cfg.log = vdrv_log;
+	/* VDRV_SECCOMP=1: the device threads run under their filters. */
+	if (getenv("VDRV_SECCOMP") && !strcmp(getenv("VDRV_SECCOMP"), "1")) {
+		r->vm.cfg.seccomp = 1;
+		seccomp_install_handler();
+	}
 	r->vm.cfg.log_opaque = r;
 	r->vm.kvm_fd = r->vm.vm_fd = -1;
 	r->vm.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -60,6 +60,9 @@ struct iothread {
 	atomic_bool ctl_pending;	/* a control request waits */
 	iothread_death_fn on_death;
 	void *death_opaque;
+	/* Runs first on the new thread; an error kills it (see death). */
+	int (*on_start)(void *opaque, struct iothread *t);
+	void *start_opaque;
 	int death_err;			/* why it died (negative errno) */
 	bool fail_wait;			/* test hook: the next wait fails */
 	uint64_t polled, slept;		/* statistics */
@@ -101,6 +104,13 @@ int iothread_add_poller(struct iothread *t, bool (*fn)(void *), void *opaque,
  * pause and stop still return.
  */
 void iothread_on_death(struct iothread *t, iothread_death_fn fn,
+		       void *opaque);
+/*
+ * Before start: fn runs first thing on the new thread (a filter to
+ * install, say); if it fails the thread dies with its error.
+ */
+void iothread_on_start(struct iothread *t,
+		       int (*fn)(void *opaque, struct iothread *t),
 		       void *opaque);
 /*
  * Test hook: LKVM_TEST_FAULT=iothread-wait:NAME in the environment makes

@@ -185,6 +185,8 @@ void virtio_device_unlock(struct virtio_device *d);
  * and the VM stops with an error (the queue will never be served).
  */
 void virtio_watch_thread(struct virtio_device *d, struct iothread *t);
+/* iothread_on_start hook: the I/O thread's seccomp filter. */
+int virtio_thread_filter(void *opaque, struct iothread *t);
 
 /* Register-level operations the transports call (vCPU threads). */
 void virtio_set_status(struct virtio_device *d, uint32_t status);
