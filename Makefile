@@ -176,7 +176,15 @@ $(B)/bench/%: tests/bench/%.c $(LIBALL)
 
 BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c))
 
-unit-tests: $(UNIT_BINS) $(UNIT_SAN_BINS) $(E2E_BINS) $(FUZZ_BINS) $(BENCH_BINS)
+# lkvm itself under AddressSanitizer and UBSan: make check runs the
+# end-to-end scripts that drive lkvm with it too.
+LKVM_SAN := $(B)/lkvm-san
+$(LKVM_SAN): $(B)/san/cli/main.o $(SAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+unit-tests: $(UNIT_BINS) $(UNIT_SAN_BINS) $(E2E_BINS) $(FUZZ_BINS) $(BENCH_BINS) \
+	$(LKVM_SAN)
 
 check: all unit-tests
 	@B=$(B) tests/run.sh

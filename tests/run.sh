@@ -68,6 +68,11 @@ run_test "fuzz/libfuzzer" bash tests/fuzz/libfuzzer.sh
 for t in tests/e2e/*.sh; do
 	run_test "e2e/$(basename "$t" .sh)" bash "$t"
 done
+# lkvm built with ASan and UBSan, through the scripts that drive it.
+for t in usage status guests lock; do
+	[ -x "$B/lkvm-san" ] &&
+		run_test "e2e-asan/$t" env LKVM="$B/lkvm-san" bash tests/e2e/$t.sh
+done
 # arm64: unit tests under qemu-user, and real Linux guests nested under
 # qemu-system-aarch64.
 if [ "${LKVM_NO_ARM64:-0}" != 1 ]; then

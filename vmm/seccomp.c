@@ -2,7 +2,8 @@
  * seccomp.c - per-thread system call filters (seccomp.h), written as raw
  * BPF.  Each lkvm thread installs the filter of its kind when it starts:
  *   vCPU threads: KVM_RUN and the few KVM and tap ioctls their device
- *     handlers make, eventfd and console writes, futexes, signals, the
+ *     handlers make, eventfd and console writes, epoll_ctl (device
+ *     resets change what an I/O thread watches), futexes, signals, the
  *     memory calls of malloc;
  *   I/O threads (queue threads and the low-rate thread): their rings
  *     (io_uring_enter, epoll), file I/O (p{read,write}v, fdatasync,
@@ -43,8 +44,13 @@
 #define SECCOMP_AUDIT_ARCH AUDIT_ARCH_AARCH64
 #endif
 
-/* What every lkvm thread does: memory, futexes, signals, time, exit. */
+/*
+ * What every lkvm thread does: memory, futexes, signals, time, exit, and
+ * epoll_ctl (a vCPU resetting virtio-net stops its pair's thread from
+ * watching the tap).
+ */
 static const int common_calls[] = {
+	__NR_epoll_ctl,
 	__NR_read, __NR_write, __NR_close, __NR_futex, __NR_madvise,
 	__NR_mmap, __NR_munmap, __NR_mprotect, __NR_mremap, __NR_brk,
 	__NR_rt_sigreturn, __NR_rt_sigprocmask, __NR_rt_sigtimedwait,
@@ -60,11 +66,16 @@ static const int common_calls[] = {
 #ifdef __NR_rseq
 	__NR_rseq,
 #endif
+#ifdef __SANITIZE_ADDRESS__
+	/* lkvm-san: what ASan's report needs (maps, symbolizer). */
+	__NR_openat, __NR_readlinkat, __NR_getdents64, __NR_prlimit64,
+	__NR_sched_getaffinity, __NR_fstatfs, __NR_statx,
+#endif
 };
 
 /* The I/O threads' own. */
 static const int io_calls[] = {
-	__NR_epoll_ctl, __NR_epoll_pwait, __NR_io_uring_enter,
+	__NR_epoll_pwait, __NR_io_uring_enter,
 	__NR_io_uring_register, __NR_pread64, __NR_pwrite64, __NR_preadv,
 	__NR_pwritev, __NR_preadv2, __NR_pwritev2, __NR_readv,
 	__NR_fdatasync, __NR_fsync, __NR_fallocate, __NR_sendmsg,
@@ -173,6 +184,14 @@ static const char *syscall_name(long nr)
 	NAME(getcwd) NAME(ioctl) NAME(mkdirat) NAME(unlinkat) NAME(kill)
 	NAME(ptrace) NAME(prctl) NAME(bind) NAME(listen) NAME(accept4)
 	NAME(uname) NAME(getppid) NAME(setuid) NAME(mount) NAME(chdir)
+	NAME(epoll_ctl) NAME(epoll_pwait) NAME(epoll_create1) NAME(eventfd2)
+	NAME(io_uring_setup) NAME(io_uring_enter) NAME(io_uring_register)
+	NAME(pread64) NAME(pwrite64) NAME(preadv) NAME(pwritev)
+	NAME(preadv2) NAME(pwritev2) NAME(fdatasync) NAME(fsync)
+	NAME(fallocate) NAME(madvise) NAME(mmap) NAME(munmap) NAME(mprotect)
+	NAME(sendmsg) NAME(recvmsg) NAME(sendto) NAME(recvfrom) NAME(dup3)
+	NAME(fcntl) NAME(statx) NAME(timerfd_create) NAME(clone3)
+	NAME(sched_setaffinity) NAME(setns) NAME(unshare) NAME(pipe2)
 #ifdef __NR_open
 	NAME(open)
 #endif
