@@ -62,6 +62,9 @@ rootfs $W/l2 tests/arm64/l2-init virtio_mmio virtio_pci virtio_pci_modern_dev \
 	virtio_pci_legacy_dev virtio_blk virtio_console virtio-rng ext4 jbd2 \
 	mbcache crc16 crc32c_generic libcrc32c virtio_net net_failover failover \
 	virtio_balloon
+aarch64-linux-gnu-gcc -O2 -Wall -Wextra -static -pthread -o $W/l2/bin/race \
+	tests/arm64/race.c > $W/race-build.log 2>&1 ||
+	{ cat $W/race-build.log; fail "the racing guest program builds"; }
 (cd $W/l2 && find . | cpio -o -H newc --quiet) > $W/l2.cpio
 rootfs $W/l1 tests/arm64/l1-init virtio_mmio virtio_blk tun
 mkdir -p $W/l1/l2
@@ -90,7 +93,7 @@ T0=$(date +%s)
 timeout 300 qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 \
 	-cpu max,pauth-impdef=on -smp 2 -m 2048 -nographic -nic none -no-reboot \
 	-kernel $IMAGE -initrd $W/l1.cpio \
-	-append "console=ttyAMA0 rdinit=/init panic=-1 quiet" \
+	-append "console=ttyAMA0 rdinit=/init panic=-1 quiet racen=${LKVM_RACE_ITERS:-30000}" \
 	-drive file=$W/disk-a.img,if=none,id=da,format=raw -device virtio-blk-device,drive=da,serial=lkvm-a \
 	-drive file=$W/disk-b.img,if=none,id=db,format=raw -device virtio-blk-device,drive=db,serial=lkvm-b \
 	-drive file=$W/ext4.img,if=none,id=dc,format=raw -device virtio-blk-device,drive=dc,serial=lkvm-ext4 \
@@ -179,6 +182,17 @@ check "balloon: lkvm's RSS grew by 150 MiB or more while L2 held them" \
 check "balloon: free page reporting gave back 100 MiB or more of them" \
 	[ -n "$R2" -a "$(( ${R1:-0} - ${R2:-0} ))" -ge 102400 ]
 check "balloon: lkvm exits 0" grep -q "^L1 end balloon status 0" <<< "$S"
+
+for tr in mmio pci; do
+	for c in 2 4; do
+		S=$(section race-$tr-$c)
+		echo "  $(grep '^L2 race .* iterations in' <<< "$S")"
+		check "race $tr, $c vCPUs: every device works after the race" \
+			grep -q "^L2 race $tr $c threads: .* \([0-9]\) of \1 devices work afterwards" <<< "$S"
+		check "race $tr, $c vCPUs: lkvm survives and exits 0" \
+			grep -q "^L1 end race-$tr-$c status 0" <<< "$S"
+	done
+done
 
 S=$(section panic)
 check "panic: L2 panics (sysrq c)" grep -q "Kernel panic" <<< "$S"
