@@ -53,34 +53,9 @@ static void aio_sync_submit(struct aio *a, struct aio_io *io)
 	s->tail = &io->next;
 }
 
-static int aio_sync_wait(struct aio *a, int epfd)
+/* Runs every completion queued, then the batch hooks; false if none. */
+static bool aio_sync_complete_all(struct aio_sync *s)
 {
-	struct aio_sync *s = (struct aio_sync *)a;
-	struct pollfd p = { .fd = epfd, .events = POLLIN };
-	struct aio_io *io;
-
-	a->waits++;
-	if (s->head) {
-		while ((io = s->head)) {
-			s->head = io->next;
-			if (!s->head)
-				s->tail = &s->head;
-			aio_complete(a, io, io->res);
-		}
-		aio_batch_end(a);
-		/* Completions may have queued more: go round, no sleep. */
-		if (s->head)
-			return 0;
-	}
-	while (poll(&p, 1, s->head ? 0 : -1) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 0;
-}
-
-static bool aio_sync_poll(struct aio *a)
-{
-	struct aio_sync *s = (struct aio_sync *)a;
 	struct aio_io *io;
 
 	if (!s->head)
@@ -89,10 +64,30 @@ static bool aio_sync_poll(struct aio *a)
 		s->head = io->next;
 		if (!s->head)
 			s->tail = &s->head;
-		aio_complete(a, io, io->res);
+		aio_complete(&s->a, io, io->res);
 	}
-	aio_batch_end(a);
+	aio_batch_end(&s->a);
 	return true;
+}
+
+static int aio_sync_wait(struct aio *a, int epfd)
+{
+	struct aio_sync *s = (struct aio_sync *)a;
+	struct pollfd p = { .fd = epfd, .events = POLLIN };
+
+	a->waits++;
+	/* Completions may queue more: go round then, no sleep. */
+	if (aio_sync_complete_all(s) && s->head)
+		return 0;
+	while (poll(&p, 1, s->head ? 0 : -1) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+static bool aio_sync_poll(struct aio *a)
+{
+	return aio_sync_complete_all((struct aio_sync *)a);
 }
 
 static void aio_sync_free(struct aio *a)

@@ -17,11 +17,10 @@ int errf(char *buf, size_t len, int err, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (buf && len) {
-		va_start(ap, fmt);
+	va_start(ap, fmt);
+	if (buf && len)
 		vsnprintf(buf, len, fmt, ap);
-		va_end(ap);
-	}
+	va_end(ap);
 	return err;
 }
 
@@ -29,11 +28,10 @@ int input_errf(char *buf, size_t len, int err, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (buf && len) {
-		va_start(ap, fmt);
+	va_start(ap, fmt);
+	if (buf && len)
 		vsnprintf(buf, len, fmt, ap);
-		va_end(ap);
-	}
+	va_end(ap);
 	return err_input(err);
 }
 

@@ -433,17 +433,8 @@ static int balloon_create(struct machine *m, char *err, size_t errlen)
 	if (!ret)
 		ret = iothread_add(lowrate, b->refresh_fd, EPOLLIN,
 				   balloon_refresh, b);
-	if (ret) {
-		virtio_device_free(&b->dev);
-		return errf(err, errlen, ret, "cannot create virtio-balloon: %s",
-			    strerror(-ret));
-	}
-	ret = virtio_device_register(&b->dev);
-	if (ret)
-		return errf(err, errlen, ret, "cannot create virtio-balloon: %s",
-			    ret == -ENOSPC ? "no free virtio-mmio window" :
-			    strerror(-ret));
-	return 0;
+	return virtio_device_finish(&b->dev, ret, "virtio-balloon", err,
+				    errlen);
 }
 
 /* --balloon[=deflate_on_oom=on|off,reporting=on|off,stats=on|off] */

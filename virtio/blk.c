@@ -442,6 +442,7 @@ static int blk_create_one(struct machine *m, unsigned int index, char *err,
 	struct disk_spec spec;
 	struct disk *disk;
 	unsigned int nq;
+	char what[160];
 	int ret;
 
 	ret = disk_spec_parse(m->cfg->disks[index], &spec, err, errlen);
@@ -452,15 +453,11 @@ static int blk_create_one(struct machine *m, unsigned int index, char *err,
 	disk_spec_free(&spec);
 	if (ret)
 		return ret;
+	snprintf(what, sizeof(what), "virtio-blk for %s", m->cfg->disks[index]);
 	ret = virtio_blk_create(vm, disk, index, nq, !disk->spec.aio_sync, &d);
-	if (!ret)
-		ret = virtio_device_register(d);
-	else if (d)
-		virtio_device_free(d);
+	ret = virtio_device_finish(d, ret, what, err, errlen);
 	if (ret)
-		return errf(err, errlen, ret, "cannot create virtio-blk for %s: %s",
-			    m->cfg->disks[index], ret == -ENOSPC ?
-			    "no free virtio-mmio window" : strerror(-ret));
+		return ret;
 	/*
 	 * A short halt-polling window for the vCPUs, the same as the
 	 * queues' own: waking a sleeping thread costs more than a cached

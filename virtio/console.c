@@ -162,18 +162,10 @@ static int vcon_create(struct machine *m, char *err, size_t errlen)
 				 "console0", 0);
 	for (i = 0; !ret && i < c->dev.nqueues; i++)
 		ret = virtio_queue_attach(&c->dev, i, lowrate);
-	if (ret) {
-		virtio_device_free(&c->dev);
-		return errf(err, errlen, ret, "cannot create virtio-console: %s",
-			    strerror(-ret));
-	}
-	console_set_sink(&m->vm->console, &vcon_sink, c);
-	ret = virtio_device_register(&c->dev);
-	if (ret)
-		return errf(err, errlen, ret, "cannot create virtio-console: %s",
-			    ret == -ENOSPC ? "no free virtio-mmio window" :
-			    strerror(-ret));
-	return 0;
+	if (!ret)
+		console_set_sink(&m->vm->console, &vcon_sink, c);
+	return virtio_device_finish(&c->dev, ret, "virtio-console", err,
+				    errlen);
 }
 
 /* --console virtio: lkvm_config.console_virtio. */

@@ -164,6 +164,23 @@ bool virtio_use_pci(const struct lkvm *vm)
 	}
 }
 
+int virtio_device_finish(struct virtio_device *d, int ret, const char *what,
+			 char *err, size_t errlen)
+{
+	if (ret) {
+		if (d)
+			virtio_device_free(d);
+		return errf(err, errlen, ret, "cannot create %s: %s", what,
+			    strerror(-ret));
+	}
+	ret = virtio_device_register(d);
+	if (ret)
+		return errf(err, errlen, ret, "cannot create %s: %s", what,
+			    ret == -ENOSPC ? "no free virtio-mmio window" :
+			    strerror(-ret));
+	return 0;
+}
+
 int virtio_device_register(struct virtio_device *d)
 {
 	struct lkvm *vm = d->vm;

@@ -339,6 +339,7 @@ static int net_create_one(struct machine *m, unsigned int index, char *err,
 	struct iothread *lowrate;
 	struct net_spec spec;
 	uint8_t mac[NET_MAC_LEN];
+	char what[64];
 	unsigned int nq;
 	int ret;
 
@@ -362,15 +363,12 @@ static int net_create_one(struct machine *m, unsigned int index, char *err,
 	ret = net_open(&nb, &spec, nq, err, errlen);
 	if (ret)
 		return ret;
+	/* Named now: a failed creation frees nb with the device. */
+	snprintf(what, sizeof(what), "virtio-net on %s", nb->ifname);
 	ret = virtio_net_create(m->vm, nb, index, mac, lowrate, &d);
-	if (!ret)
-		ret = virtio_device_register(d);
-	else if (d)
-		virtio_device_free(d);
+	ret = virtio_device_finish(d, ret, what, err, errlen);
 	if (ret)
-		return errf(err, errlen, ret, "cannot create virtio-net on %s: %s",
-			    nb->ifname, ret == -ENOSPC ?
-			    "no free virtio-mmio window" : strerror(-ret));
+		return ret;
 	vm_info(m->vm, "net%u: tap %s%s, guest MAC %02x:%02x:%02x:%02x:%02x:%02x, %u queue pair(s), MTU %u, receive offloads%s%s%s%s%s",
 		index, nb->ifname, nb->created ? " (created)" : "", mac[0],
 		mac[1], mac[2], mac[3], mac[4], mac[5], nq, nb->mtu,

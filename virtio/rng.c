@@ -68,17 +68,7 @@ static int rng_create(struct machine *m, char *err, size_t errlen)
 	ret = virtio_device_init(d, m->vm, &virtio_rng_ops, "rng0", 0);
 	if (!ret)
 		ret = virtio_queue_attach(d, 0, lowrate);
-	if (ret) {
-		virtio_device_free(d);
-		return errf(err, errlen, ret, "cannot create virtio-rng: %s",
-			    strerror(-ret));
-	}
-	ret = virtio_device_register(d);
-	if (ret)
-		return errf(err, errlen, ret, "cannot create virtio-rng: %s",
-			    ret == -ENOSPC ? "no free virtio-mmio window" :
-			    strerror(-ret));
-	return 0;
+	return virtio_device_finish(d, ret, "virtio-rng", err, errlen);
 }
 
 /* --rng: lkvm_config.rng (or "rng" in lkvm_config.devices). */

@@ -166,6 +166,12 @@ int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
  * window with its line, published for the arch to announce.
  */
 int virtio_device_register(struct virtio_device *d);
+/*
+ * The end of a device's creation: if ret is 0, d is registered; if not,
+ * d (when there is one) is freed.  Any error gets a message naming what.
+ */
+int virtio_device_finish(struct virtio_device *d, int ret, const char *what,
+			 char *err, size_t errlen);
 /* Do virtio devices sit on PCI (else on virtio-mmio windows)? */
 bool virtio_use_pci(const struct lkvm *vm);
 /* Gives queue qi to an I/O thread (which may serve other queues too). */
