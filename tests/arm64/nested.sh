@@ -4,7 +4,8 @@
 # lkvm, fetches Debian's arm64 kernel and busybox (apt-get download,
 # cached in tests/.cache/arm64), and boots under qemu-system-aarch64 an
 # L1 Linux whose init (tests/arm64/l1-init) runs lkvm on a real L2 Linux
-# (tests/arm64/l2-init) several times.  L1's disks are files here, so the
+# (tests/arm64/l2-init) several times.  LKVM_RACE_ITERS (default 5000)
+# sets the racing guest's iterations per transport and vCPU count.  L1's disks are files here, so the
 # host checks what L2 wrote to them after qemu exits.
 set -u
 cd "$(dirname "$0")/../.."
@@ -90,10 +91,11 @@ WANT_A=$(expect $W/disk-a.img)
 WANT_B=$(expect $W/disk-b.img)
 
 T0=$(date +%s)
-timeout 300 qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 \
+RACE_ITERS=${LKVM_RACE_ITERS:-5000}
+timeout $((300 + RACE_ITERS / 25)) qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 \
 	-cpu max,pauth-impdef=on -smp 2 -m 2048 -nographic -nic none -no-reboot \
 	-kernel $IMAGE -initrd $W/l1.cpio \
-	-append "console=ttyAMA0 rdinit=/init panic=-1 quiet racen=${LKVM_RACE_ITERS:-30000}" \
+	-append "console=ttyAMA0 rdinit=/init panic=-1 quiet racen=$RACE_ITERS" \
 	-drive file=$W/disk-a.img,if=none,id=da,format=raw -device virtio-blk-device,drive=da,serial=lkvm-a \
 	-drive file=$W/disk-b.img,if=none,id=db,format=raw -device virtio-blk-device,drive=db,serial=lkvm-b \
 	-drive file=$W/ext4.img,if=none,id=dc,format=raw -device virtio-blk-device,drive=dc,serial=lkvm-ext4 \
