@@ -132,11 +132,19 @@ $(B)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.h $(SAN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $< $(SAN_OBJS) $(LDFLAGS) $(LDLIBS)
 
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(CLI_SRCS)
+# The library is compiled once for every libFuzzer target.
+FUZZ_CFLAGS := -O1 -g -std=gnu11 -D_GNU_SOURCE -DLKVM_LIBFUZZER -Iinclude
+FUZZ_OBJS := $(LIB_SRCS:%.c=$(B)/fuzzobj/%.o) $(CLI_SRCS:%.c=$(B)/fuzzobj/%.o)
+
+$(B)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) -O1 -g -std=gnu11 -D_GNU_SOURCE -DLKVM_LIBFUZZER -Iinclude \
-		-fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) \
-		$(CLI_SRCS) -pthread -lz
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+		-c -o $@ $<
+
+$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< \
+		$(FUZZ_OBJS) -pthread -lz
 
 fuzz: $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 	@for f in $^; do n=$$(basename $$f); mkdir -p $(B)/corpus/$$n; \
