@@ -95,7 +95,7 @@ RACE_ITERS=${LKVM_RACE_ITERS:-5000}
 timeout $((300 + RACE_ITERS / 25)) qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 \
 	-cpu max,pauth-impdef=on -smp 2 -m 2048 -nographic -nic none -no-reboot \
 	-kernel $IMAGE -initrd $W/l1.cpio \
-	-append "console=ttyAMA0 rdinit=/init panic=-1 quiet racen=$RACE_ITERS" \
+	-append "console=ttyAMA0 rdinit=/init panic=-1 quiet racen=$RACE_ITERS${LKVM_NESTED_ONLY:+ lkvmonly=$LKVM_NESTED_ONLY}" \
 	-drive file=$W/disk-a.img,if=none,id=da,format=raw -device virtio-blk-device,drive=da,serial=lkvm-a \
 	-drive file=$W/disk-b.img,if=none,id=db,format=raw -device virtio-blk-device,drive=db,serial=lkvm-b \
 	-drive file=$W/ext4.img,if=none,id=dc,format=raw -device virtio-blk-device,drive=dc,serial=lkvm-ext4 \
