@@ -4,7 +4,7 @@
 # lkvm, fetches Debian's arm64 kernel and busybox (apt-get download,
 # cached in tests/.cache/arm64), and boots under qemu-system-aarch64 an
 # L1 Linux whose init (tests/arm64/l1-init) runs lkvm on a real L2 Linux
-# (tests/arm64/l2-init) several times.  LKVM_RACE_ITERS (default 5000)
+# (tests/arm64/l2-init) several times.  LKVM_RACE_ITERS (default 3000)
 # sets the racing guest's iterations per transport and vCPU count.  L1's disks are files here, so the
 # host checks what L2 wrote to them after qemu exits.
 set -u
@@ -91,7 +91,7 @@ WANT_A=$(expect $W/disk-a.img)
 WANT_B=$(expect $W/disk-b.img)
 
 T0=$(date +%s)
-RACE_ITERS=${LKVM_RACE_ITERS:-5000}
+RACE_ITERS=${LKVM_RACE_ITERS:-3000}
 timeout $((300 + RACE_ITERS / 25)) qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 \
 	-cpu max,pauth-impdef=on -smp 2 -m 2048 -nographic -nic none -no-reboot \
 	-kernel $IMAGE -initrd $W/l1.cpio \
