@@ -21,10 +21,11 @@ trap 'rm -f "$SKIPS"' EXIT
 [ "${LKVM_NO_DEPS:-0}" = 1 ] || bash tests/deps.sh
 
 run_test() {
-	local name=$1 out rc line p f s
+	local name=$1 out rc line p f s t0=$SECONDS
 	shift
 	out=$("$@" 2>&1)
 	rc=$?
+	name="$name ($((SECONDS - t0)) s)"
 	line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
 	printf '%s\n' "$out" | grep -E '^SKIP' | sed "s|^|$name: |" >> "$SKIPS"
 	if [ -z "$line" ]; then
