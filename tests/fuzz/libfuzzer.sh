@@ -13,6 +13,9 @@ if ! command -v clang > /dev/null; then
 	echo "0 passed, 0 failed, 1 skipped"
 	exit 0
 fi
+# Every target at once, in parallel: they share one build of the library.
+make -s -k -j"$(nproc)" $(for src in tests/fuzz/*.c; do
+	echo "$B/fuzz/$(basename "$src" .c)"; done) > /dev/null 2>&1
 for src in tests/fuzz/*.c; do
 	name=$(basename "$src" .c)
 	if ! make -s "$B/fuzz/$name" > "/tmp/lkvm-fuzz-build.$$" 2>&1; then
