@@ -28,8 +28,10 @@ P=0
 F=0
 S=0
 for t in $TESTS; do
-	line=$(timeout 600 qemu-aarch64-static build/arm64/tests/$t 2>&1 | tail -1)
+	out=$(timeout 600 qemu-aarch64-static build/arm64/tests/$t 2>&1)
+	line=$(tail -1 <<< "$out")
 	echo "arm64 unit/$t: $line"
+	grep -E '^FAIL' <<< "$out" | head -10
 	case "$line" in
 	*" passed, "*" failed"*) ;;
 	*) line="0 passed, 1 failed" ;;
