@@ -95,7 +95,7 @@ static bool wait_stats(struct vdrv *r, uint64_t updates,
 {
 	int i;
 
-	for (i = 0; i < 3000; i++) {
+	for (i = 0; i < 30000; i++) {
 		if (lkvm_balloon_stats(&r->vm, st) == 0 &&
 		    st->updates >= updates)
 			return true;

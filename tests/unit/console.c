@@ -134,7 +134,7 @@ static void test_file_input(void)
 
 int main(void)
 {
-	alarm(30);
+	alarm(120);
 	test_closed_pipe();
 	test_file_input();
 	return test_done();

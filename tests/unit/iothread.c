@@ -51,7 +51,7 @@ static bool wait_for(atomic_uint *v, unsigned int want)
 	struct timespec t = { 0, 1000000 };
 	int i;
 
-	for (i = 0; i < 3000; i++) {
+	for (i = 0; i < 30000; i++) {
 		if (atomic_load(v) >= want)
 			return true;
 		nanosleep(&t, NULL);
@@ -221,7 +221,7 @@ static void test_device_thread_death(void)
 	setenv(IOTHREAD_FAULT_ENV, "iothread-wait:blk0-q0", 1);
 	CHECK_EQ(vm_devices_start(vm), 0);
 	unsetenv(IOTHREAD_FAULT_ENV);
-	for (i = 0; i < 3000 && !atomic_load(&vm->result_set); i++)
+	for (i = 0; i < 30000 && !atomic_load(&vm->result_set); i++)
 		nanosleep(&ts, NULL);
 	CHECK(atomic_load(&vm->result_set));
 	CHECK_EQ(vm->result.reason, LKVM_EXIT_ERROR);
@@ -250,7 +250,7 @@ static void test_device_thread_death(void)
 
 int main(void)
 {
-	alarm(60);
+	alarm(300);
 	test_handlers();
 	test_nested_pause();
 	test_dead_thread();

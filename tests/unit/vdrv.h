@@ -447,7 +447,8 @@ static inline bool wait_used(struct ring *g, uint16_t idx, uint32_t *len)
 	struct timespec t = { 0, 1000000 };
 	int tries;
 
-	for (tries = 0; tries < 5000; tries++) {
+	/* Up to 30 s: under qemu-user on a loaded machine, slow is not broken. */
+	for (tries = 0; tries < 30000; tries++) {
 		if (__atomic_load_n(&used[1], __ATOMIC_ACQUIRE) == idx) {
 			memcpy(len, (uint8_t *)used + 8 +
 			       8 * ((idx - 1) % VDRV_QSIZE), 4);
