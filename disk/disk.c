@@ -78,11 +78,9 @@ static int disk_opt(struct disk_spec *spec, char *opt, char *err,
 				    "disk: lock=%s: want on or off", val);
 		spec->no_lock = !strcmp(val, "off");
 	} else if (!strcmp(opt, "fd") && val) {
-		unsigned long n;
+		uint64_t n;
 
-		errno = 0;
-		n = strtoul(val, &end, 10);
-		if (errno || end == val || *end || n > INT32_MAX ||
+		if (parse_uint(val, 0, INT32_MAX, &n) ||
 		    fcntl((int)n, F_GETFD) < 0)
 			return errf(err, errlen, -EBADF,
 				    "disk: fd=%s: not an open file descriptor",
@@ -163,12 +161,51 @@ int disk_spec_parse(const char *s, struct disk_spec *spec, char *err,
 	return ret == -ENOMEM ? ret : err_input(ret);
 }
 
+int disk_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done,
+				  off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {	/* past the end of the file: zeroes */
+			memset((uint8_t *)buf + done, 0, len - done);
+			return 0;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+int disk_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done,
+				   off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += n;
+	}
+	return 0;
+}
+
 /*
  * What O_DIRECT on this file needs.  A block device says (BLKSSZGET,
  * already in block_size); for a file, statx(STATX_DIOALIGN) where the
  * kernel has it (6.1+), else the first size a direct read at offset 0
- * accepts.  Every buffer is DISK_DIO_MAX-aligned, so only the offset
- * and length alignment is learnt here.
+ * into buf (DISK_DIO_MAX bytes, DISK_DIO_MAX-aligned) accepts.  Every
+ * buffer is that aligned, so only the offset and length alignment is
+ * learnt here.
  */
 static unsigned int disk_dio_align(struct disk *d, void *buf)
 {
@@ -187,13 +224,11 @@ static unsigned int disk_dio_align(struct disk *d, void *buf)
 }
 
 /*
- * Reads the first bytes for the format probe.  The buffer is aligned
- * and its length a multiple of any logical block size, so the read is
- * valid with O_DIRECT too.
+ * Reads the first bytes for the format probe into hdr (DISK_DIO_MAX
+ * bytes, DISK_DIO_MAX-aligned: a valid read with O_DIRECT too).
  */
-static int disk_probe(struct disk *d, char *err, size_t errlen)
+static int disk_probe(struct disk *d, uint8_t *hdr, char *err, size_t errlen)
 {
-	uint8_t *hdr;
 	ssize_t n;
 	size_t i;
 
@@ -204,24 +239,17 @@ static int disk_probe(struct disk *d, char *err, size_t errlen)
 			return 0;
 		}
 	}
-	if (posix_memalign((void **)&hdr, DISK_DIO_MAX, DISK_DIO_MAX))
-		return errf(err, errlen, -ENOMEM, "out of memory");
 	n = pread(d->fd, hdr, DISK_DIO_MAX, 0);
-	if (n < 0) {
-		n = -errno;
-		free(hdr);
-		return errf(err, errlen, n, "disk %s: cannot read: %s",
-			    d->spec.path, strerror(-n));
-	}
+	if (n < 0)
+		return errf(err, errlen, -errno, "disk %s: cannot read: %s",
+			    d->spec.path, strerror(errno));
 	for (i = 0; i < ARRAY_SIZE(disk_formats); i++) {
 		if (!disk_formats[i]->probe ||
 		    disk_formats[i]->probe(hdr, n)) {
 			d->ops = disk_formats[i];
-			free(hdr);
 			return 0;
 		}
 	}
-	free(hdr);
 	return input_errf(err, errlen, -EINVAL, "disk %s: unknown format",
 			  d->spec.path);
 }
@@ -260,6 +288,7 @@ int disk_open(struct disk **dp, const struct disk_spec *spec, char *err,
 {
 	struct disk *d = calloc(1, sizeof(*d));
 	int flags = O_CLOEXEC, ret;
+	uint8_t *hdr;
 	struct stat st;
 
 	if (!d)
@@ -325,20 +354,19 @@ int disk_open(struct disk **dp, const struct disk_spec *spec, char *err,
 	} else {
 		d->size = st.st_size;
 	}
+	/* One aligned buffer serves both probes below. */
+	if (posix_memalign((void **)&hdr, DISK_DIO_MAX, DISK_DIO_MAX)) {
+		ret = errf(err, errlen, -ENOMEM, "out of memory");
+		goto fail;
+	}
 	d->dio_align = 1;
 	if (flags & O_DIRECT) {
-		void *buf;
-
-		if (posix_memalign(&buf, DISK_DIO_MAX, DISK_DIO_MAX)) {
-			ret = errf(err, errlen, -ENOMEM, "out of memory");
-			goto fail;
-		}
 		d->dio_align = d->blockdev ? d->block_size :
-					     disk_dio_align(d, buf);
+					     disk_dio_align(d, hdr);
 		d->block_size = MAX(d->block_size, d->dio_align);
-		free(buf);
 	}
-	ret = disk_probe(d, err, errlen);
+	ret = disk_probe(d, hdr, err, errlen);
+	free(hdr);
 	if (!ret)
 		ret = d->ops->open(d, err, errlen);
 	if (ret)

@@ -91,7 +91,7 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 	d->priv = q;
 	pthread_mutex_init(&q->lock, NULL);
 	q->barriers = true;
-	ret = qcow2_pread(d->fd, h, sizeof(h), 0);
+	ret = disk_pread_full(d->fd, h, sizeof(h), 0);
 	if (ret)
 		return errf(err, errlen, ret, "disk %s: cannot read: %s",
 			    d->spec.path, strerror(-ret));
@@ -164,11 +164,13 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 	for (i = 0; i < L2_CACHE; i++)
 		if (!q->cache[i].table)
 			goto nomem;
-	ret = qcow2_pread(d->fd, buf, (uint64_t)q->l1_size * 8, q->l1_offset);
+	ret = disk_pread_full(d->fd, buf, (uint64_t)q->l1_size * 8,
+			      q->l1_offset);
 	for (i = 0; !ret && i < q->l1_size; i++)
 		q->l1[i] = be64(buf + 8 * i);
 	if (!ret)
-		ret = qcow2_pread(d->fd, buf, q->rt_entries * 8, q->rt_offset);
+		ret = disk_pread_full(d->fd, buf, q->rt_entries * 8,
+				      q->rt_offset);
 	for (i = 0; !ret && i < q->rt_entries; i++)
 		q->rt[i] = be64(buf + 8 * i);
 	free(buf);
@@ -198,14 +200,14 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 		uint8_t eh[8];
 		uint32_t type, len;
 
-		if (qcow2_pread(d->fd, eh, 8, ext))
+		if (disk_pread_full(d->fd, eh, 8, ext))
 			break;
 		type = be32(eh);
 		len = be32(eh + 4);
 		if (!type)
 			break;
 		if (type == QCOW2_EXT_BACKING_FMT && len < sizeof(fmt)) {
-			if (qcow2_pread(d->fd, fmt, len, ext + 8))
+			if (disk_pread_full(d->fd, fmt, len, ext + 8))
 				break;
 			fmt[len] = 0;
 		}
@@ -215,7 +217,7 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 		if (!backing_len || backing_len >= sizeof(backing) ||
 		    !range_within(backing_off, backing_len, 0, q->cluster_size))
 			return BAD("bad backing file name", d->spec.path);
-		ret = qcow2_pread(d->fd, backing, backing_len, backing_off);
+		ret = disk_pread_full(d->fd, backing, backing_len, backing_off);
 		if (ret)
 			return errf(err, errlen, ret, "disk %s: %s",
 				    d->spec.path, strerror(-ret));

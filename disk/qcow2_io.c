@@ -38,7 +38,7 @@ static int compressed_read(struct disk *d, uint64_t e, uint8_t *out)
 		len = 2 * q->cluster_size;
 	if (off >= q->file_end)
 		return -EIO;
-	ret = qcow2_pread(d->fd, q->cbuf, len, off);
+	ret = disk_pread_full(d->fd, q->cbuf, len, off);
 	if (ret)
 		return ret;
 	memset(&z, 0, sizeof(z));
@@ -91,7 +91,7 @@ static int cluster_read(struct disk *d, uint8_t *buf, uint64_t vo,
 
 		if (ho + len > q->file_end)
 			return -EIO;
-		return qcow2_pread(d->fd, buf, len, ho);
+		return disk_pread_full(d->fd, buf, len, ho);
 	}
 	return backing_read(d, buf, vo, len);
 }
@@ -134,7 +134,7 @@ static int backing_read(struct disk *d, uint8_t *buf, uint64_t off,
 		pthread_mutex_unlock(&bq->lock);
 		return ret;
 	}
-	return qcow2_pread(b->fd, buf, have, off);
+	return disk_pread_full(b->fd, buf, have, off);
 }
 
 /* ---- writes ---- */
@@ -161,9 +161,9 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 		if (!qcow2_cluster_ok(q, e & QCOW2_OFFSET_MASK))
 			return -EIO;	/* would write over metadata */
 		if (buf)
-			return qcow2_pwrite(d->fd, buf, len, ho);
+			return disk_pwrite_full(d->fd, buf, len, ho);
 		c = calloc(1, len);
-		ret = c ? qcow2_pwrite(d->fd, c, len, ho) : -ENOMEM;
+		ret = c ? disk_pwrite_full(d->fd, c, len, ho) : -ENOMEM;
 		free(c);
 		return ret;
 	}
@@ -180,7 +180,7 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	if (!ret)
 		ret = qcow2_cluster_alloc(d, &n);
 	if (!ret)
-		ret = qcow2_pwrite(d->fd, c, q->cluster_size, n);
+		ret = disk_pwrite_full(d->fd, c, q->cluster_size, n);
 	free(c);
 	if (!ret && q->barriers && fdatasync(d->fd))
 		ret = -errno;
@@ -311,8 +311,9 @@ static int extents_io(struct disk *d, uint8_t *buf, const struct extent *ext,
 	int ret = 0;
 
 	for (i = 0; !ret && i < n; i++) {
-		ret = write ? qcow2_pwrite(d->fd, buf, ext[i].len, ext[i].host) :
-			      qcow2_pread(d->fd, buf, ext[i].len, ext[i].host);
+		ret = write ?
+		      disk_pwrite_full(d->fd, buf, ext[i].len, ext[i].host) :
+		      disk_pread_full(d->fd, buf, ext[i].len, ext[i].host);
 		buf += ext[i].len;
 	}
 	return ret;

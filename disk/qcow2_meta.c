@@ -1,6 +1,6 @@
 /*
- * qcow2_meta.c - qcow2 metadata: whole-buffer file I/O, refcounts (any
- * width), cluster allocation at the end of the file, and the L2 tables
+ * qcow2_meta.c - qcow2 metadata: refcounts (any width), cluster
+ * allocation at the end of the file, and the L2 tables
  * through a small write-through cache.  Runs under the image lock, on
  * whichever queue thread holds it.  Ordering for crash safety is
  * described in qcow2.c.
@@ -18,44 +18,6 @@
 #include "lkvm/disk/qcow2.h"
 #include "lkvm/lib/util.h"
 
-int qcow2_pread(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done,
-				  off + done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0) {	/* past the end of the file: zeroes */
-			memset((uint8_t *)buf + done, 0, len - done);
-			return 0;
-		}
-		done += n;
-	}
-	return 0;
-}
-
-int qcow2_pwrite(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done,
-				   off + done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += n;
-	}
-	return 0;
-}
-
 /* ---- refcounts ---- */
 
 static int refcount_get(struct disk *d, uint64_t cluster, uint64_t *rc)
@@ -70,7 +32,8 @@ static int refcount_get(struct disk *d, uint64_t cluster, uint64_t *rc)
 	*rc = 0;
 	if (ti >= q->rt_entries || !(q->rt[ti] & ~511ULL))
 		return 0;
-	ret = qcow2_pread(d->fd, b, nbytes, (q->rt[ti] & ~511ULL) + bit / 8);
+	ret = disk_pread_full(d->fd, b, nbytes,
+			      (q->rt[ti] & ~511ULL) + bit / 8);
 	if (ret)
 		return ret;
 	if (q->refcount_bits < 8) {
@@ -96,7 +59,7 @@ static int refcount_put(struct disk *d, uint64_t blk, uint64_t bi, uint64_t rc)
 	if (q->refcount_bits < 8) {
 		unsigned int mask = ((1u << q->refcount_bits) - 1) << (bit % 8);
 
-		ret = qcow2_pread(d->fd, b, 1, blk + bit / 8);
+		ret = disk_pread_full(d->fd, b, 1, blk + bit / 8);
 		if (ret)
 			return ret;
 		b[0] = (b[0] & ~mask) | ((rc << (bit % 8)) & mask);
@@ -104,7 +67,7 @@ static int refcount_put(struct disk *d, uint64_t blk, uint64_t bi, uint64_t rc)
 		for (i = 0; i < nbytes; i++)
 			b[nbytes - 1 - i] = rc >> (8 * i);
 	}
-	return qcow2_pwrite(d->fd, b, nbytes, blk + bit / 8);
+	return disk_pwrite_full(d->fd, b, nbytes, blk + bit / 8);
 }
 
 static uint64_t refcount_max(const struct qcow2 *q)
@@ -134,7 +97,7 @@ static int refcount_add(struct disk *d, uint64_t cluster, int delta)
 		if (!zero)
 			return -ENOMEM;
 		q->file_end += q->cluster_size;
-		ret = qcow2_pwrite(d->fd, zero, q->cluster_size, blk);
+		ret = disk_pwrite_full(d->fd, zero, q->cluster_size, blk);
 		free(zero);
 		if (!ret && bc / q->rb_entries == ti)
 			ret = refcount_put(d, blk, bc % q->rb_entries, 1);
@@ -145,7 +108,7 @@ static int refcount_add(struct disk *d, uint64_t cluster, int delta)
 		if (q->barriers && fdatasync(d->fd))
 			return -errno;
 		put_be64(e, blk);
-		ret = qcow2_pwrite(d->fd, e, 8, q->rt_offset + ti * 8);
+		ret = disk_pwrite_full(d->fd, e, 8, q->rt_offset + ti * 8);
 		if (ret)
 			return ret;
 		q->rt[ti] = blk;
@@ -240,7 +203,7 @@ static int l2_get(struct disk *d, uint64_t off, uint64_t **table)
 	if (!qcow2_cluster_ok(q, off))
 		return -EIO;		/* outside the image, or over metadata */
 	raw = (uint8_t *)victim->table;
-	ret = qcow2_pread(d->fd, raw, q->cluster_size, off);
+	ret = disk_pread_full(d->fd, raw, q->cluster_size, off);
 	if (ret) {
 		victim->off = 0;
 		return ret;
@@ -260,7 +223,7 @@ int qcow2_l2_set(struct disk *d, uint64_t l2off, uint64_t *table,
 
 	put_be64(e, val);
 	table[idx] = val;
-	return qcow2_pwrite(d->fd, e, 8, l2off + idx * 8);
+	return disk_pwrite_full(d->fd, e, 8, l2off + idx * 8);
 }
 
 static void l2_forget(struct qcow2 *q, uint64_t off)
@@ -309,14 +272,14 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 			put_be64(buf + 8 * i, old[i] & ~QCOW2_OFLAG_COPIED);
 		}
 		if (!ret)
-			ret = qcow2_pwrite(d->fd, buf, q->cluster_size, n);
+			ret = disk_pwrite_full(d->fd, buf, q->cluster_size, n);
 		free(buf);
 		if (!ret)
 			ret = refcount_add(d, *l2off >> q->cluster_bits, -1);
 	} else {
 		uint8_t *zero = calloc(1, q->cluster_size);
 
-		ret = zero ? qcow2_pwrite(d->fd, zero, q->cluster_size, n) :
+		ret = zero ? disk_pwrite_full(d->fd, zero, q->cluster_size, n) :
 			     -ENOMEM;
 		free(zero);
 	}
@@ -325,7 +288,7 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 	if (q->barriers && fdatasync(d->fd))
 		return -errno;
 	put_be64(be, n | QCOW2_OFLAG_COPIED);
-	ret = qcow2_pwrite(d->fd, be, 8, q->l1_offset + i1 * 8);
+	ret = disk_pwrite_full(d->fd, be, 8, q->l1_offset + i1 * 8);
 	if (ret)
 		return ret;
 	q->l1[i1] = n | QCOW2_OFLAG_COPIED;

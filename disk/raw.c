@@ -118,34 +118,6 @@ static bool raw_aligned(const struct disk_req *r, unsigned int align)
 	return true;
 }
 
-/* Whole-buffer direct I/O at an aligned offset; 0 or -errno. */
-static int raw_direct(struct disk *d, bool write, uint8_t *buf, uint64_t len,
-		      uint64_t off)
-{
-	uint64_t done = 0;
-
-	while (done < len) {
-		ssize_t n = write ? pwrite(d->fd, buf + done, len - done,
-					   off + done) :
-				    pread(d->fd, buf + done, len - done,
-					  off + done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0) {
-			/* Past the end of the file: what is not there is 0. */
-			if (write)
-				return -EIO;
-			memset(buf + done, 0, len - done);
-			break;
-		}
-		done += n;
-	}
-	return 0;
-}
-
 /*
  * O_DIRECT wants aligned buffers, offsets and lengths; a guest may hand
  * out any buffer, and a hostile one any offset.  Such a request goes
@@ -167,15 +139,15 @@ static int raw_bounce(struct disk *d, struct disk_req *r)
 	if (posix_memalign((void **)&buf, DISK_DIO_MAX, len))
 		return -ENOMEM;
 	if (write && head)
-		ret = raw_direct(d, false, buf, a, start);
+		ret = disk_pread_full(d->fd, buf, a, start);
 	if (!ret && write && (r->off + r->len) % a && end - a >= start +
 	    (head ? a : 0))
-		ret = raw_direct(d, false, buf + len - a, a, end - a);
+		ret = disk_pread_full(d->fd, buf + len - a, a, end - a);
 	if (!ret && write) {
 		iov_to_buf(r->iov, r->niov, 0, buf + head, r->len);
-		ret = raw_direct(d, true, buf, len, start);
+		ret = disk_pwrite_full(d->fd, buf, len, start);
 	} else if (!ret) {
-		ret = raw_direct(d, false, buf, len, start);
+		ret = disk_pread_full(d->fd, buf, len, start);
 		if (!ret)
 			buf_to_iov(r->iov, r->niov, 0, buf + head, r->len);
 	}

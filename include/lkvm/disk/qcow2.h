@@ -77,9 +77,7 @@ static inline void put_be64(uint8_t *p, uint64_t v)
 		p[i] = v;
 }
 
-/* qcow2_meta.c: whole-buffer file I/O, cluster allocation, L2 tables */
-int qcow2_pread(int fd, void *buf, size_t len, uint64_t off);
-int qcow2_pwrite(int fd, const void *buf, size_t len, uint64_t off);
+/* qcow2_meta.c: cluster allocation, L2 tables */
 int qcow2_cluster_alloc(struct disk *d, uint64_t *off);
 int qcow2_entry_release(struct disk *d, uint64_t e);
 bool qcow2_cluster_ok(const struct qcow2 *q, uint64_t off);
