@@ -268,19 +268,7 @@ static void blk_batch_done(void *opaque)
 	}
 }
 
-static void blk_reset(struct virtio_device *d)
-{
-	struct virtio_blk *blk = to_blk(d);
-	unsigned int i;
-
-	/* Threads are paused; requests in the kernel finish into nothing. */
-	for (i = 0; i < blk->nqueues; i++) {
-		blk->bq[i].gen++;
-		blk->bq[i].starved = false;
-	}
-}
-
-/* Queue q disabled or set up again: its requests in flight are void. */
+/* Queue q disabled or its device reset: its requests in flight are void. */
 static void blk_queue_reset(struct virtio_device *d, struct virtio_queue *q)
 {
 	struct blk_queue *bq = &to_blk(d)->bq[q->index];
@@ -322,7 +310,6 @@ static const struct virtio_device_ops virtio_blk_ops = {
 	.pci_class = 0x018000,		/* mass storage, other */
 	.config_read = blk_config_read,
 	.drain = blk_drain,
-	.reset = blk_reset,
 	.queue_reset = blk_queue_reset,
 	.free = blk_free,
 };

@@ -287,11 +287,6 @@ void virtio_queue_complete(struct virtio_queue *q, const struct vq_elem *e,
 				   MIN((uint64_t)len, e->in_bytes));
 }
 
-void virtio_queue_abandon(struct virtio_queue *q)
-{
-	QSTAT_ADD(q, completed, 1);
-}
-
 void virtio_queue_stats_read(const struct virtio_queue *q,
 			     struct virtio_queue_stats *out)
 {
@@ -363,7 +358,6 @@ int virtio_device_threads(struct virtio_device *d, unsigned int n)
 	d->threads = calloc(n, sizeof(*d->threads));
 	if (!d->threads)
 		return -ENOMEM;
-	d->nthreads = n;
 	for (d->threads_ready = 0; d->threads_ready < n; d->threads_ready++) {
 		struct iothread *t = &d->threads[d->threads_ready];
 
@@ -446,6 +440,19 @@ static void virtio_resume_all(struct virtio_device *d)
 			iothread_resume(d->queues[i].thread);
 }
 
+/*
+ * Disabling a queue, or resetting its device, drops what the device
+ * holds of it first: requests in flight complete into nothing.
+ */
+static void virtio_queue_drop(struct virtio_device *d, struct virtio_queue *q)
+{
+	if (d->ops->queue_reset)
+		d->ops->queue_reset(d, q);
+	vq_reset(&q->vq);
+	q->ready = false;
+	q->stats.completed = q->stats.chains;	/* in flight: abandoned */
+}
+
 static void virtio_reset(struct virtio_device *d)
 {
 	unsigned int i;
@@ -454,9 +461,7 @@ static void virtio_reset(struct virtio_device *d)
 	for (i = 0; i < d->nqueues; i++) {
 		struct virtio_queue *q = &d->queues[i];
 
-		vq_reset(&q->vq);
-		q->ready = false;
-		q->stats.completed = q->stats.chains;
+		virtio_queue_drop(d, q);
 		q->num = d->ops->queue_max;
 		q->desc = q->driver = q->device = 0;
 	}
@@ -508,28 +513,16 @@ void virtio_set_status(struct virtio_device *d, uint32_t status)
 	}
 }
 
-/*
- * Enabling a queue that is live, or disabling one, drops what the device
- * holds of it first: requests in flight complete into nothing.
- */
-static void virtio_queue_drop(struct virtio_device *d, struct virtio_queue *q)
-{
-	if (d->ops->queue_reset)
-		d->ops->queue_reset(d, q);
-	vq_reset(&q->vq);
-	q->ready = false;
-	q->stats.completed = q->stats.chains;	/* in flight: abandoned */
-}
-
 void virtio_queue_set_ready(struct virtio_device *d, struct virtio_queue *q,
 			    bool ready)
 {
 	int ret = 0;
 
-	/* virtio 1.2 (2.6.1, 4.2.2.2): a live queue is not enabled again. */
-	if (ready && q->ready)
-		return;
-	if (!ready && !q->ready)
+	/*
+	 * virtio 1.2 (2.6.1, 4.2.2.2): a live queue is not enabled again,
+	 * and a dead one has nothing to drop.
+	 */
+	if (ready == q->ready)
 		return;
 	if (q->thread)
 		iothread_pause(q->thread);

@@ -109,9 +109,9 @@ struct virtio_device_ops {
 	/* Device state back to power-on; queue threads are paused. */
 	void (*reset)(struct virtio_device *d);
 	/*
-	 * Optional: queue q is being disabled or set up afresh (its thread
-	 * is paused); requests still in flight on it must complete into
-	 * nothing, not into the new ring.
+	 * Optional: queue q is being disabled, or its device reset (its
+	 * thread is paused); requests still in flight on it must complete
+	 * into nothing, not into the next ring.
 	 */
 	void (*queue_reset)(struct virtio_device *d, struct virtio_queue *q);
 	/* Optional: more than starting the device's threads (the core's). */
@@ -148,7 +148,7 @@ struct virtio_device {
 	struct virtio_queue *queues;
 	/* The device's own I/O threads (virtio_device_threads). */
 	struct iothread *threads;
-	unsigned int nthreads, threads_ready;
+	unsigned int threads_ready;
 	const struct virtio_transport_ops *tr;
 	void *tr_priv;
 	pthread_mutex_t ctl_lock;	/* the control path, see above */
@@ -214,7 +214,6 @@ struct virtio_queue *virtio_selected_queue(struct virtio_device *d);
  * (never more than its writable part); the guest sees used->idx move
  * every few completions (vq_push) and at virtio_queue_publish(), which
  * also interrupts it if it asked (EVENT_IDX honoured): once per batch.
- * virtio_queue_abandon() forgets a chain taken before a reset.
  */
 int virtio_queue_take(struct virtio_queue *q, struct vq_elem *e);
 struct vq_elem *virtio_queue_pop(struct virtio_queue *q);
@@ -223,7 +222,6 @@ void virtio_queue_complete(struct virtio_queue *q, const struct vq_elem *e,
 /* The same, for a chain of which only the head was kept. */
 void virtio_queue_complete_head(struct virtio_queue *q, uint16_t head,
 				uint32_t len);
-void virtio_queue_abandon(struct virtio_queue *q);
 void virtio_queue_publish(struct virtio_queue *q);
 /* A request failed or was dropped: counted. */
 static inline void virtio_queue_count_error(struct virtio_queue *q)
