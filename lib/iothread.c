@@ -204,14 +204,13 @@ static bool iothread_poll(struct iothread *t)
 }
 
 /*
- * The thread cannot go on: record why, wake every pauser and stopper (a
- * dead thread counts as paused and as stopped), and tell the owner.
+ * The thread cannot go on: wake every pauser and stopper (a dead thread
+ * counts as paused and as stopped), and tell the owner why.
  */
 static void *iothread_die(struct iothread *t, int err)
 {
 	pthread_mutex_lock(&t->lock);
 	t->state = IOT_DEAD;
-	t->death_err = err;
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
 	if (t->on_death)
@@ -235,12 +234,12 @@ static void *iothread_main(void *arg)
 		if (ret)
 			return iothread_die(t, ret);
 	}
+	if (t->fail_wait)
+		return iothread_die(t, -EIO);
 
 	for (;;) {
 		int i, n, ret, timeout = -1;
 
-		if (t->fail_wait)
-			return iothread_die(t, -EIO);
 		if (t->npollers && iothread_poll(t)) {
 			timeout = 0;	/* look at the fds, then poll again */
 		} else if (t->wait) {

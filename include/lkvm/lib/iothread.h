@@ -63,8 +63,7 @@ struct iothread {
 	/* Runs first on the new thread; an error kills it (see death). */
 	int (*on_start)(void *opaque, struct iothread *t);
 	void *start_opaque;
-	int death_err;			/* why it died (negative errno) */
-	bool fail_wait;			/* test hook: the next wait fails */
+	bool fail_wait;			/* test hook: die before the first wait */
 	uint64_t polled, slept;		/* statistics */
 };
 
