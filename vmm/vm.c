@@ -193,11 +193,22 @@ static int vm_copy_config(struct lkvm *vm, const struct lkvm_config *cfg)
 	return fail ? -ENOMEM : 0;
 }
 
+/* A console descriptor the embedder hands over: none (-1) or open. */
+static int vm_check_fd(int fd, const char *what, char *err, size_t errlen)
+{
+	if (fd >= 0 && fcntl(fd, F_GETFD) < 0)
+		return input_errf(err, errlen, -EBADF,
+				  "%s %d is not an open file descriptor",
+				  what, fd);
+	return 0;
+}
+
 static int vm_check_config(const struct lkvm_config *cfg, char *err,
 			   size_t errlen)
 {
 	struct sysinfo si;
 	uint64_t host_mib;
+	int ret;
 
 	if (!cfg->kernel)
 		return input_errf(err, errlen, -EINVAL, "no kernel given");
@@ -221,18 +232,13 @@ static int vm_check_config(const struct lkvm_config *cfg, char *err,
 		return input_errf(err, errlen, -EINVAL,
 				  "--dump-dtb applies to arm64 only (%s has no device tree)",
 				  arch_ops.name);
-	if (cfg->console_out >= 0 && fcntl(cfg->console_out, F_GETFD) < 0)
-		return input_errf(err, errlen, -EBADF,
-				  "console_out %d is not an open file descriptor",
-				  cfg->console_out);
-	if (cfg->console_log >= 0 && fcntl(cfg->console_log, F_GETFD) < 0)
-		return input_errf(err, errlen, -EBADF,
-				  "console_log %d is not an open file descriptor",
-				  cfg->console_log);
-	if (cfg->console_in >= 0 && fcntl(cfg->console_in, F_GETFD) < 0)
-		return input_errf(err, errlen, -EBADF,
-				  "console_in %d is not an open file descriptor",
-				  cfg->console_in);
+	ret = vm_check_fd(cfg->console_out, "console_out", err, errlen);
+	if (!ret)
+		ret = vm_check_fd(cfg->console_log, "console_log", err, errlen);
+	if (!ret)
+		ret = vm_check_fd(cfg->console_in, "console_in", err, errlen);
+	if (ret)
+		return ret;
 	if (cfg->kick_signal &&
 	    (cfg->kick_signal < SIGRTMIN || cfg->kick_signal > SIGRTMAX))
 		return input_errf(err, errlen, -EINVAL,
