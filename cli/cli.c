@@ -51,7 +51,17 @@ const char cli_run_usage[] =
 	"      --exit-code-offset N  exit with the guest's debug-exit value\n"
 	"                        plus N (mod 256), clear of lkvm's own statuses\n"
 	"      --log FILE        copy the guest console to FILE\n"
-	"      --stats           print VM exit counters when the guest ends\n"
+	"      --hugetlbfs PATH  back guest RAM with a file on this hugetlbfs\n"
+	"      --memfd           back guest RAM with a memfd (hugetlb if the\n"
+	"                        host has free huge pages); default: anonymous\n"
+	"                        memory with transparent huge pages\n"
+	"      --halt-poll USECS|auto  KVM halt polling per vCPU (default\n"
+	"                        auto: what the devices ask for)\n"
+	"      --disable-sve, --disable-ptrauth, --no-pmu, --no-pvtime\n"
+	"                        arm64: leave out a vCPU feature the host has\n"
+	"                        (all are on by default; --pmu is the default)\n"
+	"      --stats           print exit, memory and I/O thread figures\n"
+	"                        when the guest ends\n"
 	"      --no-fastpath     test aid: no ioeventfd/irqfd (notifies exit)\n"
 	"      --dump-dtb FILE   arm64: write the guest's device tree to FILE\n"
 	"      --irqchip gicv2|gicv3|gicv3-its  arm64 interrupt controller\n"
@@ -76,6 +86,14 @@ enum {
 	OPT_TRANSPORT,
 	OPT_EXIT_OFFSET,
 	OPT_SANDBOX,
+	OPT_HUGETLBFS,
+	OPT_MEMFD,
+	OPT_HALT_POLL,
+	OPT_NO_SVE,
+	OPT_NO_PTRAUTH,
+	OPT_PMU,
+	OPT_NO_PMU,
+	OPT_NO_PVTIME,
 };
 
 static const struct option run_options[] = {
@@ -99,6 +117,14 @@ static const struct option run_options[] = {
 	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "exit-code-offset", required_argument, NULL, OPT_EXIT_OFFSET },
 	{ "sandbox", required_argument, NULL, OPT_SANDBOX },
+	{ "hugetlbfs", required_argument, NULL, OPT_HUGETLBFS },
+	{ "memfd", no_argument, NULL, OPT_MEMFD },
+	{ "halt-poll", required_argument, NULL, OPT_HALT_POLL },
+	{ "disable-sve", no_argument, NULL, OPT_NO_SVE },
+	{ "disable-ptrauth", no_argument, NULL, OPT_NO_PTRAUTH },
+	{ "pmu", no_argument, NULL, OPT_PMU },
+	{ "no-pmu", no_argument, NULL, OPT_NO_PMU },
+	{ "no-pvtime", no_argument, NULL, OPT_NO_PVTIME },
 	{ "help", no_argument, NULL, 'h' },
 };
 
@@ -374,6 +400,40 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 		return 0;
 	case OPT_STATS:
 		r->stats = true;
+		return 0;
+	case OPT_HUGETLBFS:
+		if (!*arg)
+			return errf(err, errlen, -EINVAL,
+				    "--hugetlbfs needs the mount's path");
+		r->cfg.ram_backing = LKVM_RAM_HUGETLBFS;
+		r->cfg.hugetlbfs = arg;
+		return 0;
+	case OPT_MEMFD:
+		r->cfg.ram_backing = LKVM_RAM_MEMFD;
+		return 0;
+	case OPT_HALT_POLL:
+		if (!strcmp(arg, "auto")) {
+			r->cfg.halt_poll_us = -1;
+			return 0;
+		}
+		if (parse_uint(arg, 0, 1000000, &v))
+			return errf(err, errlen, -EINVAL,
+				    "bad --halt-poll '%s' (want auto or 0 to 1000000 microseconds)",
+				    arg);
+		r->cfg.halt_poll_us = v;
+		return 0;
+	case OPT_NO_SVE:
+		r->cfg.no_sve = 1;
+		return 0;
+	case OPT_NO_PTRAUTH:
+		r->cfg.no_ptrauth = 1;
+		return 0;
+	case OPT_PMU:
+	case OPT_NO_PMU:
+		r->cfg.no_pmu = c == OPT_NO_PMU;
+		return 0;
+	case OPT_NO_PVTIME:
+		r->cfg.no_pvtime = 1;
 		return 0;
 	case OPT_DEBUG:
 		r->cfg.log_level = LKVM_LOG_DEBUG;

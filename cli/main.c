@@ -88,9 +88,33 @@ static void report(const struct lkvm_result *res)
 	}
 }
 
+/* One line per I/O thread: CPU, sleeps and the polling figures. */
+static void report_threads(struct lkvm *vm)
+{
+	struct lkvm_thread_stats t;
+	unsigned int i;
+
+	for (i = 0; lkvm_thread_stats(vm, i, &t) == 0; i++) {
+		uint64_t tries = t.poll_hits + t.poll_misses;
+
+		fprintf(stderr,
+			"lkvm: thread %s: cpu %.1f ms, sleeps %llu; poll %s "
+			"window %.1f us (cap %.1f), hits %llu of %llu (%.0f%%)\n",
+			t.name, t.cpu_ns / 1e6, (unsigned long long)t.sleeps,
+			t.poll_adaptive ? "auto" : "fixed", t.poll_ns / 1e3,
+			t.poll_max_ns / 1e3, (unsigned long long)t.poll_hits,
+			(unsigned long long)tries,
+			tries ? 100.0 * t.poll_hits / tries : 0.0);
+	}
+}
+
 static void report_stats(const struct lkvm_stats *st, double create_ms,
 			 double run_ms, double destroy_ms)
 {
+	fprintf(stderr,
+		"lkvm: memory: %llu MiB %s, %llu MiB in huge pages\n",
+		(unsigned long long)(st->ram_bytes >> 20), st->ram_backing,
+		(unsigned long long)(st->ram_huge_bytes >> 20));
 	fprintf(stderr,
 		"lkvm: exits: io %llu mmio %llu intr %llu other %llu "
 		"notify %llu; unhandled: pio %llu mmio %llu\n",
@@ -179,6 +203,8 @@ static int cmd_run(int argc, char **argv)
 		status = cli_exit_status(&res, r.exit_offset);
 	}
 	lkvm_stats(vm, &st);
+	if (r.stats)
+		report_threads(vm);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	lkvm_destroy(vm);
 	if (r.stats)

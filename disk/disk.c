@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lkvm/disk/disk.h"
+#include "lkvm/lib/iothread.h"
 #include "lkvm/lib/util.h"
 
 /* Formats that can be recognised, most specific first; raw last. */
@@ -72,6 +73,11 @@ static int disk_opt(struct disk_spec *spec, char *opt, char *err,
 		else
 			return errf(err, errlen, -EINVAL,
 				    "disk: aio=%s: want io_uring or sync", val);
+	} else if (!strcmp(opt, "poll") && val) {
+		if (iothread_poll_parse(val, &spec->poll))
+			return errf(err, errlen, -EINVAL,
+				    "disk: poll=%s: want auto, off or microseconds",
+				    val);
 	} else if (!strcmp(opt, "lock") && val) {
 		if (strcmp(val, "on") && strcmp(val, "off"))
 			return errf(err, errlen, -EINVAL,

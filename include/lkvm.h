@@ -59,6 +59,14 @@ enum lkvm_irqchip {
 	LKVM_IRQCHIP_GICV3_ITS,
 };
 
+/* What backs guest RAM (each slot is mapped 2 MiB or 1 GiB aligned). */
+enum lkvm_ram_backing {
+	LKVM_RAM_ANON,		/* anonymous memory, transparent huge pages */
+	LKVM_RAM_MEMFD,		/* a memfd: hugetlb where the host has free
+				 * huge pages, else shmem */
+	LKVM_RAM_HUGETLBFS,	/* a file on the hugetlbfs mount cfg.hugetlbfs */
+};
+
 struct lkvm_config {
 	const char *name;	/* for thread names and messages */
 	const char *kernel;	/* bzImage, flat binary or PVH ELF */
@@ -88,6 +96,17 @@ struct lkvm_config {
 	enum lkvm_virtio_transport virtio_transport;
 	int no_fastpath;	/* test aid: act as if KVM had no ioeventfd
 				 * or irqfd (notifies exit, interrupts by ioctl) */
+
+	enum lkvm_ram_backing ram_backing;
+	const char *hugetlbfs;	/* LKVM_RAM_HUGETLBFS: the mount */
+	/* KVM halt polling, microseconds; -1: what the devices ask for. */
+	int halt_poll_us;
+	/*
+	 * arm64 vCPU features, each on by default where the host KVM has
+	 * it: SVE (the host's largest vector length), pointer
+	 * authentication, PMUv3, paravirtual steal time.
+	 */
+	int no_sve, no_ptrauth, no_pmu, no_pvtime;
 
 	const char *dump_dtb;	/* arm64: also write the device tree here */
 	enum lkvm_irqchip irqchip;	/* arm64 only */
@@ -131,7 +150,31 @@ struct lkvm_stats {
 	uint64_t exits_notify;	/* virtio queue notifies that exited */
 	uint64_t pio_unhandled;	/* accesses to ports nobody claimed */
 	uint64_t mmio_unhandled;
+	uint64_t ram_bytes;
+	uint64_t ram_huge_bytes;	/* of which huge-page backed now */
+	const char *ram_backing;	/* "anon", "memfd", "memfd-hugetlb", ... */
 };
+
+/*
+ * An I/O thread's figures (lkvm_thread_stats).  Polling: the window the
+ * thread spins for work before it sleeps (adaptive unless fixed), how
+ * often a spin found work and how often the thread slept instead.
+ */
+struct lkvm_thread_stats {
+	char name[16];
+	int tid;			/* 0 if not running */
+	uint64_t cpu_ns;		/* CPU time so far (schedstat) */
+	uint64_t sleeps;		/* times it went to sleep */
+	uint64_t poll_hits;		/* spins that found work */
+	uint64_t poll_misses;		/* spins that ended in sleep */
+	uint64_t poll_ns;		/* window now */
+	uint64_t poll_max_ns;		/* its cap (fixed: the window) */
+	int poll_adaptive;
+};
+
+/* Fills st for the i-th I/O thread; -ENOENT past the last. */
+int lkvm_thread_stats(struct lkvm *vm, unsigned int i,
+		      struct lkvm_thread_stats *st);
 
 void lkvm_config_init(struct lkvm_config *cfg);
 

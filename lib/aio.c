@@ -39,9 +39,9 @@ static bool aio_thread_poll(void *opaque)
 	return a->ops->poll(a);
 }
 
-int aio_poll_on(struct aio *a, struct iothread *t, uint64_t poll_ns)
+int aio_poll_on(struct aio *a, struct iothread *t)
 {
-	return iothread_add_poller(t, aio_thread_poll, a, poll_ns);
+	return iothread_add_poller(t, aio_thread_poll, a);
 }
 
 static int aio_thread_wait(void *opaque, int epfd)

@@ -48,6 +48,7 @@ int iothread_init(struct iothread *t, const char *name)
 	}
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->cond, NULL);
+	iothread_set_poll(t, IOT_POLL_AUTO);
 	return 0;
 }
 
@@ -159,22 +160,62 @@ void iothread_set_wait(struct iothread *t, int (*wait)(void *, int),
 	t->wait_opaque = opaque;
 }
 
-int iothread_add_poller(struct iothread *t, bool (*fn)(void *), void *opaque,
-			uint64_t poll_ns)
+int iothread_add_poller(struct iothread *t, bool (*fn)(void *), void *opaque)
 {
 	if (t->npollers == IOT_MAX_POLLERS)
 		return -ENOSPC;
 	t->pollers[t->npollers].fn = fn;
 	t->pollers[t->npollers++].opaque = opaque;
-	t->poll_ns = MAX(t->poll_ns, poll_ns);
 	return 0;
 }
 
-/* Spins for work; true if some was done (so do not sleep yet). */
-static bool iothread_poll(struct iothread *t)
+void iothread_set_poll(struct iothread *t, uint64_t policy)
 {
-	uint64_t deadline = now_ns() + t->poll_ns;
-	bool worked = false;
+	t->poll_policy = policy;
+	if (policy == IOT_POLL_AUTO) {
+		t->poll_max_ns = IOT_POLL_AUTO_MAX_NS;
+		t->poll_ns = 0;		/* earned by the first short wait */
+	} else if (policy == IOT_POLL_OFF) {
+		t->poll_max_ns = t->poll_ns = 0;
+	} else {
+		t->poll_max_ns = t->poll_ns = MIN(policy, IOT_POLL_MAX_NS);
+	}
+}
+
+int iothread_poll_parse(const char *s, uint64_t *policy)
+{
+	uint64_t us = 0;
+
+	if (!strcmp(s, "auto")) {
+		*policy = IOT_POLL_AUTO;
+		return 0;
+	}
+	if (parse_uint(s, 0, IOT_POLL_MAX_NS / 1000, &us) &&
+	    strcmp(s, "off"))
+		return -EINVAL;
+	*policy = !strcmp(s, "off") || !us ? IOT_POLL_OFF : us * 1000;
+	return 0;
+}
+
+/* The adaptive window after an idle period that lasted waited_ns. */
+static void iothread_poll_adapt(struct iothread *t, uint64_t waited_ns)
+{
+	if (t->poll_policy != IOT_POLL_AUTO || waited_ns <= t->poll_ns)
+		return;
+	if (waited_ns > t->poll_max_ns)
+		t->poll_ns = 0;
+	else
+		t->poll_ns = MIN(t->poll_max_ns,
+				 MAX(t->poll_ns * 2, IOT_POLL_GROW_FROM_NS));
+}
+
+/*
+ * Spins for work from since, for the window; true if some was done (so
+ * do not sleep yet).
+ */
+static bool iothread_poll(struct iothread *t, uint64_t since)
+{
+	uint64_t deadline = since + t->poll_ns;
 	unsigned int i;
 
 	do {
@@ -183,14 +224,13 @@ static bool iothread_poll(struct iothread *t)
 		for (i = 0; i < t->npollers; i++)
 			work |= t->pollers[i].fn(t->pollers[i].opaque);
 		if (work) {
-			worked = true;
-			deadline = now_ns() + t->poll_ns;
+			t->poll_hits++;
+			return true;
 		}
-		/* Control requests and other fds are seen between rounds. */
+		/* Control requests are seen between rounds. */
 		if (atomic_load_explicit(&t->ctl_pending,
-					 memory_order_relaxed) ||
-		    (worked && !work))
-			break;
+					 memory_order_relaxed))
+			return false;
 		/*
 		 * Give the CPU to anyone runnable: with more spinners than
 		 * CPUs (two queues and their guest on two cores) a plain
@@ -198,9 +238,8 @@ static bool iothread_poll(struct iothread *t)
 		 */
 		sched_yield();
 	} while (now_ns() < deadline);
-	if (worked)
-		t->polled++;
-	return worked;
+	t->poll_misses++;
+	return false;
 }
 
 /*
@@ -218,9 +257,35 @@ static void *iothread_die(struct iothread *t, int err)
 	return NULL;
 }
 
+static void *iothread_loop(struct iothread *t);
+
+uint64_t iothread_cpu_ns(const struct iothread *t)
+{
+	struct timespec ts;
+	clockid_t cid;
+
+	if (!t->started || !t->tid)
+		return t->cpu_ns_final;
+	if (pthread_getcpuclockid(t->thread, &cid) ||
+	    clock_gettime(cid, &ts))
+		return t->cpu_ns_final;
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
 static void *iothread_main(void *arg)
 {
 	struct iothread *t = arg;
+	struct timespec ts;
+
+	t->tid = gettid();
+	iothread_loop(t);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	t->cpu_ns_final = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+	return NULL;
+}
+
+static void *iothread_loop(struct iothread *t)
+{
 	struct epoll_event evs[IOT_MAX_EVENTS];
 	sigset_t set;
 
@@ -239,17 +304,23 @@ static void *iothread_main(void *arg)
 
 	for (;;) {
 		int i, n, ret, timeout = -1;
+		uint64_t idle = t->npollers ? now_ns() : 0;
 
-		if (t->npollers && iothread_poll(t)) {
+		if (idle && t->poll_ns && iothread_poll(t, idle)) {
 			timeout = 0;	/* look at the fds, then poll again */
+			idle = 0;
 		} else if (t->wait) {
 			t->slept++;
 			ret = t->wait(t->wait_opaque, t->epfd);
 			if (ret < 0 && ret != -EINTR)
 				return iothread_die(t, ret);
 			timeout = 0;
+		} else {
+			t->slept++;
 		}
 		n = epoll_wait(t->epfd, evs, IOT_MAX_EVENTS, timeout);
+		if (idle)
+			iothread_poll_adapt(t, now_ns() - idle);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

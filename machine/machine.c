@@ -100,6 +100,10 @@ struct iothread *machine_lowrate(struct machine *m, char *err, size_t errlen)
 		return NULL;
 	}
 	ret = iothread_init(&l->thread, "virtio-lo");
+	if (!ret && vm_iothread_register(m->vm, &l->thread)) {
+		iothread_free(&l->thread);
+		ret = -ENOMEM;
+	}
 	if (ret) {
 		free(l);
 		errf(err, errlen, ret, "cannot create an I/O thread: %s",

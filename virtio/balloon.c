@@ -108,7 +108,7 @@ static bool balloon_release(struct balloon *b, uint64_t gpa, uint64_t len)
 	if (!p || !len)
 		return false;
 	/* Private anonymous memory: the next touch reads zeroes. */
-	madvise(p, len, MADV_DONTNEED);
+	guest_memory_discard(&b->dev.vm->mem, p, len);
 	return true;
 }
 
@@ -184,7 +184,8 @@ static void balloon_report(struct balloon *b, const struct vq_elem *e)
 
 		/* vq_pop mapped it into guest RAM already. */
 		if (end > start) {
-			madvise((void *)start, end - start, MADV_DONTNEED);
+			guest_memory_discard(&b->dev.vm->mem, (void *)start,
+					     end - start);
 			atomic_fetch_add(&b->reported, end - start);
 		}
 	}

@@ -359,9 +359,10 @@ static int blk_queue_init(struct virtio_blk *blk, unsigned int i,
 	if (!ret)
 		ret = aio_add_batch_hook(bq->aio, blk_batch_done, bq);
 	if (!ret)
-		ret = aio_poll_on(bq->aio, bq->thread, BLK_POLL_NS);
+		ret = aio_poll_on(bq->aio, bq->thread);
 	if (!ret)
-		ret = iothread_add_poller(bq->thread, blk_poll, bq, BLK_POLL_NS);
+		ret = iothread_add_poller(bq->thread, blk_poll, bq);
+	iothread_set_poll(bq->thread, blk->disk->spec.poll);
 	if (!ret)
 		ret = virtio_queue_attach(&blk->dev, i, bq->thread);
 	return ret;

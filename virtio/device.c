@@ -367,6 +367,9 @@ int virtio_device_threads(struct virtio_device *d, unsigned int n)
 		if (ret)
 			return ret;
 		virtio_watch_thread(d, t);
+		ret = vm_iothread_register(d->vm, t);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }

@@ -245,7 +245,7 @@ static int net_pair_init(struct virtio_net *net, unsigned int i)
 	if (!ret)
 		ret = iothread_add(p->thread, p->fd, 0, net_rx_ready, p);
 	if (!ret)
-		ret = iothread_add_poller(p->thread, net_poll, p, NET_POLL_NS);
+		ret = iothread_add_poller(p->thread, net_poll, p);
 	if (!ret)
 		ret = net_tx_ring_init(p);
 	/* Only pair 0 until the guest asks for more (VQ_PAIRS_SET). */

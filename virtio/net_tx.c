@@ -172,6 +172,6 @@ int net_tx_ring_init(struct net_pair *p)
 	}
 	ret = aio_add_batch_hook(p->aio, net_tx_batch, p);
 	if (!ret)
-		ret = aio_poll_on(p->aio, p->thread, NET_POLL_NS);
+		ret = aio_poll_on(p->aio, p->thread);
 	return ret;
 }

@@ -10,6 +10,7 @@
 
 #include "lkvm/arch.h"
 #include "lkvm/device.h"
+#include "lkvm/lib/iothread.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/vm.h"
 
@@ -98,6 +99,9 @@ void vm_devices_free(struct lkvm *vm)
 		d->ops->free(d);
 	}
 	vm->devices = vm->devices_tail = NULL;
+	free(vm->iothreads);
+	vm->iothreads = NULL;
+	vm->niothreads = 0;
 	while ((r = vm->resources)) {
 		vm->resources = r->next;
 		free(r);
@@ -168,4 +172,41 @@ unsigned int vm_irq_alloc(struct lkvm *vm)
 void vm_want_halt_poll(struct lkvm *vm, uint64_t ns)
 {
 	vm->halt_poll_ns = MAX(vm->halt_poll_ns, ns);
+}
+
+int vm_iothread_register(struct lkvm *vm, struct iothread *t)
+{
+	struct iothread **n = realloc(vm->iothreads, (vm->niothreads + 1) *
+				      sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	n[vm->niothreads++] = t;
+	vm->iothreads = n;
+	return 0;
+}
+
+/*
+ * The counters are the thread's own, read without a lock: a figure may
+ * be one event stale, never torn (64-bit loads).
+ */
+int lkvm_thread_stats(struct lkvm *vm, unsigned int i,
+		      struct lkvm_thread_stats *st)
+{
+	const struct iothread *t;
+
+	if (i >= vm->niothreads)
+		return -ENOENT;
+	t = vm->iothreads[i];
+	memset(st, 0, sizeof(*st));
+	snprintf(st->name, sizeof(st->name), "%s", t->name);
+	st->tid = t->started ? t->tid : 0;
+	st->cpu_ns = iothread_cpu_ns(t);
+	st->sleeps = t->slept;
+	st->poll_hits = t->poll_hits;
+	st->poll_misses = t->poll_misses;
+	st->poll_ns = t->poll_ns;
+	st->poll_max_ns = t->poll_max_ns;
+	st->poll_adaptive = t->poll_policy == IOT_POLL_AUTO;
+	return 0;
 }

@@ -37,6 +37,7 @@ void lkvm_config_init(struct lkvm_config *cfg)
 	cfg->console_out = -1;
 	cfg->console_log = -1;
 	cfg->log_level = LKVM_LOG_WARN;
+	cfg->halt_poll_us = -1;
 }
 
 enum lkvm_error_kind lkvm_error_kind(int ret)
@@ -122,6 +123,8 @@ int kvm_check_extension(struct lkvm *vm, long cap)
 
 void lkvm_stats(struct lkvm *vm, struct lkvm_stats *st)
 {
+	int64_t huge;
+
 	memset(st, 0, sizeof(*st));
 	st->exits_io = atomic_load(&vm->exits.io);
 	st->exits_mmio = atomic_load(&vm->exits.mmio);
@@ -132,6 +135,10 @@ void lkvm_stats(struct lkvm *vm, struct lkvm_stats *st)
 					    __ATOMIC_RELAXED);
 	st->mmio_unhandled = __atomic_load_n(&vm->mmio.unhandled,
 					     __ATOMIC_RELAXED);
+	st->ram_bytes = guest_memory_size(&vm->mem);
+	huge = guest_memory_huge_bytes(&vm->mem);
+	st->ram_huge_bytes = huge > 0 ? (uint64_t)huge : 0;
+	st->ram_backing = guest_memory_backing_name(&vm->mem);
 }
 
 static char *strdup_or_null(const char *s, bool *fail)
@@ -184,6 +191,7 @@ static int vm_copy_config(struct lkvm *vm, const struct lkvm_config *cfg)
 	vm->cfg.initrd = strdup_or_null(cfg->initrd, &fail);
 	vm->cfg.cmdline = strdup_or_null(cfg->cmdline, &fail);
 	vm->cfg.dump_dtb = strdup_or_null(cfg->dump_dtb, &fail);
+	vm->cfg.hugetlbfs = strdup_or_null(cfg->hugetlbfs, &fail);
 	vm->cfg_lists[0] = strdup_list(cfg->disks, cfg->ndisks, &fail);
 	vm->cfg.disks = (const char **)vm->cfg_lists[0];
 	vm->cfg_lists[1] = strdup_list(cfg->nets, cfg->nnets, &fail);
@@ -228,6 +236,13 @@ static int vm_check_config(const struct lkvm_config *cfg, char *err,
 		return input_errf(err, errlen, -EINVAL,
 				  "%u CPUs requested; %s supports 1 to %u",
 				  cfg->cpus, arch_ops.name, arch_ops.max_cpus);
+	if (cfg->ram_backing == LKVM_RAM_HUGETLBFS && !cfg->hugetlbfs)
+		return input_errf(err, errlen, -EINVAL,
+				  "hugetlbfs backing needs the mount's path");
+	if (cfg->halt_poll_us > 1000000)
+		return input_errf(err, errlen, -EINVAL,
+				  "halt polling of %d us is more than 1 s",
+				  cfg->halt_poll_us);
 	if (cfg->dump_dtb && !arch_ops.device_tree)
 		return input_errf(err, errlen, -EINVAL,
 				  "--dump-dtb applies to arm64 only (%s has no device tree)",
@@ -295,7 +310,9 @@ void vm_apply_halt_poll(struct lkvm *vm)
 {
 	struct kvm_enable_cap cap = {
 		.cap = KVM_CAP_HALT_POLL,
-		.args = { vm->halt_poll_ns },
+		.args = { vm->cfg.halt_poll_us >= 0 ?
+			  (uint64_t)vm->cfg.halt_poll_us * 1000 :
+			  vm->halt_poll_ns },
 	};
 
 	if (kvm_check_extension(vm, KVM_CAP_HALT_POLL))
@@ -305,11 +322,23 @@ void vm_apply_halt_poll(struct lkvm *vm)
 static int vm_init_memory(struct lkvm *vm, char *err, size_t errlen)
 {
 	struct mem_region r[GUEST_MEM_MAX_SLOTS];
+	struct guest_mem_opts o = {
+		.backing = vm->cfg.ram_backing == LKVM_RAM_MEMFD ?
+			   GUEST_MEM_MEMFD :
+			   vm->cfg.ram_backing == LKVM_RAM_HUGETLBFS ?
+			   GUEST_MEM_HUGETLBFS : GUEST_MEM_ANON,
+		.hugetlbfs = vm->cfg.hugetlbfs,
+	};
 	unsigned int n;
 	int ret;
 
 	n = arch_ops.mem_layout(vm->cfg.mem_mib * MiB, r, ARRAY_SIZE(r));
-	ret = guest_memory_init(&vm->mem, r, n);
+	ret = guest_memory_init(&vm->mem, r, n, &o);
+	if (ret && o.backing == GUEST_MEM_HUGETLBFS)
+		return input_errf(err, errlen, ret,
+				  "cannot back %llu MiB of guest memory with hugetlbfs '%s': %s (it must be a hugetlbfs mount with enough free huge pages, and the size a multiple of its page size)",
+				  (unsigned long long)vm->cfg.mem_mib,
+				  vm->cfg.hugetlbfs, strerror(-ret));
 	if (ret)
 		return errf(err, errlen, ret,
 			    "cannot map %llu MiB of guest memory: %s",
@@ -389,6 +418,7 @@ void lkvm_destroy(struct lkvm *vm)
 	free_list(vm->cfg_lists[2], vm->cfg.ndevices);
 	free((char *)vm->cfg.name);
 	free((char *)vm->cfg.dump_dtb);
+	free((char *)vm->cfg.hugetlbfs);
 	free((char *)vm->cfg.kernel);
 	free((char *)vm->cfg.initrd);
 	free((char *)vm->cfg.cmdline);

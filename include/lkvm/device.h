@@ -94,5 +94,8 @@ uint64_t vm_mmio_alloc(struct lkvm *vm, uint64_t size);
 unsigned int vm_irq_alloc(struct lkvm *vm);
 /* A device asks for halt polling (the VM takes the largest ask). */
 void vm_want_halt_poll(struct lkvm *vm, uint64_t ns);
+/* A device's I/O thread, listed in lkvm_thread_stats until devices go. */
+struct iothread;
+int vm_iothread_register(struct lkvm *vm, struct iothread *t);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * memory.h - guest RAM: one anonymous mapping cut into KVM memory slots,
+ * memory.h - guest RAM: one mapping cut into KVM memory slots,
  * and the only way anything in lkvm turns a guest-physical address into a
  * host pointer.  Set up before vCPUs start; read-only afterwards, so any
  * thread may translate without locking.
@@ -18,6 +18,19 @@ struct mem_region {
 	uint64_t size;
 };
 
+/* What backs guest RAM. */
+enum guest_mem_backing {
+	GUEST_MEM_ANON,		/* private anonymous, transparent huge pages */
+	GUEST_MEM_MEMFD,	/* a memfd: hugetlb where the host has free
+				 * huge pages, else shmem */
+	GUEST_MEM_HUGETLBFS,	/* a file on the hugetlbfs mount named */
+};
+
+struct guest_mem_opts {
+	enum guest_mem_backing backing;
+	const char *hugetlbfs;	/* GUEST_MEM_HUGETLBFS: the mount */
+};
+
 struct guest_memory {
 	struct mem_slot {
 		uint64_t gpa;
@@ -26,12 +39,26 @@ struct guest_memory {
 	} slots[GUEST_MEM_MAX_SLOTS];
 	unsigned int nslots;
 	uint8_t *map;
-	size_t map_size;
+	size_t map_size;	/* the whole mapping, gaps included */
+	uint64_t ram_size;	/* the slots' sizes added up */
+	enum guest_mem_backing backing;	/* what was obtained */
+	size_t hugetlb_page;	/* hugetlb page size, or 0 */
+	bool shared;		/* a file mapping: discard is MADV_REMOVE */
 };
 
-/* Maps RAM for the given regions (sorted, non-overlapping, page aligned). */
+/*
+ * Maps RAM for the given regions (sorted, non-overlapping, page aligned).
+ * Each slot's host address is 2 MiB aligned, 1 GiB aligned for a slot
+ * that large, so KVM can map it with huge stage-2 pages.  o NULL: anon.
+ */
 int guest_memory_init(struct guest_memory *m, const struct mem_region *r,
-		      unsigned int n);
+		      unsigned int n, const struct guest_mem_opts *o);
+/* Huge-page bytes the host backs RAM with now (smaps), or -errno. */
+int64_t guest_memory_huge_bytes(const struct guest_memory *m);
+/* Gives a page-aligned host range of guest RAM back to the host. */
+void guest_memory_discard(const struct guest_memory *m, void *hva,
+			  size_t len);
+const char *guest_memory_backing_name(const struct guest_memory *m);
 /* Registers every slot with the VM (KVM_SET_USER_MEMORY_REGION). */
 int guest_memory_register(struct guest_memory *m, int vm_fd);
 void guest_memory_free(struct guest_memory *m);
@@ -49,7 +76,7 @@ int guest_read(const struct guest_memory *m, uint64_t gpa, void *buf,
 int guest_write(const struct guest_memory *m, uint64_t gpa, const void *buf,
 		size_t len);
 
-/* Total RAM and the end of the highest slot. */
+/* Total RAM: the slots' sizes added up. */
 uint64_t guest_memory_size(const struct guest_memory *m);
 
 #endif

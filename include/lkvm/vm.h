@@ -67,6 +67,9 @@ struct lkvm {
 	uint64_t dev_mmio_used;		/* of arch_ops.dev_mmio_size */
 	unsigned int dev_irqs;		/* lines handed out */
 	uint64_t halt_poll_ns;		/* devices' largest ask */
+	/* The devices' I/O threads, for lkvm_thread_stats (not owned). */
+	struct iothread **iothreads;
+	unsigned int niothreads;
 
 	struct {
 		atomic_uint_fast64_t io, mmio, intr, other, notify;

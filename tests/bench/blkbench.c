@@ -258,7 +258,7 @@ static int bench_setup(struct bench *b, struct disk *disk, unsigned int nq,
 	memset(b, 0, sizeof(*b));
 	b->nq = nq;
 	b->vm.cfg.cpus = nq;
-	ret = guest_memory_init(&b->vm.mem, &r, 1);
+	ret = guest_memory_init(&b->vm.mem, &r, 1, NULL);
 	if (ret)
 		return ret;
 	ret = virtio_blk_create(&b->vm, disk, 0, nq, uring, &d);

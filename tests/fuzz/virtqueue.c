@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!mem.map) {
 		struct mem_region reg = { 0, MEM_SIZE };
 
-		if (guest_memory_init(&mem, &reg, 1))
+		if (guest_memory_init(&mem, &reg, 1, NULL))
 			abort();
 	}
 	if (size < 2)

@@ -409,7 +409,7 @@ int main(void)
 	close(fd);
 	fd = mkstemp(ipath);
 	close(fd);
-	if (guest_memory_init(&mem, &r, 1))
+	if (guest_memory_init(&mem, &r, 1, NULL))
 		return 1;
 	e820_n = e820_build(&mem, e820, ARRAY_SIZE(e820));
 	test_bzimage();

@@ -59,6 +59,24 @@ static void test_good(void)
 	CHECK_EQ(parse(&r, err, "--help", NULL), 0);
 	CHECK(r.help);
 	cli_run_free(&r);
+	/* Memory backing, halt polling, arm64 features. */
+	CHECK_EQ(r.cfg.halt_poll_us, -1);
+	CHECK_EQ(parse(&r, err, "-k", kernel, "--hugetlbfs", "/dev/hugepages",
+		       "--halt-poll", "20", "--disable-sve", "--no-pmu",
+		       "--no-pvtime", "--disable-ptrauth", NULL), 0);
+	CHECK_EQ(r.cfg.ram_backing, LKVM_RAM_HUGETLBFS);
+	CHECK(!strcmp(r.cfg.hugetlbfs, "/dev/hugepages"));
+	CHECK_EQ(r.cfg.halt_poll_us, 20);
+	CHECK(r.cfg.no_sve && r.cfg.no_pmu && r.cfg.no_pvtime &&
+	      r.cfg.no_ptrauth);
+	cli_run_free(&r);
+	CHECK_EQ(parse(&r, err, "-k", kernel, "--memfd", "--no-pmu", "--pmu",
+		       "--halt-poll", "auto", NULL), 0);
+	CHECK_EQ(r.cfg.ram_backing, LKVM_RAM_MEMFD);
+	CHECK_EQ(r.cfg.no_pmu, 0);
+	CHECK_EQ(r.cfg.halt_poll_us, -1);
+	CHECK_EQ(r.cfg.no_sve, 0);
+	cli_run_free(&r);
 }
 
 static void expect_error(const char *why, int want, const char *contains,
@@ -119,6 +137,12 @@ static void test_bad(void)
 		     "extra", NULL);
 	expect_error("empty disk", -EINVAL, "empty --disk", "-k", kernel,
 		     "-d", "");
+	expect_error("halt poll", -EINVAL, "bad --halt-poll", "-k", kernel,
+		     "--halt-poll", "fast");
+	expect_error("halt poll big", -EINVAL, "bad --halt-poll", "-k", kernel,
+		     "--halt-poll", "1000001");
+	expect_error("hugetlbfs empty", -EINVAL, "needs the mount", "-k",
+		     kernel, "--hugetlbfs", "");
 }
 
 static void test_status(void)

@@ -216,7 +216,7 @@ static void test_device_thread_death(void)
 	io_bus_init(&vm->pio);
 	io_bus_init(&vm->mmio);
 	CHECK_EQ(console_init(&vm->console, vm, -1, -1, -1, 0), 0);
-	CHECK_EQ(guest_memory_init(&vm->mem, &reg, 1), 0);
+	CHECK_EQ(guest_memory_init(&vm->mem, &reg, 1, NULL), 0);
 	CHECK_EQ(machine_create_devices(vm, err, sizeof(err)), 0);
 	setenv(IOTHREAD_FAULT_ENV, "iothread-wait:blk0-q0", 1);
 	CHECK_EQ(vm_devices_start(vm), 0);
@@ -248,9 +248,112 @@ static void test_device_thread_death(void)
 	unlink(path);
 }
 
+static void test_poll_parse(void)
+{
+	uint64_t p;
+
+	CHECK_EQ(iothread_poll_parse("auto", &p), 0);
+	CHECK_EQ(p, IOT_POLL_AUTO);
+	CHECK_EQ(iothread_poll_parse("off", &p), 0);
+	CHECK_EQ(p, IOT_POLL_OFF);
+	CHECK_EQ(iothread_poll_parse("0", &p), 0);
+	CHECK_EQ(p, IOT_POLL_OFF);
+	CHECK_EQ(iothread_poll_parse("25", &p), 0);
+	CHECK_EQ(p, 25000);
+	CHECK_EQ(iothread_poll_parse("", &p), -EINVAL);
+	CHECK_EQ(iothread_poll_parse("fast", &p), -EINVAL);
+	CHECK_EQ(iothread_poll_parse("-1", &p), -EINVAL);
+	CHECK_EQ(iothread_poll_parse("1000001", &p), -EINVAL);
+}
+
+/* Work a poller finds without a kick: a counter the test raises. */
+static atomic_uint poll_pending, poll_done;
+
+static bool take_work(void *opaque)
+{
+	(void)opaque;
+	if (!atomic_load(&poll_pending))
+		return false;
+	atomic_fetch_sub(&poll_pending, 1);
+	atomic_fetch_add(&poll_done, 1);
+	return true;
+}
+
+static void kick_work(void *opaque, uint32_t events)
+{
+	int fd = *(int *)opaque;
+	uint64_t v;
+
+	(void)events;
+	if (read(fd, &v, sizeof(v)) == sizeof(v))
+		while (take_work(NULL))
+			;
+}
+
+/* n items, gap_us apart, each also kicked (as a guest would notify). */
+static void feed(int fd, unsigned int n, unsigned int gap_us)
+{
+	unsigned int i, want = atomic_load(&poll_done);
+
+	for (i = 0; i < n; i++) {
+		uint64_t until = now_ns() + gap_us * 1000ULL;
+
+		atomic_fetch_add(&poll_pending, 1);
+		kick(fd);
+		want++;
+		while (now_ns() < until)
+			;
+	}
+	CHECK(wait_for(&poll_done, want));
+}
+
+/*
+ * Adaptive: work that keeps coming within the cap opens a window and
+ * polling finds it; work far apart closes the window again.  Fixed and
+ * off keep theirs.
+ */
+static void test_poll_policies(void)
+{
+	static const uint64_t policies[] = { IOT_POLL_AUTO, 30000, IOT_POLL_OFF };
+	unsigned int k;
+
+	for (k = 0; k < ARRAY_SIZE(policies); k++) {
+		struct iothread t;
+		int fd = eventfd(0, EFD_NONBLOCK);
+
+		atomic_store(&poll_pending, 0);
+		atomic_store(&poll_done, 0);
+		CHECK_EQ(iothread_init(&t, "t-poll"), 0);
+		CHECK_EQ(iothread_add(&t, fd, EPOLLIN, kick_work, &fd), 0);
+		CHECK_EQ(iothread_add_poller(&t, take_work, NULL), 0);
+		iothread_set_poll(&t, policies[k]);
+		CHECK_EQ(iothread_start(&t), 0);
+		feed(fd, 3000, 5);
+		if (policies[k] != IOT_POLL_OFF)
+			CHECK(t.poll_hits > 0);
+		feed(fd, 10, 5000);
+		iothread_stop(&t);
+		if (policies[k] == IOT_POLL_AUTO) {
+			CHECK_EQ(t.poll_ns, 0);		/* closed again */
+			CHECK_EQ(t.poll_max_ns, IOT_POLL_AUTO_MAX_NS);
+		} else if (policies[k] == IOT_POLL_OFF) {
+			CHECK_EQ(t.poll_hits + t.poll_misses, 0);
+		} else {
+			CHECK_EQ(t.poll_ns, 30000);
+			CHECK(t.poll_misses >= 10);	/* one per far gap */
+		}
+		CHECK(t.slept > 0);
+		CHECK(iothread_cpu_ns(&t) > 0);
+		iothread_free(&t);
+		close(fd);
+	}
+}
+
 int main(void)
 {
 	alarm(300);
+	test_poll_parse();
+	test_poll_policies();
 	test_handlers();
 	test_nested_pause();
 	test_dead_thread();

@@ -1,5 +1,7 @@
 /* Tests vmm/memory.c: layout validation and gpa->host translation bounds. */
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "lkvm/memory.h"
 #include "lkvm/lib/util.h"
@@ -14,13 +16,13 @@ static void test_layout_errors(void)
 	struct mem_region wrap[] = { { UINT64_MAX - 4095, 8192 } };
 	struct mem_region empty[] = { { 0, 0 } };
 
-	CHECK_EQ(guest_memory_init(&m, bad_align, 1), -EINVAL);
-	CHECK_EQ(guest_memory_init(&m, overlap, 2), -EINVAL);
-	CHECK_EQ(guest_memory_init(&m, unsorted, 2), -EINVAL);
-	CHECK_EQ(guest_memory_init(&m, wrap, 1), -EINVAL);
-	CHECK_EQ(guest_memory_init(&m, empty, 1), -EINVAL);
-	CHECK_EQ(guest_memory_init(&m, empty, 0), -EINVAL);
-	CHECK_EQ(guest_memory_init(&m, empty, GUEST_MEM_MAX_SLOTS + 1),
+	CHECK_EQ(guest_memory_init(&m, bad_align, 1, NULL), -EINVAL);
+	CHECK_EQ(guest_memory_init(&m, overlap, 2, NULL), -EINVAL);
+	CHECK_EQ(guest_memory_init(&m, unsorted, 2, NULL), -EINVAL);
+	CHECK_EQ(guest_memory_init(&m, wrap, 1, NULL), -EINVAL);
+	CHECK_EQ(guest_memory_init(&m, empty, 1, NULL), -EINVAL);
+	CHECK_EQ(guest_memory_init(&m, empty, 0, NULL), -EINVAL);
+	CHECK_EQ(guest_memory_init(&m, empty, GUEST_MEM_MAX_SLOTS + 1, NULL),
 		 -EINVAL);
 }
 
@@ -31,7 +33,7 @@ static void test_translation(void)
 	uint8_t buf[16] = { 1, 2, 3 };
 	uint8_t *p, *q;
 
-	CHECK_EQ(guest_memory_init(&m, r, 2), 0);
+	CHECK_EQ(guest_memory_init(&m, r, 2, NULL), 0);
 	CHECK_EQ(guest_memory_size(&m), 24 * MiB);
 	p = guest_ptr(&m, 0, 16 * MiB);
 	CHECK(p != NULL);
@@ -62,9 +64,82 @@ static void test_translation(void)
 	CHECK(guest_ptr(&m, 0, 1) == NULL);
 }
 
+/* Every slot starts where KVM can use huge stage-2 pages. */
+static void test_alignment(void)
+{
+	struct mem_region r[] = {
+		{ 0, 3 * MiB }, { 4 * GiB + 2 * MiB, 6 * MiB },
+	};
+	struct mem_region big[] = { { 2 * GiB, 1 * GiB } };
+	struct guest_memory m;
+
+	CHECK_EQ(guest_memory_init(&m, r, 2, NULL), 0);
+	CHECK_EQ((uintptr_t)m.slots[0].hva % (2 * MiB), 0);
+	/* The second slot's host offset matches its guest offset. */
+	CHECK_EQ((uintptr_t)m.slots[1].hva % (2 * MiB), 0);
+	CHECK_EQ(guest_memory_size(&m), 9 * MiB);
+	CHECK(m.map_size >= 10 * MiB);
+	CHECK(strcmp(guest_memory_backing_name(&m), "anon") == 0);
+	guest_memory_free(&m);
+
+	CHECK_EQ(guest_memory_init(&m, big, 1, NULL), 0);
+	CHECK_EQ((uintptr_t)m.slots[0].hva % GiB, 0);
+	guest_memory_free(&m);
+}
+
+/* Transparent huge pages on madvise (or always) on this host. */
+static bool thp_enabled(void)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+	}
+	return strstr(buf, "[always]") || strstr(buf, "[madvise]");
+}
+
+/* Touched memory reads back, and a discard gives zeroes, both backings. */
+static void test_backings(void)
+{
+	struct mem_region r[] = { { 0, 8 * MiB } };
+	struct guest_mem_opts memfd = { .backing = GUEST_MEM_MEMFD };
+	struct guest_mem_opts bad = { .backing = GUEST_MEM_HUGETLBFS,
+				      .hugetlbfs = "/proc" };
+	struct guest_mem_opts none = { .backing = GUEST_MEM_HUGETLBFS };
+	const struct guest_mem_opts *o[] = { NULL, &memfd };
+	struct guest_memory m;
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		uint8_t *p;
+
+		CHECK_EQ(guest_memory_init(&m, r, 1, o[i]), 0);
+		p = guest_ptr(&m, 0, 8 * MiB);
+		CHECK(p != NULL);
+		memset(p, 0xa5, 8 * MiB);
+		CHECK(p[4 * MiB] == 0xa5);
+		guest_memory_discard(&m, p + 4 * MiB, 4096);
+		CHECK(p[4 * MiB] == 0 && p[4 * MiB + 4096] == 0xa5);
+		if (i == 0 && thp_enabled())
+			CHECK(guest_memory_huge_bytes(&m) >= (int64_t)(2 * MiB));
+		else
+			CHECK(guest_memory_huge_bytes(&m) >= 0);
+		CHECK(m.shared == (i == 1));
+		guest_memory_free(&m);
+	}
+	/* Not a hugetlbfs mount, and no mount at all: refused. */
+	CHECK_EQ(guest_memory_init(&m, r, 1, &bad), -ENOTSUP);
+	CHECK_EQ(guest_memory_init(&m, r, 1, &none), -EINVAL);
+}
+
 int main(void)
 {
 	test_layout_errors();
 	test_translation();
+	test_alignment();
+	test_backings();
 	return test_done();
 }

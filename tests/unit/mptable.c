@@ -130,7 +130,7 @@ static void test_e820(void)
 	struct guest_memory m;
 	unsigned int n;
 
-	CHECK_EQ(guest_memory_init(&m, small, 1), 0);
+	CHECK_EQ(guest_memory_init(&m, small, 1, NULL), 0);
 	n = e820_build(&m, e, 8);
 	CHECK_EQ(n, 3);
 	CHECK(e[0].addr == 0 && e[0].size == X86_EBDA_START &&
@@ -143,7 +143,7 @@ static void test_e820(void)
 	CHECK_EQ(e820_build(&m, e, 2), 2);	/* truncates, never overflows */
 	guest_memory_free(&m);
 
-	CHECK_EQ(guest_memory_init(&m, big, 2), 0);
+	CHECK_EQ(guest_memory_init(&m, big, 2, NULL), 0);
 	n = e820_build(&m, e, 8);
 	CHECK_EQ(n, 4);
 	CHECK(e[2].addr + e[2].size == X86_LOW_MEM_END);

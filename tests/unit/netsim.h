@@ -111,7 +111,7 @@ static inline int nsim_setup_slots(struct nsim *s, struct net_backend *nb,
 	s->slot = slot_bytes && slot_bytes <= NSIM_SLOT ? slot_bytes : NSIM_SLOT;
 	for (i = 0; i < NSIM_MAXQ; i++)
 		s->q[i].irq_fd = -1;
-	ret = guest_memory_init(&s->vm.mem, &r, 1);
+	ret = guest_memory_init(&s->vm.mem, &r, 1, NULL);
 	if (ret)
 		return ret;
 	/* VDRV_SECCOMP=1: the device threads run under their filters. */

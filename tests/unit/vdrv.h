@@ -414,7 +414,7 @@ static inline int vdrv_create(struct vdrv *r, bool pci, unsigned int ncpus)
 	io_bus_init(&r->vm.mmio);
 	ret = console_init(&r->vm.console, &r->vm, -1, -1, -1, 0);
 	if (!ret)
-		ret = guest_memory_init(&r->vm.mem, &reg, 1);
+		ret = guest_memory_init(&r->vm.mem, &reg, 1, NULL);
 	if (ret)
 		return ret;
 	pci_bus_init(&r->vm.pci, &r->vm, VDRV_PCI_MMIO, VDRV_PCI_SIZE,

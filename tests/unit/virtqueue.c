@@ -420,7 +420,7 @@ int main(void)
 {
 	struct mem_region r = { 0, 1 * MiB };
 
-	if (guest_memory_init(&mem, &r, 1))
+	if (guest_memory_init(&mem, &r, 1, NULL))
 		return 1;
 	test_setup();
 	test_chains();

@@ -34,6 +34,8 @@ struct disk_spec {
 	enum disk_cache cache;
 	unsigned int queues;		/* 0: the default */
 	bool aio_sync;			/* aio=sync: no io_uring */
+	uint64_t poll;			/* poll=: an iothread poll policy
+					 * (0: IOT_POLL_AUTO) */
 	char serial[DISK_SERIAL_MAX + 1];
 	char format[16];		/* "": probe */
 	unsigned int depth;		/* in a backing chain: 0 at the top */

@@ -100,7 +100,7 @@ int aio_create(struct aio **ap, struct iothread *t, unsigned int depth,
 int aio_create_uring(struct aio **ap, struct iothread *t, unsigned int depth);
 void aio_free(struct aio *a);
 /* Makes the engine one of t's pollers (see iothread_add_poller). */
-int aio_poll_on(struct aio *a, struct iothread *t, uint64_t poll_ns);
+int aio_poll_on(struct aio *a, struct iothread *t);
 /* Runs fn(opaque) after each round of completions. */
 int aio_add_batch_hook(struct aio *a, void (*fn)(void *), void *opaque);
 

@@ -26,6 +26,18 @@ struct iothread;
 #define IOT_MAX_POLLERS 4
 
 /*
+ * Poll policies (iothread_set_poll): IOT_POLL_AUTO (0, so a zeroed
+ * setting means the default) adapts the window between 0 and
+ * IOT_POLL_AUTO_MAX_NS; IOT_POLL_OFF never polls; any other value is a
+ * fixed window in nanoseconds.
+ */
+#define IOT_POLL_AUTO		0
+#define IOT_POLL_OFF		UINT64_MAX
+#define IOT_POLL_AUTO_MAX_NS	64000
+#define IOT_POLL_GROW_FROM_NS	4000	/* the first window after zero */
+#define IOT_POLL_MAX_NS		1000000000ULL	/* a fixed window's limit */
+
+/*
  * IOT_DEAD: the thread's wait failed and it ended.  pause, resume and
  * stop return at once from then on; the owner learns of it through the
  * death hook (iothread_on_death), called once on the dying thread.
@@ -56,7 +68,9 @@ struct iothread {
 		void *opaque;
 	} pollers[IOT_MAX_POLLERS];
 	unsigned int npollers;
-	uint64_t poll_ns;
+	uint64_t poll_policy;		/* see IOT_POLL_AUTO */
+	uint64_t poll_ns;		/* the window now */
+	uint64_t poll_max_ns;
 	atomic_bool ctl_pending;	/* a control request waits */
 	iothread_death_fn on_death;
 	void *death_opaque;
@@ -64,7 +78,10 @@ struct iothread {
 	int (*on_start)(void *opaque, struct iothread *t);
 	void *start_opaque;
 	bool fail_wait;			/* test hook: die before the first wait */
-	uint64_t polled, slept;		/* statistics */
+	/* Statistics, written by the thread only. */
+	uint64_t poll_hits, poll_misses, slept;
+	uint64_t cpu_ns_final;		/* its CPU time when it ended */
+	int tid;
 };
 
 int iothread_init(struct iothread *t, const char *name);
@@ -87,16 +104,30 @@ int iothread_watch(struct iothread *t, int fd, uint32_t events);
 void iothread_set_wait(struct iothread *t, int (*wait)(void *, int),
 		       void *opaque);
 /*
- * Before start: before going to sleep the thread spins for up to poll_ns
- * calling every poller, which looks for work without a syscall (a ring
- * that moved, completions posted) and does it, returning true if it
- * found some.  Waking a sleeping thread costs tens of microseconds under
- * nested virtualisation; a short spin after each burst of work hides
- * that from a guest doing one request at a time.  The window restarts
- * whenever a poller finds work.
+ * Before start: before going to sleep the thread spins for up to its
+ * poll window calling every poller, which looks for work without a
+ * syscall (a ring that moved, completions posted) and does it, returning
+ * true if it found some.  Waking a sleeping thread costs tens of
+ * microseconds under nested virtualisation; a short spin after each
+ * burst of work hides that from a guest doing one request at a time.
+ * But a spin that finds nothing takes the CPU from whoever would have
+ * produced the work (the guest's vCPU on a small or nested host), so by
+ * default the window adapts (iothread_set_poll).
  */
-int iothread_add_poller(struct iothread *t, bool (*fn)(void *), void *opaque,
-			uint64_t poll_ns);
+int iothread_add_poller(struct iothread *t, bool (*fn)(void *), void *opaque);
+/*
+ * Before start: the poll policy (IOT_POLL_AUTO, the default,
+ * IOT_POLL_OFF or a fixed window in ns).  Adaptive: after each idle period the thread
+ * looks at how long it waited for work.  Found within the window: a
+ * hit, the window stays.  Slept, but the work came within the cap: the
+ * window doubles (from IOT_POLL_GROW_FROM_NS) towards the cap.  Slept
+ * longer than the cap: no window could have helped, it drops to zero.
+ */
+void iothread_set_poll(struct iothread *t, uint64_t policy);
+/* "auto", "off" or microseconds into a policy; -EINVAL if none. */
+int iothread_poll_parse(const char *s, uint64_t *policy);
+/* The thread's CPU time so far (or at its end). */
+uint64_t iothread_cpu_ns(const struct iothread *t);
 /*
  * Before start: fn runs once, on the thread, if it dies (its wait or
  * epoll_wait failed).  Without a hook a death goes unreported, but

@@ -18,7 +18,6 @@
 #include "lkvm/virtio/device.h"
 #include "lkvm/virtio/net.h"
 
-#define NET_POLL_NS		50000	/* spin before sleeping */
 #define NET_RX_BUDGET		128	/* frames per round before signalling */
 #define NET_FRAME_MAX		(NET_GSO_MAX + NET_ETH_HLEN + NET_VLAN_HLEN + \
 				 NET_HDR_LEN)
