@@ -202,6 +202,11 @@ bench: lkvm guests $(BENCH_BINS)
 	tests/bench/blk.py $(if $(BENCH_JSON),--json $(BENCH_JSON))
 	tests/bench/net.py $(if $(BENCH_JSON),--json $(BENCH_JSON:.json=-net.json))
 
+# A real Linux guest's I/O speed, nested under qemu-system-aarch64
+# (tests/arm64/bench.sh; its settings are environment variables there).
+bench-arm64:
+	@bash tests/arm64/bench.sh
+
 # The demo: the blk test guest on a fresh 1 MiB demo disk, 2 vCPUs.
 # The arm64 set alone: unit tests under qemu-user, nested Linux guests.
 check-arm64:
@@ -224,7 +229,7 @@ install: $(LKVM) $(LIBLKVM)
 clean:
 	rm -rf build lkvm liblkvm.a guest/build
 
-.PHONY: all check check-arm64 run bench fuzz install clean guests unit-tests
+.PHONY: all check check-arm64 run bench bench-arm64 fuzz install clean guests unit-tests
 # Keep every intermediate object (sanitizer builds are only prerequisites).
 .SECONDARY:
 

@@ -66,6 +66,11 @@ static int arm64_vm_init(struct lkvm *vm, char *err, size_t errlen)
 		return errf(err, errlen, -ENOMEM, "out of memory");
 	a->gic_fd = a->its_fd = -1;
 	vm->arch = a;
+	arm64_features_choose(vm);
+	ret = arm64_pvtime_map(vm);
+	if (ret)
+		return errf(err, errlen, ret, "steal time memory: %s",
+			    strerror(-ret));
 	ret = arm64_gic_create(vm, err, errlen);
 	if (ret)
 		return ret;
@@ -213,11 +218,13 @@ static int arm64_vcpu_init(struct vcpu *v, char *err, size_t errlen)
 	/* Secondaries wait, powered off, for the guest's PSCI CPU_ON. */
 	if (v->id)
 		init.features[0] |= 1u << KVM_ARM_VCPU_POWER_OFF;
+	arm64_features_init_bits(v->vm, &init);
 	if (ioctl(v->fd, KVM_ARM_VCPU_INIT, &init) < 0)
 		return errf(err, errlen, -errno, "KVM_ARM_VCPU_INIT: %s",
 			    strerror(errno));
-	if (v->id)
-		return 0;
+	ret = arm64_features_vcpu(v, err, errlen);
+	if (ret || v->id)
+		return ret;
 	ret = set_reg(v, CORE_REG(regs.pstate), PSTATE_EL1H_MASKED);
 	if (!ret)
 		ret = set_reg(v, CORE_REG(regs.regs[0]), a->fdt);
@@ -235,7 +242,9 @@ static int arm64_vcpu_init(struct vcpu *v, char *err, size_t errlen)
 
 static int arm64_vcpus_ready(struct lkvm *vm, char *err, size_t errlen)
 {
-	return arm64_gic_init(vm, err, errlen);
+	int ret = arm64_gic_init(vm, err, errlen);
+
+	return ret ? ret : arm64_features_vgic_ready(vm, err, errlen);
 }
 
 static void arm64_vcpu_dump(struct vcpu *v, char *buf, size_t len)
@@ -258,6 +267,7 @@ static void arm64_vm_free(struct lkvm *vm)
 	if (!a)
 		return;
 	arm64_gic_free(vm);
+	arm64_pvtime_unmap(a);
 	free(a);
 	vm->arch = NULL;
 }

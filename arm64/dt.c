@@ -1,6 +1,7 @@
 /*
  * dt.c - the device tree lkvm hands an arm64 guest: memory, CPUs
- * (PSCI 0.2 through HVC), the architected timer, the GICv3 (and ITS),
+ * (PSCI 0.2 through HVC), the architected timer, the PMU when the vCPUs
+ * have one, the GICv3 (and ITS),
  * the 8250 UART, pvpanic, the MMIO devices that published themselves,
  * and the ECAM PCI host with its INTx map and MSI map, plus /chosen.
  */
@@ -136,6 +137,14 @@ static void dt_timer_psci(struct fdt *f, struct lkvm *vm)
 	fdt_prop_cells(f, "interrupts", t, 12);
 	fdt_prop_empty(f, "always-on");
 	fdt_end_node(f);
+	if (a->pmu) {
+		uint32_t p[3] = { GIC_PPI, ARM64_PMU_PPI, fl };
+
+		fdt_begin_node(f, "pmu");
+		fdt_prop_string(f, "compatible", "arm,armv8-pmuv3");
+		fdt_prop_cells(f, "interrupts", p, 3);
+		fdt_end_node(f);
+	}
 	fdt_begin_node(f, "psci");
 	fdt_prop_string(f, "compatible", "arm,psci-0.2");
 	fdt_prop_string(f, "method", "hvc");

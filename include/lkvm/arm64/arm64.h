@@ -20,6 +20,9 @@ struct arm64_vm {
 	uint64_t fdt;
 	uint64_t initrd, initrd_size;
 	struct pci_dev host_bridge;
+	/* vCPU features (features.c), chosen at creation. */
+	bool sve, ptrauth, pmu, pvtime;
+	void *pvtime_map;		/* the stolen-time slot's memory */
 };
 
 int arm64_gic_create(struct lkvm *vm, char *err, size_t errlen);
@@ -28,6 +31,14 @@ void arm64_gic_free(struct lkvm *vm);
 int arm64_pci_init(struct lkvm *vm);
 /* The device tree for this VM, in a new buffer; size or -errno. */
 long arm64_fdt_build(struct lkvm *vm, uint8_t **blob);
+struct kvm_vcpu_init;
+struct vcpu;
+void arm64_features_choose(struct lkvm *vm);
+int arm64_pvtime_map(struct lkvm *vm);
+void arm64_pvtime_unmap(struct arm64_vm *a);
+void arm64_features_init_bits(struct lkvm *vm, struct kvm_vcpu_init *init);
+int arm64_features_vcpu(struct vcpu *v, char *err, size_t errlen);
+int arm64_features_vgic_ready(struct lkvm *vm, char *err, size_t errlen);
 /* MPIDR affinity KVM gives vCPU id (and the DT's cpu reg). */
 uint32_t arm64_mpidr(unsigned int id);
 

@@ -23,12 +23,15 @@
 #define ARM64_MAX_CPUS		256		/* up to 0x0c000000 */
 #define ARM64_DEV_MMIO_BASE	0x0c000000ULL
 #define ARM64_DEV_MMIO_SIZE	0x4000ULL	/* 32 windows of 0x200 */
+#define ARM64_PVTIME_BASE	0x0d000000ULL	/* stolen-time records, 64 B a vCPU */
+#define ARM64_PVTIME_SIZE	0x10000ULL
 #define ARM64_PCI_ECAM_BASE	0x10000000ULL	/* bus 0 only: 1 MiB */
 #define ARM64_PCI_ECAM_SIZE	0x100000ULL
 #define ARM64_PCI_MMIO_BASE	0x20000000ULL	/* 32-bit BAR window */
 #define ARM64_PCI_MMIO_SIZE	0x20000000ULL
 #define ARM64_RAM_BASE		0x80000000ULL
 
+#define ARM64_PMU_PPI		7		/* INTID 23, as on QEMU's virt */
 #define ARM64_UART_SPI		1
 #define ARM64_DEV_SPI		16		/* 16-23, level, shared round-robin */
 #define ARM64_DEV_SPIS		8
