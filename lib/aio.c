@@ -51,6 +51,21 @@ static int aio_thread_wait(void *opaque, int epfd)
 	return a->ops->wait(a, epfd);
 }
 
+static int aio_thread_watch(void *opaque, int fd,
+			    void (*fn)(void *, uint32_t), void *fn_opaque)
+{
+	struct aio *a = opaque;
+
+	return a->ops->watch ? a->ops->watch(a, fd, fn, fn_opaque) :
+			       -ENOTSUP;
+}
+
+static void aio_thread_attach(struct iothread *t, struct aio *a)
+{
+	iothread_set_wait(t, aio_thread_wait, a);
+	iothread_set_watch(t, aio_thread_watch, a);
+}
+
 int aio_create(struct aio **ap, struct iothread *t, unsigned int depth,
 	       bool want_uring)
 {
@@ -62,7 +77,7 @@ int aio_create(struct aio **ap, struct iothread *t, unsigned int depth,
 		ret = aio_sync_create(ap);
 	if (ret)
 		return ret;
-	iothread_set_wait(t, aio_thread_wait, *ap);
+	aio_thread_attach(t, *ap);
 	return 0;
 }
 
@@ -71,7 +86,7 @@ int aio_create_uring(struct aio **ap, struct iothread *t, unsigned int depth)
 	int ret = aio_uring_create(ap, depth);
 
 	if (!ret)
-		iothread_set_wait(t, aio_thread_wait, *ap);
+		aio_thread_attach(t, *ap);
 	return ret;
 }
 

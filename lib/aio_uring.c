@@ -6,7 +6,10 @@
  * io_uring_enter that is also the thread's sleep.  A one-shot POLL_ADD on
  * the thread's epoll fd rides in the same ring, so a kick eventfd, a
  * resample fd or a control request ends that sleep as surely as a
- * completion does.
+ * completion does.  A watched fd (a queue's kick eventfd) has a
+ * multishot poll of its own, tagged with its handler: the CQE says which
+ * fd fired, so waking for a kick costs no epoll_wait, and the poll stays
+ * armed (re-armed only if the kernel ends it, or has no multishot).
  *
  * The ring is created disabled and enabled by its thread on first use,
  * which lets it be SINGLE_ISSUER | DEFER_TASKRUN (completion work runs
@@ -26,7 +29,12 @@
 #include "lkvm/lib/aio.h"
 #include "lkvm/lib/util.h"
 
-#define POLL_TAG	1ULL	/* user_data of the epoll poll; never an io */
+/*
+ * user_data that is not an io (ios are pointers, 8-byte aligned): the
+ * epoll poll, and watch n as WATCH_TAG | n << 3.
+ */
+#define POLL_TAG	1ULL
+#define WATCH_TAG	2ULL
 
 struct aio_uring {
 	struct aio a;
@@ -39,6 +47,14 @@ struct aio_uring {
 	struct io_uring_sqe *sqes;
 	unsigned int *cq_head, *cq_tail, *cq_mask;
 	struct io_uring_cqe *cqes;
+	struct uring_watch {
+		int fd;
+		void (*fn)(void *opaque, uint32_t events);
+		void *opaque;
+		bool armed;
+	} watch[AIO_MAX_WATCH];
+	unsigned int nwatch;
+	bool no_multishot;		/* the kernel refused one: one-shot */
 	unsigned int sq_local_tail;	/* SQEs written, tail not published */
 	unsigned int to_submit;
 	void *sq_ring, *cq_ring;
@@ -205,8 +221,54 @@ static void uring_arm_poll(struct aio_uring *u, int epfd)
 	u->poll_armed = true;
 }
 
-/* Runs every CQE there is; true if the epoll poll fired. */
-static bool uring_reap(struct aio_uring *u, unsigned int *ios)
+static void uring_arm_watch(struct aio_uring *u, unsigned int n)
+{
+	struct io_uring_sqe *sqe = uring_sqe(u);
+
+	if (!sqe)
+		return;
+	sqe->opcode = IORING_OP_POLL_ADD;
+	sqe->fd = u->watch[n].fd;
+	sqe->poll32_events = POLLIN;
+	sqe->len = u->no_multishot ? 0 : IORING_POLL_ADD_MULTI;
+	sqe->user_data = WATCH_TAG | (uint64_t)n << 3;
+	u->watch[n].armed = true;
+}
+
+static int uring_watch(struct aio *a, int fd, void (*fn)(void *, uint32_t),
+		       void *opaque)
+{
+	struct aio_uring *u = (struct aio_uring *)a;
+
+	if (u->nwatch == AIO_MAX_WATCH)
+		return -ENOSPC;
+	/* Armed by the owner thread at its first wait (SINGLE_ISSUER). */
+	u->watch[u->nwatch++] = (struct uring_watch){ fd, fn, opaque, false };
+	return 0;
+}
+
+/* A watch's CQE: note whether it stays armed and whether it fired. */
+static bool uring_watch_cqe(struct aio_uring *u, uint64_t data, int res,
+			    uint32_t flags)
+{
+	struct uring_watch *w = &u->watch[(data >> 3) % AIO_MAX_WATCH];
+
+	if (!(flags & IORING_CQE_F_MORE))
+		w->armed = false;
+	if (res == -EINVAL && !u->no_multishot) {
+		u->no_multishot = true;	/* pre-5.13: re-arm each time */
+		return false;
+	}
+	return res > 0;
+}
+
+/*
+ * Runs every CQE there is; true if the epoll poll fired.  Watches that
+ * fired are marked in *fired, their handlers run by the caller once the
+ * ring is consistent.
+ */
+static bool uring_reap(struct aio_uring *u, unsigned int *ios,
+		       unsigned int *fired)
 {
 	unsigned int head = *u->cq_head;
 	unsigned int tail = __atomic_load_n(u->cq_tail, __ATOMIC_ACQUIRE);
@@ -215,6 +277,7 @@ static bool uring_reap(struct aio_uring *u, unsigned int *ios)
 	while (head != tail) {
 		struct io_uring_cqe *cqe = &u->cqes[head & *u->cq_mask];
 		uint64_t data = cqe->user_data;
+		uint32_t flags = cqe->flags;
 		int res = cqe->res;
 
 		head++;
@@ -222,6 +285,9 @@ static bool uring_reap(struct aio_uring *u, unsigned int *ios)
 		if (data == POLL_TAG) {
 			u->poll_armed = false;
 			polled = true;
+		} else if ((data & 7) == WATCH_TAG) {
+			if (uring_watch_cqe(u, data, res, flags))
+				*fired |= 1u << ((data >> 3) % AIO_MAX_WATCH);
 		} else {
 			aio_complete(&u->a, (struct aio_io *)(uintptr_t)data,
 				     res);
@@ -233,26 +299,42 @@ static bool uring_reap(struct aio_uring *u, unsigned int *ios)
 	return polled;
 }
 
+static void uring_run_watches(struct aio_uring *u, unsigned int fired)
+{
+	unsigned int n;
+
+	for (n = 0; n < u->nwatch; n++)
+		if (fired & 1u << n)
+			u->watch[n].fn(u->watch[n].opaque, POLLIN);
+}
+
 static int uring_wait(struct aio *a, int epfd)
 {
 	struct aio_uring *u = (struct aio_uring *)a;
+	unsigned int n;
 	int ret;
 
 	for (;;) {
-		unsigned int ios = 0;
+		unsigned int ios = 0, fired = 0;
 		bool polled;
 
 		if (!u->poll_armed)
 			uring_arm_poll(u, epfd);
+		for (n = 0; n < u->nwatch; n++)
+			if (!u->watch[n].armed)
+				uring_arm_watch(u, n);
 		a->waits++;
 		ret = uring_flush(u, true, true);
 		if (ret)
 			return ret;
-		polled = uring_reap(u, &ios);
+		polled = uring_reap(u, &ios, &fired);
 		if (ios)
 			aio_batch_end(a);
+		uring_run_watches(u, fired);
 		if (polled)
 			return 0;
+		if (fired)
+			return 1;
 	}
 }
 
@@ -261,12 +343,19 @@ static bool uring_poll(struct aio *a)
 	struct aio_uring *u = (struct aio_uring *)a;
 	unsigned int ios = 0;
 
+	unsigned int fired = 0;
+
 	if (u->to_submit || (a->inflight && u->deferred))
 		uring_flush(u, false, u->deferred);
-	uring_reap(u, &ios);
+	/*
+	 * An epoll poll that ended here is re-armed before the next sleep,
+	 * and a re-armed poll on a readable epfd completes at once.
+	 */
+	uring_reap(u, &ios, &fired);
 	if (ios)
 		aio_batch_end(a);
-	return ios > 0;
+	uring_run_watches(u, fired);
+	return ios > 0 || fired;
 }
 
 static void uring_free(struct aio *a)
@@ -288,6 +377,7 @@ static const struct aio_ops uring_ops = {
 	.name = "io_uring",
 	.submit = uring_submit,
 	.wait = uring_wait,
+	.watch = uring_watch,
 	.poll = uring_poll,
 	.free = uring_free,
 };

@@ -153,6 +153,23 @@ static bool iothread_control(struct iothread *t)
 	return run;
 }
 
+void iothread_set_watch(struct iothread *t,
+			int (*watch)(void *opaque, int fd, iothread_fn fn,
+				     void *fn_opaque),
+			void *opaque)
+{
+	t->watch = watch;
+	t->watch_opaque = opaque;
+}
+
+int iothread_add_hot(struct iothread *t, int fd, iothread_fn fn,
+		     void *opaque)
+{
+	if (t->watch && t->watch(t->watch_opaque, fd, fn, opaque) == 0)
+		return 0;
+	return iothread_add(t, fd, EPOLLIN, fn, opaque);
+}
+
 void iothread_set_wait(struct iothread *t, int (*wait)(void *, int),
 		       void *opaque)
 {
@@ -197,8 +214,7 @@ int iothread_poll_parse(const char *s, uint64_t *policy)
 	return 0;
 }
 
-/* The adaptive window after an idle period that lasted waited_ns. */
-static void iothread_poll_adapt(struct iothread *t, uint64_t waited_ns)
+void iothread_poll_account(struct iothread *t, uint64_t waited_ns)
 {
 	if (t->poll_policy != IOT_POLL_AUTO || waited_ns <= t->poll_ns)
 		return;
@@ -314,13 +330,19 @@ static void *iothread_loop(struct iothread *t)
 			ret = t->wait(t->wait_opaque, t->epfd);
 			if (ret < 0 && ret != -EINTR)
 				return iothread_die(t, ret);
+			if (idle)
+				iothread_poll_account(t, now_ns() - idle);
+			/* A watched fd's handler ran: epoll has nothing. */
+			if (ret == 1)
+				continue;
+			idle = 0;
 			timeout = 0;
 		} else {
 			t->slept++;
 		}
 		n = epoll_wait(t->epfd, evs, IOT_MAX_EVENTS, timeout);
 		if (idle)
-			iothread_poll_adapt(t, now_ns() - idle);
+			iothread_poll_account(t, now_ns() - idle);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -401,7 +401,8 @@ int virtio_queue_attach(struct virtio_device *d, unsigned int qi,
 	struct virtio_queue *q = &d->queues[qi];
 
 	q->thread = t;
-	return iothread_add(t, q->kick_fd, EPOLLIN, virtio_queue_kick, q);
+	/* The kick handler always reads the eventfd: a "hot" fd. */
+	return iothread_add_hot(t, q->kick_fd, virtio_queue_kick, q);
 }
 
 struct virtio_queue *virtio_selected_queue(struct virtio_device *d)

@@ -187,6 +187,9 @@ static inline void nsim_teardown(struct nsim *s)
 	for (i = 0; i < NSIM_MAXQ; i++)
 		if (s->q[i].irq_fd >= 0)
 			close(s->q[i].irq_fd);
+	free(s->vm.iothreads);	/* vm_devices_free's part, done by hand */
+	s->vm.iothreads = NULL;
+	s->vm.niothreads = 0;
 	guest_memory_free(&s->vm.mem);
 }
 

@@ -11,7 +11,9 @@
  *
  * Two engines share the interface: io_uring through raw syscalls (the
  * thread sleeps in io_uring_enter, with its epoll fd polled by the ring,
- * so kick eventfds and completions wake it in one place), and a
+ * so kick eventfds and completions wake it in one place; a kick eventfd
+ * may instead have a multishot poll of its own in the ring, which names
+ * the fd that fired, so no epoll_wait follows), and a
  * synchronous one (preadv/pwritev/fdatasync/fallocate done at submit)
  * for kernels without io_uring.
  *
@@ -69,8 +71,19 @@ struct aio;
 struct aio_ops {
 	const char *name;
 	void (*submit)(struct aio *a, struct aio_io *io);
-	/* The iothread's sleep: returns when epfd is readable. */
+	/*
+	 * The iothread's sleep: returns 0 when epfd is readable, 1 when it
+	 * ran the handler of a watched fd instead (see watch).
+	 */
 	int (*wait)(struct aio *a, int epfd);
+	/*
+	 * Optional.  Before the thread starts: the ring polls fd itself
+	 * and wait() runs fn when it is readable.  fn must consume the
+	 * readiness (read the eventfd): the poll is multishot, woken
+	 * again only by a new event.
+	 */
+	int (*watch)(struct aio *a, int fd, void (*fn)(void *, uint32_t),
+		     void *opaque);
 	/* Without sleeping: send what is queued, run what completed;
 	 * true if anything completed.  An iothread poller. */
 	bool (*poll)(struct aio *a);
@@ -78,6 +91,7 @@ struct aio_ops {
 };
 
 #define AIO_MAX_HOOKS 4
+#define AIO_MAX_WATCH 4
 
 struct aio {
 	const struct aio_ops *ops;

@@ -62,6 +62,8 @@ struct iothread {
 	/* Optional sleep other than epoll_wait: see iothread_set_wait. */
 	int (*wait)(void *opaque, int epfd);
 	void *wait_opaque;
+	int (*watch)(void *opaque, int fd, iothread_fn fn, void *fn_opaque);
+	void *watch_opaque;
 	/* Busy-polling before sleep: see iothread_add_poller. */
 	struct {
 		bool (*fn)(void *opaque);
@@ -104,6 +106,22 @@ int iothread_watch(struct iothread *t, int fd, uint32_t events);
 void iothread_set_wait(struct iothread *t, int (*wait)(void *, int),
 		       void *opaque);
 /*
+ * Before start, with a wait hook that can watch fds itself (an io_uring
+ * poll per fd): iothread_add_hot() hands it the fd, and when the wait
+ * hook ran the handler it returns 1, so no epoll_wait is needed.
+ */
+void iothread_set_watch(struct iothread *t,
+			int (*watch)(void *opaque, int fd, iothread_fn fn,
+				     void *fn_opaque),
+			void *opaque);
+/*
+ * Before start: fd is readable now and then and fn always consumes
+ * that (an eventfd it reads).  Watched by the wait hook where it can,
+ * else like iothread_add(t, fd, EPOLLIN, ...).  Never removed.
+ */
+int iothread_add_hot(struct iothread *t, int fd, iothread_fn fn,
+		     void *opaque);
+/*
  * Before start: before going to sleep the thread spins for up to its
  * poll window calling every poller, which looks for work without a
  * syscall (a ring that moved, completions posted) and does it, returning
@@ -124,6 +142,8 @@ int iothread_add_poller(struct iothread *t, bool (*fn)(void *), void *opaque);
  * longer than the cap: no window could have helped, it drops to zero.
  */
 void iothread_set_poll(struct iothread *t, uint64_t policy);
+/* On the thread: an idle period lasted waited_ns; adapt the window. */
+void iothread_poll_account(struct iothread *t, uint64_t waited_ns);
 /* "auto", "off" or microseconds into a policy; -EINVAL if none. */
 int iothread_poll_parse(const char *s, uint64_t *policy);
 /* The thread's CPU time so far (or at its end). */
