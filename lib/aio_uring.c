@@ -11,6 +11,12 @@
  * fd fired, so waking for a kick costs no epoll_wait, and the poll stays
  * armed (re-armed only if the kernel ends it, or has no multishot).
  *
+ * A barrier (an fdatasync that must follow every earlier request) is
+ * held here until the ring has no request of ours in flight, and later
+ * requests are held behind it until it ends.  IOSQE_IO_DRAIN would do
+ * that in the kernel, but it also waits for the polls in the ring, and
+ * a multishot poll never ends.
+ *
  * The ring is created disabled and enabled by its thread on first use,
  * which lets it be SINGLE_ISSUER | DEFER_TASKRUN (completion work runs
  * in our io_uring_enter, not as interrupts of whatever the thread does)
@@ -55,6 +61,9 @@ struct aio_uring {
 	} watch[AIO_MAX_WATCH];
 	unsigned int nwatch;
 	bool no_multishot;		/* the kernel refused one: one-shot */
+	unsigned int ring_ios;		/* ios in the ring (polls are not) */
+	bool barrier_busy;		/* a barrier io is in the ring */
+	struct aio_io *held, **held_tail;	/* waiting for a barrier */
 	unsigned int sq_local_tail;	/* SQEs written, tail not published */
 	unsigned int to_submit;
 	void *sq_ring, *cq_ring;
@@ -156,13 +165,11 @@ static bool uring_try_nowait(struct aio_io *io)
 	return true;
 }
 
-static void uring_submit(struct aio *a, struct aio_io *io)
+static void uring_start(struct aio_uring *u, struct aio_io *io)
 {
-	struct aio_uring *u = (struct aio_uring *)a;
+	struct aio *a = &u->a;
 	struct io_uring_sqe *sqe;
 
-	a->inflight++;
-	a->submitted++;
 	if (uring_try_nowait(io)) {
 		/* Done already: complete now, so the guest can see it early. */
 		aio_complete(a, io, io->res);
@@ -178,8 +185,9 @@ static void uring_submit(struct aio *a, struct aio_io *io)
 	sqe->fd = io->fd;
 	sqe->user_data = (uintptr_t)io;
 	sqe->off = io->off;
+	u->ring_ios++;
 	if (io->barrier)
-		sqe->flags |= IOSQE_IO_DRAIN;
+		u->barrier_busy = true;
 	switch (io->op) {
 	case AIO_READ:
 	case AIO_WRITE:
@@ -206,6 +214,35 @@ static void uring_submit(struct aio *a, struct aio_io *io)
 		sqe->len = io->mode;
 		break;
 	}
+}
+
+/* Starts what was held, up to the next barrier that must wait. */
+static void uring_release(struct aio_uring *u)
+{
+	struct aio_io *io;
+
+	while ((io = u->held) && !u->barrier_busy &&
+	       !(io->barrier && u->ring_ios)) {
+		u->held = io->next;
+		if (!u->held)
+			u->held_tail = &u->held;
+		uring_start(u, io);
+	}
+}
+
+static void uring_submit(struct aio *a, struct aio_io *io)
+{
+	struct aio_uring *u = (struct aio_uring *)a;
+
+	a->inflight++;
+	a->submitted++;
+	if (u->held || u->barrier_busy || (io->barrier && u->ring_ios)) {
+		io->next = NULL;
+		*u->held_tail = io;
+		u->held_tail = &io->next;
+		return;
+	}
+	uring_start(u, io);
 }
 
 static void uring_arm_poll(struct aio_uring *u, int epfd)
@@ -289,8 +326,12 @@ static bool uring_reap(struct aio_uring *u, unsigned int *ios,
 			if (uring_watch_cqe(u, data, res, flags))
 				*fired |= 1u << ((data >> 3) % AIO_MAX_WATCH);
 		} else {
-			aio_complete(&u->a, (struct aio_io *)(uintptr_t)data,
-				     res);
+			struct aio_io *io = (struct aio_io *)(uintptr_t)data;
+
+			u->ring_ios--;
+			if (io->barrier)
+				u->barrier_busy = false;
+			aio_complete(&u->a, io, res);
 			(*ios)++;
 		}
 		if (head == tail)
@@ -328,6 +369,7 @@ static int uring_wait(struct aio *a, int epfd)
 		if (ret)
 			return ret;
 		polled = uring_reap(u, &ios, &fired);
+		uring_release(u);
 		if (ios)
 			aio_batch_end(a);
 		uring_run_watches(u, fired);
@@ -352,6 +394,7 @@ static bool uring_poll(struct aio *a)
 	 * and a re-armed poll on a readable epfd completes at once.
 	 */
 	uring_reap(u, &ios, &fired);
+	uring_release(u);
 	if (ios)
 		aio_batch_end(a);
 	uring_run_watches(u, fired);
@@ -443,7 +486,9 @@ int aio_uring_create(struct aio **ap, unsigned int depth)
 	if (!u)
 		return -ENOMEM;
 	u->a.ops = &uring_ops;
-	while (entries < depth + 1 && entries < 4096)
+	u->held_tail = &u->held;
+	/* Room for a full queue, the epoll poll and every watch. */
+	while (entries < depth + 1 + AIO_MAX_WATCH && entries < 4096)
 		entries *= 2;
 	u->fd = uring_open(entries, &p);
 	if (u->fd < 0) {

@@ -91,6 +91,29 @@ echo "  $(grep '^L1 lkvm start to L2 init' <<< "$S"); $(grep 'lkvm: time' <<< "$
 check "basic: the time from lkvm start to L2 init is measured" \
 	grep -q "^L1 lkvm start to L2 init [0-9.]* s" <<< "$S"
 
+# Guest RAM: 2 MiB aligned in lkvm's address space, backed by huge pages.
+RAM=
+while read -r _ _ _ lo hi; do
+	[ $((0x$hi - 0x$lo)) -eq 268435456 ] && RAM=$lo
+done < <(grep "^L1 ram map " <<< "$S")
+echo "  guest RAM mapping at 0x$RAM; $(grep 'lkvm: memory' <<< "$S")"
+check "basic: the 256 MiB guest RAM mapping starts on a 2 MiB boundary" \
+	[ -n "$RAM" ] && [ $((0x${RAM:-1} % 2097152)) -eq 0 ]
+check "basic: --stats reports huge pages backing guest RAM" \
+	grep -qE "^lkvm: memory: 256 MiB anon, [1-9][0-9]* MiB in huge pages" <<< "$S"
+
+S=$(section features-on)
+echo "  default: $(grep '^L2 features' <<< "$S")"
+for f in sve paca pacg pmu pvtime; do
+	check "features: L2 has $f by default" grep -q "^L2 features.* $f=1" <<< "$S"
+done
+S=$(section features-off)
+echo "  switched off: $(grep '^L2 features' <<< "$S")"
+check "features: --disable-sve, --disable-ptrauth, --no-pmu, --no-pvtime take each away" \
+	grep -q "^L2 features sve=0 paca=0 pacg=0 pmu=0 pvtime=0" <<< "$S"
+check "features: lkvm exits 0 both ways" \
+	grep -q "^L1 end features-off status 0" <<< "$S"
+
 # The device tree the basic run used (--dump-dtb), through dtc.
 sed -n '/^L1 dtb-begin$/,/^L1 dtb-end$/p' <<< "$LOG" | sed '1d;$d' |
 	base64 -d > $W/vm.dtb 2> /dev/null
