@@ -102,6 +102,16 @@ check "basic: the 256 MiB guest RAM mapping starts on a 2 MiB boundary" \
 check "basic: --stats reports huge pages backing guest RAM" \
 	grep -qE "^lkvm: memory: 256 MiB anon, [1-9][0-9]* MiB in huge pages" <<< "$S"
 
+for b in hugetlbfs memfd; do
+	S=$(section $b)
+	echo "  --$b: $(grep 'lkvm: memory' <<< "$S")"
+	check "--$b: L2 boots and lkvm exits 0" grep -q "^L1 end $b status 0" <<< "$S"
+done
+check "--hugetlbfs: guest RAM is hugetlb pages" \
+	grep -qE "^lkvm: memory: 256 MiB hugetlbfs, [1-9][0-9]* MiB in huge pages" <<< "$(section hugetlbfs)"
+check "--memfd: a hugetlb memfd where the host has huge pages" \
+	grep -qE "^lkvm: memory: 256 MiB memfd-hugetlb, [1-9][0-9]* MiB in huge pages" <<< "$(section memfd)"
+
 S=$(section features-on)
 echo "  default: $(grep '^L2 features' <<< "$S")"
 for f in sve paca pacg pmu pvtime; do
