@@ -293,12 +293,35 @@ static int cli_add_net(struct cli_run *r, const char *spec, char *err,
 			  "networks", spec, err, errlen);
 }
 
+/* Options that only set an int of the configuration. */
+static const struct cli_flag {
+	int opt;
+	size_t field;		/* offset in struct lkvm_config */
+	int value;
+} cli_flags[] = {
+	{ OPT_RNG, offsetof(struct lkvm_config, rng), 1 },
+	{ OPT_NO_FASTPATH, offsetof(struct lkvm_config, no_fastpath), 1 },
+	{ OPT_NO_SVE, offsetof(struct lkvm_config, no_sve), 1 },
+	{ OPT_NO_PTRAUTH, offsetof(struct lkvm_config, no_ptrauth), 1 },
+	{ OPT_PMU, offsetof(struct lkvm_config, no_pmu), 0 },
+	{ OPT_NO_PMU, offsetof(struct lkvm_config, no_pmu), 1 },
+	{ OPT_NO_PVTIME, offsetof(struct lkvm_config, no_pvtime), 1 },
+};
+
 static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 			 const char *opt, char *err, size_t errlen)
 {
 	uint64_t v;
+	unsigned int i;
 	int ret;
 
+	for (i = 0; i < ARRAY_SIZE(cli_flags); i++) {
+		if (cli_flags[i].opt == c) {
+			*(int *)((char *)&r->cfg + cli_flags[i].field) =
+				cli_flags[i].value;
+			return 0;
+		}
+	}
 	switch (c) {
 	case 'k':
 		r->cfg.kernel = arg;
@@ -344,12 +367,6 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 			return errf(err, errlen, -EINVAL,
 				    "unsupported console '%s' (supported: serial, virtio)",
 				    arg);
-		return 0;
-	case OPT_RNG:
-		r->cfg.rng = 1;
-		return 0;
-	case OPT_NO_FASTPATH:
-		r->cfg.no_fastpath = 1;
 		return 0;
 	case OPT_DUMP_DTB:
 		r->cfg.dump_dtb = arg;
@@ -422,19 +439,7 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 				    arg);
 		r->cfg.halt_poll_us = v;
 		return 0;
-	case OPT_NO_SVE:
-		r->cfg.no_sve = 1;
-		return 0;
-	case OPT_NO_PTRAUTH:
-		r->cfg.no_ptrauth = 1;
-		return 0;
-	case OPT_PMU:
-	case OPT_NO_PMU:
-		r->cfg.no_pmu = c == OPT_NO_PMU;
-		return 0;
-	case OPT_NO_PVTIME:
-		r->cfg.no_pvtime = 1;
-		return 0;
+
 	case OPT_DEBUG:
 		r->cfg.log_level = LKVM_LOG_DEBUG;
 		return 0;

@@ -5,10 +5,14 @@ simulated guest driver, beside fio on the same file in the same run.
     tests/bench/blk.py [--seconds S] [--json FILE] [--quick]
 
 Rows: backend (null device, raw image on /dev/shm, raw image on the root
-filesystem) x depth (1, 32) x queues (1, 2) x 4 KiB random read / write.
-fio runs the same file, block size, depth and pattern with io_uring
-(psync at depth 1), numjobs = queues, buffered like lkvm's default
-cache=writeback, page cache warm for both (--invalidate=0).
+filesystem; the same image with cache=none, and through a loop device
+with cache=none) x depth (1, 32) x queues (1, 2) x 4 KiB random read /
+write.  fio runs the same file, block size, depth and pattern with
+io_uring (psync at depth 1), numjobs = queues, buffered like lkvm's
+default cache=writeback with the page cache warm for both
+(--invalidate=0), or with direct=1 where lkvm has cache=none: the real
+device path.  cpu us/rq is the CPU time of lkvm's queue threads per
+request, or fio's (user + system).
 Each row alternates fio and lkvm --reps times (default 3) and reports
 the median run of each, so that noise on a small shared machine hits
 both sides alike.  Ratios: IOPS lkvm / fio, and p50 latency lkvm - fio.
@@ -31,7 +35,7 @@ def make_image(path):
 
 
 def warm(path):
-    if path != "null":
+    if path != "null" and not path.startswith("/dev/loop"):
         with open(path, "rb") as f:
             while f.read(1 << 20):
                 pass
@@ -45,19 +49,24 @@ def run_lkvm(disk, rw, depth, queues, seconds):
     return json.loads(out.stdout)
 
 
-def run_fio(disk, rw, depth, queues, seconds):
+def run_fio(disk, rw, depth, queues, seconds, direct=False):
     engine = "psync" if depth == 1 else "io_uring"
     cmd = ["fio", "--name=lkvm", "--filename=" + disk, "--rw=" + rw,
            "--bs=4k", "--iodepth=%d" % depth, "--ioengine=" + engine,
-           "--numjobs=%d" % queues, "--group_reporting", "--direct=0",
+           "--numjobs=%d" % queues, "--group_reporting",
+           "--direct=%d" % direct,
            "--invalidate=0", "--lat_percentiles=1", "--time_based",
            "--runtime=%s" % seconds, "--output-format=json"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     job = json.loads(out.stdout)["jobs"][0]
     side = job["read" if rw == "randread" else "write"]
     pct = side["lat_ns"]["percentile"]
+    # usr_cpu/sys_cpu: percent of the run, per job (group_reporting).
+    cpu_s = (job["usr_cpu"] + job["sys_cpu"]) / 100.0 * seconds * queues
+    ios = side["total_ios"] or 1
     return {"iops": side["iops"], "p50_us": pct["50.000000"] / 1e3,
-            "p99_us": pct["99.000000"] / 1e3, "engine": engine}
+            "p99_us": pct["99.000000"] / 1e3, "engine": engine,
+            "cpu_us_per_req": cpu_s * 1e6 / ios}
 
 
 def median_run(runs):
@@ -81,21 +90,35 @@ def main():
               "(apt-get install fio)")
     shm = "/dev/shm/lkvm-bench.img"
     rootfs = os.path.join(ROOT, "build", "bench-blk.img")
-    backends = [("null", "null")]
+    # (name, file, cache=none?)
+    backends = [("null", "null", False)]
     if os.path.isdir("/dev/shm"):
-        backends.append(("raw /dev/shm", shm))
-    backends.append(("raw rootfs", rootfs))
-    for _, path in backends:
+        backends.append(("raw /dev/shm", shm, False))
+    backends.append(("raw rootfs", rootfs, False))
+    for _, path, _ in backends:
         if path != "null":
             make_image(path)
+    backends.append(("rootfs direct", rootfs, True))
+    loop = None
+    if os.geteuid() == 0 and shutil.which("losetup"):
+        p = subprocess.run(["losetup", "-f", "--show", "--direct-io=on",
+                            rootfs], capture_output=True, text=True)
+        if p.returncode == 0:
+            loop = p.stdout.strip()
+            backends.append(("loop direct", loop, True))
+    if not loop:
+        print("note: no loop device (needs root and losetup); "
+              "no loop rows")
 
     rows = []
-    hdr = ("%-13s %-9s %5s %2s | %9s %8s %8s %6s | %9s %8s %8s | %6s %8s"
-           % ("backend", "rw", "depth", "q", "IOPS", "p50 us", "p99 us",
-              "irq/rq", "fio IOPS", "p50 us", "p99 us", "ratio", "p50 +us"))
+    hdr = ("%-13s %-9s %5s %2s | %9s %8s %8s %6s %6s | %9s %8s %8s %6s | "
+           "%6s %8s" % ("backend", "rw", "depth", "q", "IOPS", "p50 us",
+                        "p99 us", "irq/rq", "cpu us", "fio IOPS", "p50 us",
+                        "p99 us", "cpu us", "ratio", "p50 +us"))
     print(hdr)
     print("-" * len(hdr))
-    for name, path in backends:
+    for name, path, direct in backends:
+        spec = path + (",cache=none" if direct else "")
         for depth in (1, 32):
             for queues in (1, 2):
                 for rw in ("randread", "randwrite"):
@@ -104,8 +127,8 @@ def main():
                     for _ in range(reps):
                         if have_fio and path != "null":
                             fios.append(run_fio(path, rw, depth, queues,
-                                                seconds))
-                        lks.append(run_lkvm(path, rw, depth, queues,
+                                                seconds, direct))
+                        lks.append(run_lkvm(spec, rw, depth, queues,
                                             seconds))
                     fio = median_run(fios) if fios else None
                     lk = median_run(lks)
@@ -118,16 +141,20 @@ def main():
                         row["p50_delta_us"] = lk["p50_us"] - fio["p50_us"]
                     rows.append(row)
                     f = fio or {}
-                    print("%-13s %-9s %5d %2d | %9.0f %8.2f %8.2f %6.3f | "
-                          "%9s %8s %8s | %6s %8s" % (
+                    print("%-13s %-9s %5d %2d | %9.0f %8.2f %8.2f %6.3f %6.2f | "
+                          "%9s %8s %8s %6s | %6s %8s" % (
                               name, rw, depth, queues, lk["iops"],
                               lk["p50_us"], lk["p99_us"], lk["irqs_per_req"],
+                              lk.get("cpu_us_per_req", 0),
                               "%.0f" % f["iops"] if fio else "-",
                               "%.2f" % f["p50_us"] if fio else "-",
                               "%.2f" % f["p99_us"] if fio else "-",
+                              "%.2f" % f["cpu_us_per_req"] if fio else "-",
                               "%.2fx" % row["iops_ratio"] if fio else "-",
                               "%+.2f" % row["p50_delta_us"] if fio else "-"),
                           flush=True)
+    if loop:
+        subprocess.run(["losetup", "-d", loop])
     qcow2_rows(rootfs, rows, seconds, reps)
     if args.json:
         with open(args.json, "w") as f:

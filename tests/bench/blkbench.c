@@ -5,10 +5,11 @@
  * eventfd (only when EVENT_IDX says the device wants it) and sleeps on
  * an interrupt eventfd that the device's transport writes.
  *
- *   blkbench --disk PATH|null --rw randread|randwrite --depth D
+ *   blkbench --disk SPEC|null --rw randread|randwrite --depth D
  *            --queues Q --seconds S [--aio io_uring|sync]
- *     prints one JSON object: iops, p50/p99 latency (us), interrupts
- *     and kicks per request.
+ *     SPEC is a -d specification ("img,cache=none,poll=off").  Prints
+ *     one JSON object: iops, p50/p99 latency (us), interrupts and kicks
+ *     per request, and the device threads' CPU time per request.
  *   blkbench --check PATH
  *     writes 256 distinct 4 KiB blocks through the device at depth 16,
  *     flushes, reads them back through the device and from the file
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "lkvm/disk/disk.h"
+#include "lkvm/lib/iothread.h"
 #include "lkvm/memory.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/virtio/blk.h"
@@ -339,6 +341,7 @@ static int run_bench(const char *path, uint32_t type, unsigned int depth,
 	char err[256];
 	struct disk *disk;
 	uint64_t t0, t1, done = 0, kicks = 0, irqs = 0, errors = 0;
+	uint64_t c0 = 0, c1 = 0;
 	uint32_t *all;
 	size_t nall = 0;
 	unsigned int i;
@@ -347,8 +350,11 @@ static int run_bench(const char *path, uint32_t type, unsigned int depth,
 	if (!strcmp(path, "null")) {
 		ret = disk_null_open(&disk, 1ULL << 30);
 	} else {
-		spec.path = (char *)path;
-		ret = disk_open(&disk, &spec, err, sizeof(err));
+		ret = disk_spec_parse(path, &spec, err, sizeof(err));
+		if (!ret) {
+			ret = disk_open(&disk, &spec, err, sizeof(err));
+			disk_spec_free(&spec);
+		}
 		if (ret)
 			fprintf(stderr, "blkbench: %s\n", err);
 	}
@@ -370,7 +376,11 @@ static int run_bench(const char *path, uint32_t type, unsigned int depth,
 	t0 = now_ns();
 	for (i = 0; i < nq; i++)
 		pthread_create(&b->q[i].thread, NULL, driver_main, &b->q[i]);
+	for (i = 0; i < b->dev->threads_ready; i++)
+		c0 += iothread_cpu_ns(&b->dev->threads[i]);
 	usleep(seconds * 1e6);
+	for (i = 0; i < b->dev->threads_ready; i++)
+		c1 += iothread_cpu_ns(&b->dev->threads[i]);
 	atomic_store(&b->stop, true);
 	for (i = 0; i < nq; i++) {
 		uint64_t one = 1;
@@ -393,11 +403,13 @@ static int run_bench(const char *path, uint32_t type, unsigned int depth,
 	qsort(all, nall, sizeof(uint32_t), cmp_u32);
 	printf("{\"iops\": %.0f, \"p50_us\": %.2f, \"p99_us\": %.2f, "
 	       "\"irqs_per_req\": %.3f, \"kicks_per_req\": %.3f, "
+	       "\"cpu_us_per_req\": %.3f, "
 	       "\"requests\": %llu, \"errors\": %llu, \"engine\": \"%s\"}\n",
 	       done / ((t1 - t0) / 1e9),
 	       nall ? all[nall / 2] / 1e3 : 0.0,
 	       nall ? all[nall * 99 / 100] / 1e3 : 0.0,
 	       done ? (double)irqs / done : 0, done ? (double)kicks / done : 0,
+	       done ? (c1 - c0) / 1e3 / done : 0,
 	       (unsigned long long)done, (unsigned long long)errors,
 	       b->dev ? (uring ? "io_uring" : "sync") : "?");
 	free(all);
