@@ -66,6 +66,11 @@ static void mmio_start(struct virtio_device *d)
 {
 	struct virtio_mmio *m = d->tr_priv;
 
+	/* No resample wake-up per interrupt where the line is ours alone. */
+	if (!vm_irq_shared(d->vm) && !d->vm->cfg.no_fastpath) {
+		irq_line_init_exclusive(&m->line, d->vm, m->gsi, &d->isr);
+		return;
+	}
 	if (irq_line_init(&m->line, d->vm, m->gsi, &d->isr,
 			  d->queues[0].thread))
 		vm_warn(d->vm, "%s: no irqfd; interrupts through KVM_IRQ_LINE",
@@ -192,6 +197,8 @@ static void mmio_reg_write(struct virtio_mmio *m, uint64_t off, uint32_t v)
 		break;
 	case REG_STATUS:
 		virtio_set_status(d, v);
+		/* A reset cleared the status word: a line of ours goes low. */
+		irq_line_update(&m->line);
 		break;
 	default:
 		mmio_queue_write(m, virtio_selected_queue(d), off, v);

@@ -169,6 +169,11 @@ unsigned int vm_irq_alloc(struct lkvm *vm)
 	return arch_ops.dev_gsi + vm->dev_irqs++ % arch_ops.dev_gsis;
 }
 
+bool vm_irq_shared(struct lkvm *vm)
+{
+	return vm->dev_irqs > arch_ops.dev_gsis;
+}
+
 void vm_want_halt_poll(struct lkvm *vm, uint64_t ns)
 {
 	vm->halt_poll_ns = MAX(vm->halt_poll_ns, ns);

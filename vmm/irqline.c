@@ -52,8 +52,22 @@ void irq_line_raise(struct irq_line *l)
 
 void irq_line_update(struct irq_line *l)
 {
-	if (l->irq_fd < 0 && !atomic_load(l->pending))
-		vm_irq_line(l->vm, l->gsi, 0);
+	if (l->irq_fd >= 0 || atomic_load(l->pending))
+		return;
+	vm_irq_line(l->vm, l->gsi, 0);
+	/*
+	 * A device that set the word and raised the line between our load
+	 * and our lowering would be lost: look again once the line is low.
+	 */
+	if (atomic_load(l->pending))
+		vm_irq_line(l->vm, l->gsi, 1);
+}
+
+void irq_line_init_exclusive(struct irq_line *l, struct lkvm *vm,
+			     unsigned int gsi, atomic_uint *pending)
+{
+	*l = (struct irq_line){ .vm = vm, .gsi = gsi, .pending = pending,
+				.irq_fd = -1, .resample_fd = -1 };
 }
 
 int irq_line_init(struct irq_line *l, struct lkvm *vm, unsigned int gsi,

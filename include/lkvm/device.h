@@ -92,6 +92,8 @@ char *vm_resources_cmdline(struct lkvm *vm);
 uint64_t vm_mmio_alloc(struct lkvm *vm, uint64_t size);
 /* The next of the arch's shared level-triggered lines, round-robin. */
 unsigned int vm_irq_alloc(struct lkvm *vm);
+/* Whether any line vm_irq_alloc() gave went to more than one device. */
+bool vm_irq_shared(struct lkvm *vm);
 /* A device asks for halt polling (the VM takes the largest ask). */
 void vm_want_halt_poll(struct lkvm *vm, uint64_t ns);
 /* A device's I/O thread, listed in lkvm_thread_stats until devices go. */

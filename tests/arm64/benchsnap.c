@@ -118,8 +118,11 @@ static void mmio(const char *tag)
 
 int main(int argc, char **argv)
 {
-	if (argc != 3)
+	if (argc != 3) {
+		printf("L1 snap failed: want TAG PID, got %d arguments\n",
+		       argc - 1);
 		return 2;
+	}
 	threads(argv[1], atoi(argv[2]));
 	syscalls(argv[1]);
 	mmio(argv[1]);
