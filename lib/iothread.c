@@ -225,22 +225,32 @@ void iothread_poll_account(struct iothread *t, uint64_t waited_ns)
 				 MAX(t->poll_ns * 2, IOT_POLL_GROW_FROM_NS));
 }
 
+static bool iothread_pollers_run(struct iothread *t)
+{
+	bool work = false;
+	unsigned int i;
+
+	for (i = 0; i < t->npollers; i++)
+		work |= t->pollers[i].fn(t->pollers[i].opaque);
+	return work;
+}
+
 /*
  * Spins for work from since, for the window; true if some was done (so
- * do not sleep yet).
+ * do not sleep yet).  Once work turns up, rounds go on without a
+ * syscall between them for as long as they find more.
  */
 static bool iothread_poll(struct iothread *t, uint64_t since)
 {
 	uint64_t deadline = since + t->poll_ns;
-	unsigned int i;
 
 	do {
-		bool work = false;
-
-		for (i = 0; i < t->npollers; i++)
-			work |= t->pollers[i].fn(t->pollers[i].opaque);
-		if (work) {
+		if (iothread_pollers_run(t)) {
 			t->poll_hits++;
+			while (!atomic_load_explicit(&t->ctl_pending,
+						     memory_order_relaxed) &&
+			       iothread_pollers_run(t))
+				;
 			return true;
 		}
 		/* Control requests are seen between rounds. */
