@@ -28,7 +28,7 @@ P=0
 F=0
 S=0
 for t in $TESTS; do
-	out=$(timeout 600 qemu-aarch64-static build/arm64/tests/$t 2>&1)
+	out=$(LKVM_QEMU_USER=1 timeout 600 qemu-aarch64-static build/arm64/tests/$t 2>&1)
 	line=$(tail -1 <<< "$out")
 	echo "arm64 unit/$t: $line"
 	grep -E '^FAIL' <<< "$out" | head -10

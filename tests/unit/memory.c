@@ -1,6 +1,7 @@
 /* Tests vmm/memory.c: layout validation and gpa->host translation bounds. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lkvm/memory.h"
@@ -122,11 +123,16 @@ static void test_backings(void)
 		memset(p, 0xa5, 8 * MiB);
 		CHECK(p[4 * MiB] == 0xa5);
 		guest_memory_discard(&m, p + 4 * MiB, 4096);
-		CHECK(p[4 * MiB] == 0 && p[4 * MiB + 4096] == 0xa5);
-		if (i == 0 && thp_enabled())
-			CHECK(guest_memory_huge_bytes(&m) >= (int64_t)(2 * MiB));
-		else
-			CHECK(guest_memory_huge_bytes(&m) >= 0);
+		if (getenv("LKVM_QEMU_USER")) {
+			/* qemu-user takes madvise as a hint and drops it. */
+			test_skip("discard and huge pages: qemu-user emulates no madvise");
+		} else {
+			CHECK(p[4 * MiB] == 0 && p[4 * MiB + 4096] == 0xa5);
+			if (i == 0 && thp_enabled())
+				CHECK(guest_memory_huge_bytes(&m) >=
+				      (int64_t)(2 * MiB));
+		}
+		CHECK(guest_memory_huge_bytes(&m) >= 0);
 		CHECK(m.shared == (i == 1));
 		guest_memory_free(&m);
 	}
