@@ -238,7 +238,10 @@ static int net_pair_init(struct virtio_net *net, unsigned int i)
 	p->frame = malloc(NET_FRAME_MAX);
 	if (!p->held || !p->frame)
 		return -ENOMEM;
-	ret = virtio_queue_attach(&net->dev, 2 * i, p->thread);
+	/* The ring first: the kicks are then watched by it (aio.h). */
+	ret = net_tx_ring_init(p);
+	if (!ret)
+		ret = virtio_queue_attach(&net->dev, 2 * i, p->thread);
 	if (!ret)
 		ret = virtio_queue_attach(&net->dev, 2 * i + 1, p->thread);
 	/* Watched from the first receive kick on. */
@@ -246,8 +249,6 @@ static int net_pair_init(struct virtio_net *net, unsigned int i)
 		ret = iothread_add(p->thread, p->fd, 0, net_rx_ready, p);
 	if (!ret)
 		ret = iothread_add_poller(p->thread, net_poll, p);
-	if (!ret)
-		ret = net_tx_ring_init(p);
 	/* Only pair 0 until the guest asks for more (VQ_PAIRS_SET). */
 	if (!ret && i)
 		ret = net->nb->ops->set_queue_enabled(net->nb, i, false);
