@@ -89,20 +89,8 @@ static int arm64_vm_init(struct lkvm *vm, char *err, size_t errlen)
 static int load_file(struct lkvm *vm, int fd, uint64_t gpa, uint64_t size)
 {
 	uint8_t *p = guest_ptr(&vm->mem, gpa, size);
-	uint64_t done = 0;
 
-	if (!p)
-		return -ENOSPC;
-	while (done < size) {
-		ssize_t n = pread(fd, p + done, size - done, done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += n;
-	}
-	return 0;
+	return p ? pread_exact(fd, p, size, 0) : -ENOSPC;
 }
 
 static int open_sized(const char *path, uint64_t *size)

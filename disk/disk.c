@@ -169,39 +169,12 @@ int disk_spec_parse(const char *s, struct disk_spec *spec, char *err,
 
 int disk_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
-	size_t done = 0;
+	ssize_t n = pread_full(fd, buf, len, off);
 
-	while (done < len) {
-		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done,
-				  off + done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0) {	/* past the end of the file: zeroes */
-			memset((uint8_t *)buf + done, 0, len - done);
-			return 0;
-		}
-		done += n;
-	}
-	return 0;
-}
-
-int disk_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done,
-				   off + done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += n;
-	}
+	if (n < 0)
+		return n;
+	/* Past the end of the file: zeroes. */
+	memset((uint8_t *)buf + n, 0, len - n);
 	return 0;
 }
 

@@ -161,9 +161,9 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 		if (!qcow2_cluster_ok(q, e & QCOW2_OFFSET_MASK))
 			return -EIO;	/* would write over metadata */
 		if (buf)
-			return disk_pwrite_full(d->fd, buf, len, ho);
+			return pwrite_full(d->fd, buf, len, ho);
 		c = calloc(1, len);
-		ret = c ? disk_pwrite_full(d->fd, c, len, ho) : -ENOMEM;
+		ret = c ? pwrite_full(d->fd, c, len, ho) : -ENOMEM;
 		free(c);
 		return ret;
 	}
@@ -180,7 +180,7 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	if (!ret)
 		ret = qcow2_cluster_alloc(d, &n);
 	if (!ret)
-		ret = disk_pwrite_full(d->fd, c, q->cluster_size, n);
+		ret = pwrite_full(d->fd, c, q->cluster_size, n);
 	free(c);
 	if (!ret && q->barriers && fdatasync(d->fd))
 		ret = -errno;
@@ -312,7 +312,7 @@ static int extents_io(struct disk *d, uint8_t *buf, const struct extent *ext,
 
 	for (i = 0; !ret && i < n; i++) {
 		ret = write ?
-		      disk_pwrite_full(d->fd, buf, ext[i].len, ext[i].host) :
+		      pwrite_full(d->fd, buf, ext[i].len, ext[i].host) :
 		      disk_pread_full(d->fd, buf, ext[i].len, ext[i].host);
 		buf += ext[i].len;
 	}

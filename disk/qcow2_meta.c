@@ -67,7 +67,7 @@ static int refcount_put(struct disk *d, uint64_t blk, uint64_t bi, uint64_t rc)
 		for (i = 0; i < nbytes; i++)
 			b[nbytes - 1 - i] = rc >> (8 * i);
 	}
-	return disk_pwrite_full(d->fd, b, nbytes, blk + bit / 8);
+	return pwrite_full(d->fd, b, nbytes, blk + bit / 8);
 }
 
 static uint64_t refcount_max(const struct qcow2 *q)
@@ -97,7 +97,7 @@ static int refcount_add(struct disk *d, uint64_t cluster, int delta)
 		if (!zero)
 			return -ENOMEM;
 		q->file_end += q->cluster_size;
-		ret = disk_pwrite_full(d->fd, zero, q->cluster_size, blk);
+		ret = pwrite_full(d->fd, zero, q->cluster_size, blk);
 		free(zero);
 		if (!ret && bc / q->rb_entries == ti)
 			ret = refcount_put(d, blk, bc % q->rb_entries, 1);
@@ -108,7 +108,7 @@ static int refcount_add(struct disk *d, uint64_t cluster, int delta)
 		if (q->barriers && fdatasync(d->fd))
 			return -errno;
 		put_be64(e, blk);
-		ret = disk_pwrite_full(d->fd, e, 8, q->rt_offset + ti * 8);
+		ret = pwrite_full(d->fd, e, 8, q->rt_offset + ti * 8);
 		if (ret)
 			return ret;
 		q->rt[ti] = blk;
@@ -223,7 +223,7 @@ int qcow2_l2_set(struct disk *d, uint64_t l2off, uint64_t *table,
 
 	put_be64(e, val);
 	table[idx] = val;
-	return disk_pwrite_full(d->fd, e, 8, l2off + idx * 8);
+	return pwrite_full(d->fd, e, 8, l2off + idx * 8);
 }
 
 static void l2_forget(struct qcow2 *q, uint64_t off)
@@ -272,14 +272,14 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 			put_be64(buf + 8 * i, old[i] & ~QCOW2_OFLAG_COPIED);
 		}
 		if (!ret)
-			ret = disk_pwrite_full(d->fd, buf, q->cluster_size, n);
+			ret = pwrite_full(d->fd, buf, q->cluster_size, n);
 		free(buf);
 		if (!ret)
 			ret = refcount_add(d, *l2off >> q->cluster_bits, -1);
 	} else {
 		uint8_t *zero = calloc(1, q->cluster_size);
 
-		ret = zero ? disk_pwrite_full(d->fd, zero, q->cluster_size, n) :
+		ret = zero ? pwrite_full(d->fd, zero, q->cluster_size, n) :
 			     -ENOMEM;
 		free(zero);
 	}
@@ -288,7 +288,7 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 	if (q->barriers && fdatasync(d->fd))
 		return -errno;
 	put_be64(be, n | QCOW2_OFLAG_COPIED);
-	ret = disk_pwrite_full(d->fd, be, 8, q->l1_offset + i1 * 8);
+	ret = pwrite_full(d->fd, be, 8, q->l1_offset + i1 * 8);
 	if (ret)
 		return ret;
 	q->l1[i1] = n | QCOW2_OFLAG_COPIED;

@@ -145,7 +145,7 @@ static int raw_bounce(struct disk *d, struct disk_req *r)
 		ret = disk_pread_full(d->fd, buf + len - a, a, end - a);
 	if (!ret && write) {
 		iov_to_buf(r->iov, r->niov, 0, buf + head, r->len);
-		ret = disk_pwrite_full(d->fd, buf, len, start);
+		ret = pwrite_full(d->fd, buf, len, start);
 	} else if (!ret) {
 		ret = disk_pread_full(d->fd, buf, len, start);
 		if (!ret)

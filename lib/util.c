@@ -1,6 +1,6 @@
 /*
- * util.c - number and size parsing, error formatting, file reading.
- * Pure functions; any thread.
+ * util.c - number and size parsing, error formatting, whole-buffer I/O
+ * and whole-file reading.  Pure functions; any thread.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -119,11 +119,53 @@ int parse_mem_size(const char *s, uint64_t *bytes)
 	return 0;
 }
 
+ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (uint8_t *)buf + done, len - done,
+				  off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;		/* the end of the file */
+		done += n;
+	}
+	return done;
+}
+
+int pread_exact(int fd, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = pread_full(fd, buf, len, off);
+
+	return n < 0 ? (int)n : (size_t)n < len ? -EIO : 0;
+}
+
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const uint8_t *)buf + done, len - done,
+				   off + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += n;
+	}
+	return 0;
+}
+
 int read_file(const char *path, size_t max, uint8_t **data, size_t *size)
 {
 	struct stat st;
 	uint8_t *buf;
-	size_t got = 0;
 	int fd, ret;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -146,21 +188,13 @@ int read_file(const char *path, size_t max, uint8_t **data, size_t *size)
 		ret = -ENOMEM;
 		goto out;
 	}
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, st.st_size - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = n < 0 ? -errno : -EIO;
-			free(buf);
-			goto out;
-		}
-		got += n;
+	ret = pread_exact(fd, buf, st.st_size, 0);
+	if (ret) {
+		free(buf);
+		goto out;
 	}
 	*data = buf;
-	*size = got;
-	ret = 0;
+	*size = st.st_size;
 out:
 	close(fd);
 	return ret;

@@ -201,7 +201,7 @@ static int x86_load_kernel(struct lkvm *vm, char *err, size_t errlen)
 	a.kernel_fd = ret;
 	a.head_len = MIN(sizeof(head), a.kernel_size);
 	memset(head, 0, sizeof(head));
-	ret = boot_pread(a.kernel_fd, head, a.head_len, 0);
+	ret = pread_exact(a.kernel_fd, head, a.head_len, 0);
 	if (ret) {
 		errf(err, errlen, ret, "cannot read kernel %s: %s",
 		     vm->cfg.kernel, strerror(-ret));

@@ -11,27 +11,6 @@
 #include "lkvm/x86/boot.h"
 #include "lkvm/x86/layout.h"
 
-int boot_pread(int fd, void *buf, uint64_t len, uint64_t off)
-{
-	uint8_t *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len > (1 << 30) ? (1 << 30) : len,
-				  off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;	/* file shrank under us */
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
 uint64_t boot_low_mem_end(const struct guest_memory *m)
 {
 	/* Slot 0 always starts at 0 on x86 and ends below the hole. */
@@ -75,7 +54,7 @@ int boot_load_initrd(const struct x86_boot_args *a, uint64_t floor,
 	p = guest_ptr(a->mem, at, a->initrd_size);
 	if (!p)
 		return input_errf(err, errlen, -E2BIG, "initrd does not fit");
-	ret = boot_pread(a->initrd_fd, p, a->initrd_size, 0);
+	ret = pread_exact(a->initrd_fd, p, a->initrd_size, 0);
 	if (ret)
 		return errf(err, errlen, ret, "cannot read initrd: %s",
 			    strerror(-ret));

@@ -72,8 +72,9 @@ int bzimage_load(const struct x86_boot_args *a, struct x86_boot *b,
 				  "kernel needs %llu MiB of memory above 1 MiB; give the guest more with -m",
 				  (unsigned long long)(need + MiB - 1) / MiB);
 
-	ret = boot_pread(a->kernel_fd, guest_ptr(a->mem, X86_HIGH_MEM, payload),
-			 payload, setup_size);
+	ret = pread_exact(a->kernel_fd,
+			  guest_ptr(a->mem, X86_HIGH_MEM, payload), payload,
+			  setup_size);
 	if (ret)
 		return errf(err, errlen, ret, "cannot read kernel: %s",
 			    strerror(-ret));

@@ -26,7 +26,7 @@ int flat_load(const struct x86_boot_args *a, struct x86_boot *b, char *err,
 	if (!p)
 		return errf(err, errlen, -ENOMEM,
 			    "guest memory too small for the flat binary");
-	ret = boot_pread(a->kernel_fd, p, a->kernel_size, 0);
+	ret = pread_exact(a->kernel_fd, p, a->kernel_size, 0);
 	if (ret)
 		return errf(err, errlen, ret, "cannot read kernel: %s",
 			    strerror(-ret));

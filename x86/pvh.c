@@ -100,7 +100,7 @@ static int pvh_read_phdrs(const struct x86_boot_args *a, const Elf64_Ehdr *eh,
 	if (!range_within(eh->e_phoff, size, 0, a->kernel_size))
 		return input_errf(err, errlen, -ENOEXEC,
 				  "ELF program headers lie outside the file");
-	if (boot_pread(a->kernel_fd, ph, size, eh->e_phoff))
+	if (pread_exact(a->kernel_fd, ph, size, eh->e_phoff))
 		return errf(err, errlen, -EIO, "cannot read ELF program headers");
 	return 0;
 }
@@ -125,8 +125,8 @@ static int pvh_entry_from_notes(const struct x86_boot_args *a,
 		note = malloc(ph[i].p_filesz ? ph[i].p_filesz : 1);
 		if (!note)
 			return errf(err, errlen, -ENOMEM, "out of memory");
-		found = boot_pread(a->kernel_fd, note, ph[i].p_filesz,
-				   ph[i].p_offset);
+		found = pread_exact(a->kernel_fd, note, ph[i].p_filesz,
+				    ph[i].p_offset);
 		if (!found)
 			found = pvh_find_entry(note, ph[i].p_filesz, entry);
 		free(note);
@@ -164,7 +164,7 @@ static int pvh_load_segments(const struct x86_boot_args *a,
 					  "ELF segment %u (0x%llx, %llu bytes) is outside guest RAM; more memory with -m?",
 					  i, (unsigned long long)p->p_paddr,
 					  (unsigned long long)p->p_memsz);
-		if (boot_pread(a->kernel_fd, dst, p->p_filesz, p->p_offset))
+		if (pread_exact(a->kernel_fd, dst, p->p_filesz, p->p_offset))
 			return errf(err, errlen, -EIO,
 				    "cannot read ELF segment %u", i);
 		memset(dst + p->p_filesz, 0, p->p_memsz - p->p_filesz);

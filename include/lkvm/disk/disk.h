@@ -117,12 +117,10 @@ int disk_open(struct disk **dp, const struct disk_spec *spec, char *err,
 int disk_lock(struct disk *d, char *err, size_t errlen);
 void disk_close(struct disk *d);
 /*
- * Whole-buffer pread/pwrite (EINTR and short transfers retried): 0 or
- * -errno.  A read past the end of the file gives zeroes; a write that
- * makes no progress is -EIO.
+ * Whole-buffer pread (lib's pread_full) where the image reads as zeroes
+ * past the end of its file: 0 or -errno.  Writes use pwrite_full().
  */
 int disk_pread_full(int fd, void *buf, size_t len, uint64_t off);
-int disk_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
 static inline void disk_submit(struct disk *d, struct aio *a,
 			       struct disk_req *r)

@@ -75,6 +75,17 @@ size_t iov_to_buf(const struct iovec *iov, unsigned int n, size_t skip,
 size_t buf_to_iov(const struct iovec *iov, unsigned int n, size_t skip,
 		  const void *buf, size_t len);
 
+/*
+ * Whole-buffer positioned I/O, EINTR and short transfers retried.
+ * pread_full() returns the bytes read (fewer than len only where the
+ * file ends) or -errno; pread_exact() 0, -errno, or -EIO where the file
+ * ends first; pwrite_full() 0, -errno, or -EIO for a write that makes
+ * no progress.
+ */
+ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off);
+int pread_exact(int fd, void *buf, size_t len, uint64_t off);
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
 /* Reads a whole file up to max bytes into a malloc'd buffer. */
 int read_file(const char *path, size_t max, uint8_t **data, size_t *size);
 

@@ -56,7 +56,6 @@ bool bzimage_probe(const uint8_t *head, size_t len);
 bool elf_probe(const uint8_t *head, size_t len);
 
 /* Helpers the loaders share. */
-int boot_pread(int fd, void *buf, uint64_t len, uint64_t off);
 /* Places an initrd below limit and above floor; returns its address. */
 int boot_load_initrd(const struct x86_boot_args *a, uint64_t floor,
 		     uint64_t limit, uint64_t *addr, char *err,
