@@ -340,13 +340,28 @@ static bool uring_reap(struct aio_uring *u, unsigned int *ios,
 	return polled;
 }
 
-static void uring_run_watches(struct aio_uring *u, unsigned int fired)
-{
-	unsigned int n;
+/* What uring_complete() found. */
+#define GOT_EPOLL	1u	/* the epoll poll fired */
+#define GOT_IOS		2u	/* requests completed */
+#define GOT_WATCH	4u	/* a watched fd's handler ran */
 
+/*
+ * Runs every CQE there is, starts what a barrier held back, ends the
+ * batch once, then runs the handlers of the watches that fired.
+ */
+static unsigned int uring_complete(struct aio_uring *u)
+{
+	unsigned int ios = 0, fired = 0, n;
+	bool polled = uring_reap(u, &ios, &fired);
+
+	uring_release(u);
+	if (ios)
+		aio_batch_end(&u->a);
 	for (n = 0; n < u->nwatch; n++)
 		if (fired & 1u << n)
 			u->watch[n].fn(u->watch[n].opaque, POLLIN);
+	return (polled ? GOT_EPOLL : 0) | (ios ? GOT_IOS : 0) |
+	       (fired ? GOT_WATCH : 0);
 }
 
 static int uring_wait(struct aio *a, int epfd)
@@ -356,8 +371,7 @@ static int uring_wait(struct aio *a, int epfd)
 	int ret;
 
 	for (;;) {
-		unsigned int ios = 0, fired = 0;
-		bool polled;
+		unsigned int got;
 
 		if (!u->poll_armed)
 			uring_arm_poll(u, epfd);
@@ -368,14 +382,10 @@ static int uring_wait(struct aio *a, int epfd)
 		ret = uring_flush(u, true, true);
 		if (ret)
 			return ret;
-		polled = uring_reap(u, &ios, &fired);
-		uring_release(u);
-		if (ios)
-			aio_batch_end(a);
-		uring_run_watches(u, fired);
-		if (polled)
+		got = uring_complete(u);
+		if (got & GOT_EPOLL)
 			return 0;
-		if (fired)
+		if (got & GOT_WATCH)
 			return 1;
 	}
 }
@@ -383,9 +393,6 @@ static int uring_wait(struct aio *a, int epfd)
 static bool uring_poll(struct aio *a)
 {
 	struct aio_uring *u = (struct aio_uring *)a;
-	unsigned int ios = 0;
-
-	unsigned int fired = 0;
 
 	if (u->to_submit || (a->inflight && u->deferred))
 		uring_flush(u, false, u->deferred);
@@ -393,12 +400,7 @@ static bool uring_poll(struct aio *a)
 	 * An epoll poll that ended here is re-armed before the next sleep,
 	 * and a re-armed poll on a readable epfd completes at once.
 	 */
-	uring_reap(u, &ios, &fired);
-	uring_release(u);
-	if (ios)
-		aio_batch_end(a);
-	uring_run_watches(u, fired);
-	return ios > 0 || fired;
+	return uring_complete(u) & (GOT_IOS | GOT_WATCH);
 }
 
 static void uring_free(struct aio *a)
@@ -460,7 +462,7 @@ static int uring_restrict(int fd)
 		IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_FALLOCATE,
 		IORING_OP_POLL_ADD,
 	};
-	struct io_uring_restriction r[sizeof(ops) + 2];
+	struct io_uring_restriction r[sizeof(ops) + 1];
 	unsigned int i, n = 0;
 
 	memset(r, 0, sizeof(r));
@@ -468,10 +470,9 @@ static int uring_restrict(int fd)
 		r[n].opcode = IORING_RESTRICTION_SQE_OP;
 		r[n++].sqe_op = ops[i];
 	}
+	/* No SQE flag is allowed: lkvm sets none (barriers are its own). */
 	r[n].opcode = IORING_RESTRICTION_REGISTER_OP;
 	r[n++].register_op = IORING_REGISTER_ENABLE_RINGS;
-	r[n].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
-	r[n++].sqe_flags = IOSQE_IO_DRAIN;
 	return uring_register(fd, IORING_REGISTER_RESTRICTIONS, r, n) < 0 ?
 	       -errno : 0;
 }
