@@ -107,7 +107,7 @@ static bool balloon_release(struct balloon *b, uint64_t gpa, uint64_t len)
 
 	if (!p || !len)
 		return false;
-	/* Private anonymous memory: the next touch reads zeroes. */
+	/* The next touch reads zeroes. */
 	guest_memory_discard(&b->dev.vm->mem, p, len);
 	return true;
 }

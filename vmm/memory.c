@@ -175,7 +175,6 @@ int guest_memory_init(struct guest_memory *m, const struct mem_region *r,
 	m->ram_size = total;
 	m->backing = backing;
 	m->hugetlb_page = page;
-	m->shared = fd >= 0;
 	for (i = 0; i < n; i++) {
 		m->slots[i].gpa = r[i].gpa;
 		m->slots[i].size = r[i].size;
@@ -204,7 +203,8 @@ void guest_memory_discard(const struct guest_memory *m, void *hva,
 	 * A private page comes back as zeroes after DONTNEED; a shared one
 	 * would stay in the file, so the file's pages are punched out.
 	 */
-	madvise(hva, len, m->shared ? MADV_REMOVE : MADV_DONTNEED);
+	madvise(hva, len, m->backing != GUEST_MEM_ANON ? MADV_REMOVE :
+						       MADV_DONTNEED);
 }
 
 /*

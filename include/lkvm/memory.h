@@ -43,7 +43,6 @@ struct guest_memory {
 	uint64_t ram_size;	/* the slots' sizes added up */
 	enum guest_mem_backing backing;	/* what was obtained */
 	size_t hugetlb_page;	/* hugetlb page size, or 0 */
-	bool shared;		/* a file mapping: discard is MADV_REMOVE */
 };
 
 /*

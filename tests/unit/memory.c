@@ -133,7 +133,7 @@ static void test_backings(void)
 				      (int64_t)(2 * MiB));
 		}
 		CHECK(guest_memory_huge_bytes(&m) >= 0);
-		CHECK(m.shared == (i == 1));
+		CHECK(m.backing == (i ? GUEST_MEM_MEMFD : GUEST_MEM_ANON));
 		guest_memory_free(&m);
 	}
 	/* Not a hugetlbfs mount, and no mount at all: refused. */
