@@ -283,33 +283,6 @@ static void *iothread_die(struct iothread *t, int err)
 	return NULL;
 }
 
-static void *iothread_loop(struct iothread *t);
-
-uint64_t iothread_cpu_ns(const struct iothread *t)
-{
-	struct timespec ts;
-	clockid_t cid;
-
-	if (!t->started || !t->tid)
-		return t->cpu_ns_final;
-	if (pthread_getcpuclockid(t->thread, &cid) ||
-	    clock_gettime(cid, &ts))
-		return t->cpu_ns_final;
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-static void *iothread_main(void *arg)
-{
-	struct iothread *t = arg;
-	struct timespec ts;
-
-	t->tid = gettid();
-	iothread_loop(t);
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	t->cpu_ns_final = ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-	return NULL;
-}
-
 static void *iothread_loop(struct iothread *t)
 {
 	struct epoll_event evs[IOT_MAX_EVENTS];
@@ -370,6 +343,36 @@ static void *iothread_loop(struct iothread *t)
 			h->fn(h->opaque, evs[i].events);
 		}
 	}
+	return NULL;
+}
+
+/* A thread's CPU clock in ns, or fallback if it cannot be read. */
+static uint64_t cpu_clock_ns(clockid_t cid, uint64_t fallback)
+{
+	struct timespec ts;
+
+	if (clock_gettime(cid, &ts))
+		return fallback;
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+uint64_t iothread_cpu_ns(const struct iothread *t)
+{
+	clockid_t cid;
+
+	if (!t->started || !t->tid ||
+	    pthread_getcpuclockid(t->thread, &cid))
+		return t->cpu_ns_final;
+	return cpu_clock_ns(cid, t->cpu_ns_final);
+}
+
+static void *iothread_main(void *arg)
+{
+	struct iothread *t = arg;
+
+	t->tid = gettid();
+	iothread_loop(t);
+	t->cpu_ns_final = cpu_clock_ns(CLOCK_THREAD_CPUTIME_ID, 0);
 	return NULL;
 }
 
