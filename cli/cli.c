@@ -433,10 +433,10 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 			r->cfg.halt_poll_us = -1;
 			return 0;
 		}
-		if (parse_uint(arg, 0, 1000000, &v))
+		if (parse_uint(arg, 0, LKVM_HALT_POLL_MAX_US, &v))
 			return errf(err, errlen, -EINVAL,
-				    "bad --halt-poll '%s' (want auto or 0 to 1000000 microseconds)",
-				    arg);
+				    "bad --halt-poll '%s' (want auto or 0 to %d microseconds)",
+				    arg, LKVM_HALT_POLL_MAX_US);
 		r->cfg.halt_poll_us = v;
 		return 0;
 

@@ -67,6 +67,8 @@ enum lkvm_ram_backing {
 	LKVM_RAM_HUGETLBFS,	/* a file on the hugetlbfs mount cfg.hugetlbfs */
 };
 
+#define LKVM_HALT_POLL_MAX_US	1000000
+
 struct lkvm_config {
 	const char *name;	/* for thread names and messages */
 	const char *kernel;	/* bzImage, flat binary or PVH ELF */
@@ -99,7 +101,10 @@ struct lkvm_config {
 
 	enum lkvm_ram_backing ram_backing;
 	const char *hugetlbfs;	/* LKVM_RAM_HUGETLBFS: the mount */
-	/* KVM halt polling, microseconds; -1: what the devices ask for. */
+	/*
+	 * KVM halt polling, microseconds up to LKVM_HALT_POLL_MAX_US; -1:
+	 * what the devices ask for.
+	 */
 	int halt_poll_us;
 	/*
 	 * arm64 vCPU features, each on by default where the host KVM has

@@ -115,7 +115,7 @@ static void *map_aligned(size_t span, size_t align, int fd, int *err)
 int guest_memory_init(struct guest_memory *m, const struct mem_region *r,
 		      unsigned int n, const struct guest_mem_opts *o)
 {
-	enum guest_mem_backing backing = o ? o->backing : GUEST_MEM_ANON;
+	enum lkvm_ram_backing backing = o ? o->backing : LKVM_RAM_ANON;
 	uint64_t total = 0, prev_end = 0, span = 0, align = SLOT_ALIGN;
 	uint64_t off[GUEST_MEM_MAX_SLOTS];
 	size_t page = 0;
@@ -143,14 +143,16 @@ int guest_memory_init(struct guest_memory *m, const struct mem_region *r,
 	}
 	if (span > SIZE_MAX / 2)
 		return -ENOMEM;
-	if (backing == GUEST_MEM_HUGETLBFS) {
+	if (backing == LKVM_RAM_HUGETLBFS) {
 		if (!o->hugetlbfs)
 			return -EINVAL;
 		fd = hugetlbfs_open(o->hugetlbfs, &page);
-	} else if (backing == GUEST_MEM_MEMFD) {
+	} else if (backing == LKVM_RAM_MEMFD) {
 		fd = memfd_open(span, &page);
+	} else {
+		backing = LKVM_RAM_ANON;	/* any other value too */
 	}
-	if (fd < 0 && backing != GUEST_MEM_ANON)
+	if (fd < 0 && backing != LKVM_RAM_ANON)
 		return fd;
 	if (page) {
 		/* A hugetlb file holds whole pages only. */
@@ -187,9 +189,9 @@ int guest_memory_init(struct guest_memory *m, const struct mem_region *r,
 const char *guest_memory_backing_name(const struct guest_memory *m)
 {
 	switch (m->backing) {
-	case GUEST_MEM_MEMFD:
+	case LKVM_RAM_MEMFD:
 		return m->hugetlb_page ? "memfd-hugetlb" : "memfd";
-	case GUEST_MEM_HUGETLBFS:
+	case LKVM_RAM_HUGETLBFS:
 		return "hugetlbfs";
 	default:
 		return "anon";
@@ -203,7 +205,7 @@ void guest_memory_discard(const struct guest_memory *m, void *hva,
 	 * A private page comes back as zeroes after DONTNEED; a shared one
 	 * would stay in the file, so the file's pages are punched out.
 	 */
-	madvise(hva, len, m->backing != GUEST_MEM_ANON ? MADV_REMOVE :
+	madvise(hva, len, m->backing != LKVM_RAM_ANON ? MADV_REMOVE :
 						       MADV_DONTNEED);
 }
 

@@ -239,7 +239,7 @@ static int vm_check_config(const struct lkvm_config *cfg, char *err,
 	if (cfg->ram_backing == LKVM_RAM_HUGETLBFS && !cfg->hugetlbfs)
 		return input_errf(err, errlen, -EINVAL,
 				  "hugetlbfs backing needs the mount's path");
-	if (cfg->halt_poll_us > 1000000)
+	if (cfg->halt_poll_us > LKVM_HALT_POLL_MAX_US)
 		return input_errf(err, errlen, -EINVAL,
 				  "halt polling of %d us is more than 1 s",
 				  cfg->halt_poll_us);
@@ -323,10 +323,7 @@ static int vm_init_memory(struct lkvm *vm, char *err, size_t errlen)
 {
 	struct mem_region r[GUEST_MEM_MAX_SLOTS];
 	struct guest_mem_opts o = {
-		.backing = vm->cfg.ram_backing == LKVM_RAM_MEMFD ?
-			   GUEST_MEM_MEMFD :
-			   vm->cfg.ram_backing == LKVM_RAM_HUGETLBFS ?
-			   GUEST_MEM_HUGETLBFS : GUEST_MEM_ANON,
+		.backing = vm->cfg.ram_backing,
 		.hugetlbfs = vm->cfg.hugetlbfs,
 	};
 	unsigned int n;
@@ -334,7 +331,7 @@ static int vm_init_memory(struct lkvm *vm, char *err, size_t errlen)
 
 	n = arch_ops.mem_layout(vm->cfg.mem_mib * MiB, r, ARRAY_SIZE(r));
 	ret = guest_memory_init(&vm->mem, r, n, &o);
-	if (ret && o.backing == GUEST_MEM_HUGETLBFS)
+	if (ret && o.backing == LKVM_RAM_HUGETLBFS)
 		return input_errf(err, errlen, ret,
 				  "cannot back %llu MiB of guest memory with hugetlbfs '%s': %s (it must be a hugetlbfs mount with enough free huge pages, and the size a multiple of its page size)",
 				  (unsigned long long)vm->cfg.mem_mib,

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lkvm.h"
+
 #define GUEST_MEM_MAX_SLOTS 4
 
 struct mem_region {
@@ -18,17 +20,10 @@ struct mem_region {
 	uint64_t size;
 };
 
-/* What backs guest RAM. */
-enum guest_mem_backing {
-	GUEST_MEM_ANON,		/* private anonymous, transparent huge pages */
-	GUEST_MEM_MEMFD,	/* a memfd: hugetlb where the host has free
-				 * huge pages, else shmem */
-	GUEST_MEM_HUGETLBFS,	/* a file on the hugetlbfs mount named */
-};
-
+/* What backs guest RAM: the configuration's choice (lkvm.h). */
 struct guest_mem_opts {
-	enum guest_mem_backing backing;
-	const char *hugetlbfs;	/* GUEST_MEM_HUGETLBFS: the mount */
+	enum lkvm_ram_backing backing;
+	const char *hugetlbfs;	/* LKVM_RAM_HUGETLBFS: the mount */
 };
 
 struct guest_memory {
@@ -41,7 +36,7 @@ struct guest_memory {
 	uint8_t *map;
 	size_t map_size;	/* the whole mapping, gaps included */
 	uint64_t ram_size;	/* the slots' sizes added up */
-	enum guest_mem_backing backing;	/* what was obtained */
+	enum lkvm_ram_backing backing;	/* what was obtained */
 	size_t hugetlb_page;	/* hugetlb page size, or 0 */
 };
 

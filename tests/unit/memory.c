@@ -106,10 +106,10 @@ static bool thp_enabled(void)
 static void test_backings(void)
 {
 	struct mem_region r[] = { { 0, 8 * MiB } };
-	struct guest_mem_opts memfd = { .backing = GUEST_MEM_MEMFD };
-	struct guest_mem_opts bad = { .backing = GUEST_MEM_HUGETLBFS,
+	struct guest_mem_opts memfd = { .backing = LKVM_RAM_MEMFD };
+	struct guest_mem_opts bad = { .backing = LKVM_RAM_HUGETLBFS,
 				      .hugetlbfs = "/proc" };
-	struct guest_mem_opts none = { .backing = GUEST_MEM_HUGETLBFS };
+	struct guest_mem_opts none = { .backing = LKVM_RAM_HUGETLBFS };
 	const struct guest_mem_opts *o[] = { NULL, &memfd };
 	struct guest_memory m;
 	unsigned int i;
@@ -133,7 +133,7 @@ static void test_backings(void)
 				      (int64_t)(2 * MiB));
 		}
 		CHECK(guest_memory_huge_bytes(&m) >= 0);
-		CHECK(m.backing == (i ? GUEST_MEM_MEMFD : GUEST_MEM_ANON));
+		CHECK(m.backing == (i ? LKVM_RAM_MEMFD : LKVM_RAM_ANON));
 		guest_memory_free(&m);
 	}
 	/* Not a hugetlbfs mount, and no mount at all: refused. */
