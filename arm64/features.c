@@ -104,15 +104,6 @@ void arm64_features_init_bits(struct lkvm *vm, struct kvm_vcpu_init *init)
 		init->features[0] |= 1u << KVM_ARM_VCPU_PMU_V3;
 }
 
-static int vcpu_attr(int fd, uint32_t group, uint64_t attr, void *addr)
-{
-	struct kvm_device_attr da = {
-		.group = group, .attr = attr, .addr = (uintptr_t)addr,
-	};
-
-	return ioctl(fd, KVM_SET_DEVICE_ATTR, &da) < 0 ? -errno : 0;
-}
-
 /* After KVM_ARM_VCPU_INIT: what has to be set before the vCPU runs. */
 int arm64_features_vcpu(struct vcpu *v, char *err, size_t errlen)
 {
@@ -125,8 +116,8 @@ int arm64_features_vcpu(struct vcpu *v, char *err, size_t errlen)
 			    strerror(errno));
 	if (a->pvtime) {
 		uint64_t ipa = ARM64_PVTIME_BASE + v->id * PVTIME_RECORD;
-		int ret = vcpu_attr(v->fd, KVM_ARM_VCPU_PVTIME_CTRL,
-				    KVM_ARM_VCPU_PVTIME_IPA, &ipa);
+		int ret = arm64_set_attr(v->fd, KVM_ARM_VCPU_PVTIME_CTRL,
+					 KVM_ARM_VCPU_PVTIME_IPA, &ipa);
 
 		if (ret)
 			return errf(err, errlen, ret, "steal time set-up: %s",
@@ -148,11 +139,11 @@ int arm64_features_vgic_ready(struct lkvm *vm, char *err, size_t errlen)
 	for (i = 0; i < vm->cfg.cpus; i++) {
 		int fd = vm->vcpus[i].fd;
 
-		ret = vcpu_attr(fd, KVM_ARM_VCPU_PMU_V3_CTRL,
-				KVM_ARM_VCPU_PMU_V3_IRQ, &irq);
+		ret = arm64_set_attr(fd, KVM_ARM_VCPU_PMU_V3_CTRL,
+				     KVM_ARM_VCPU_PMU_V3_IRQ, &irq);
 		if (!ret)
-			ret = vcpu_attr(fd, KVM_ARM_VCPU_PMU_V3_CTRL,
-					KVM_ARM_VCPU_PMU_V3_INIT, NULL);
+			ret = arm64_set_attr(fd, KVM_ARM_VCPU_PMU_V3_CTRL,
+					     KVM_ARM_VCPU_PMU_V3_INIT, NULL);
 		if (ret)
 			return errf(err, errlen, ret, "PMU set-up: %s",
 				    strerror(-ret));

@@ -17,7 +17,7 @@
 #include "lkvm/lib/util.h"
 #include "lkvm/vm.h"
 
-static int dev_attr(int fd, uint32_t group, uint64_t attr, void *val)
+int arm64_set_attr(int fd, uint32_t group, uint64_t attr, void *val)
 {
 	struct kvm_device_attr a = {
 		.group = group,
@@ -51,13 +51,14 @@ static int gic_v2(struct lkvm *vm, char *err, size_t errlen)
 			    "KVM here cannot emulate a GICv2: %s",
 			    strerror(-a->gic_fd));
 	a->gicv2 = true;
-	ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
-		       KVM_VGIC_V2_ADDR_TYPE_DIST, &dist);
+	ret = arm64_set_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
+			     KVM_VGIC_V2_ADDR_TYPE_DIST, &dist);
 	if (!ret)
-		ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
-			       KVM_VGIC_V2_ADDR_TYPE_CPU, &cpu);
+		ret = arm64_set_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
+				     KVM_VGIC_V2_ADDR_TYPE_CPU, &cpu);
 	if (!ret)
-		ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr);
+		ret = arm64_set_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_NR_IRQS,
+				     0, &nr);
 	return ret ? errf(err, errlen, ret, "GICv2 set-up: %s",
 			  strerror(-ret)) : 0;
 }
@@ -76,13 +77,14 @@ static int gic_v3(struct lkvm *vm, bool want_its, bool need_its, char *err,
 		return errf(err, errlen, a->gic_fd,
 			    "KVM here cannot emulate a GICv3: %s",
 			    strerror(-a->gic_fd));
-	ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
-		       KVM_VGIC_V3_ADDR_TYPE_DIST, &dist);
+	ret = arm64_set_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
+			     KVM_VGIC_V3_ADDR_TYPE_DIST, &dist);
 	if (!ret)
-		ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
-			       KVM_VGIC_V3_ADDR_TYPE_REDIST, &redist);
+		ret = arm64_set_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
+				     KVM_VGIC_V3_ADDR_TYPE_REDIST, &redist);
 	if (!ret)
-		ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr);
+		ret = arm64_set_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_NR_IRQS,
+				     0, &nr);
 	if (ret)
 		return errf(err, errlen, ret, "GICv3 set-up: %s", strerror(-ret));
 	if (!want_its)
@@ -90,8 +92,8 @@ static int gic_v3(struct lkvm *vm, bool want_its, bool need_its, char *err,
 	/* Without an ITS there is no MSI: virtio-pci falls back to INTx. */
 	a->its_fd = create_dev(vm, KVM_DEV_TYPE_ARM_VGIC_ITS);
 	if (a->its_fd >= 0 &&
-	    dev_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
-		     KVM_VGIC_ITS_ADDR_TYPE, &its)) {
+	    arm64_set_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_ADDR,
+			   KVM_VGIC_ITS_ADDR_TYPE, &its)) {
 		close(a->its_fd);
 		a->its_fd = -1;
 	}
@@ -128,11 +130,11 @@ int arm64_gic_init(struct lkvm *vm, char *err, size_t errlen)
 	struct arm64_vm *a = vm->arch;
 	int ret;
 
-	ret = dev_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_CTRL,
-		       KVM_DEV_ARM_VGIC_CTRL_INIT, NULL);
+	ret = arm64_set_attr(a->gic_fd, KVM_DEV_ARM_VGIC_GRP_CTRL,
+			     KVM_DEV_ARM_VGIC_CTRL_INIT, NULL);
 	if (!ret && a->its_fd >= 0)
-		ret = dev_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_CTRL,
-			       KVM_DEV_ARM_VGIC_CTRL_INIT, NULL);
+		ret = arm64_set_attr(a->its_fd, KVM_DEV_ARM_VGIC_GRP_CTRL,
+				     KVM_DEV_ARM_VGIC_CTRL_INIT, NULL);
 	return ret ? errf(err, errlen, ret, "GIC initialisation: %s",
 			  strerror(-ret)) : 0;
 }

@@ -25,6 +25,8 @@ struct arm64_vm {
 	void *pvtime_map;		/* the stolen-time slot's memory */
 };
 
+/* KVM_SET_DEVICE_ATTR on a device or vCPU fd: 0 or -errno. */
+int arm64_set_attr(int fd, uint32_t group, uint64_t attr, void *val);
 int arm64_gic_create(struct lkvm *vm, char *err, size_t errlen);
 int arm64_gic_init(struct lkvm *vm, char *err, size_t errlen);
 void arm64_gic_free(struct lkvm *vm);
