@@ -36,15 +36,15 @@ struct job {
 	atomic_int done;
 };
 
-
-static struct job *cur;
+/* The one job (its requests' callbacks find it here). */
+static struct job job;
 
 static void job_done(struct aio_io *io, long res)
 {
-	int i = io - cur->io;
+	int i = io - job.io;
 
-	cur->res[i] = res;
-	cur->order[atomic_fetch_add(&cur->done, 1)] = i;
+	job.res[i] = res;
+	job.order[atomic_fetch_add(&job.done, 1)] = i;
 }
 
 /* On the engine's thread: a kick submits the whole job at once. */
@@ -111,45 +111,43 @@ static bool wait_done(struct job *j, int want)
 static void test_barrier(bool uring)
 {
 	char path[] = "/tmp/lkvm-aio-XXXXXX";
-	static struct job j;
 	struct iothread t;
 	uint64_t one = 1;
 	int i, k, round;
 
-	memset(&j, 0, sizeof(j));
-	cur = &j;
-	j.fd = mkstemp(path);
-	CHECK(j.fd >= 0);
+	memset(&job, 0, sizeof(job));
+	job.fd = mkstemp(path);
+	CHECK(job.fd >= 0);
 	unlink(path);
-	j.kick = eventfd(0, EFD_NONBLOCK);
+	job.kick = eventfd(0, EFD_NONBLOCK);
 	CHECK_EQ(iothread_init(&t, "t-aio"), 0);
-	CHECK_EQ(aio_create(&j.a, &t, 16, uring), 0);
+	CHECK_EQ(aio_create(&job.a, &t, 16, uring), 0);
 	/* Where the kernel has no io_uring (qemu-user), the sync engine. */
-	CHECK(!strcmp(j.a->ops->name,
+	CHECK(!strcmp(job.a->ops->name,
 		      uring && uring_works() ? "io_uring" : "sync"));
-	CHECK_EQ(iothread_add_hot(&t, j.kick, job_kick, &j), 0);
+	CHECK_EQ(iothread_add_hot(&t, job.kick, job_kick, &job), 0);
 	CHECK_EQ(iothread_start(&t), 0);
 	for (round = 0; round < 3; round++) {
-		atomic_store(&j.done, 0);
-		CHECK_EQ(write(j.kick, &one, sizeof(one)), (ssize_t)sizeof(one));
-		CHECK(wait_done(&j, NIO));
-		if (atomic_load(&j.done) < NIO)
+		atomic_store(&job.done, 0);
+		CHECK_EQ(write(job.kick, &one, sizeof(one)), (ssize_t)sizeof(one));
+		CHECK(wait_done(&job, NIO));
+		if (atomic_load(&job.done) < NIO)
 			break;
 		for (i = 0; i < NIO; i++)
-			CHECK_EQ(j.res[i], i == NW ? 0 : 4096);
+			CHECK_EQ(job.res[i], i == NW ? 0 : 4096);
 		/* The barrier came after every write, before every read. */
-		for (k = 0; k < NIO && j.order[k] != NW; k++)
-			CHECK(j.order[k] < NW);
+		for (k = 0; k < NIO && job.order[k] != NW; k++)
+			CHECK(job.order[k] < NW);
 		CHECK_EQ(k, NW);
 		for (k++; k < NIO; k++)
-			CHECK(j.order[k] > NW);
-		CHECK(j.buf[NW + 1][0] == 'a' && j.buf[NW + 2][4095] == 'b');
+			CHECK(job.order[k] > NW);
+		CHECK(job.buf[NW + 1][0] == 'a' && job.buf[NW + 2][4095] == 'b');
 	}
 	iothread_stop(&t);
-	aio_free(j.a);
+	aio_free(job.a);
 	iothread_free(&t);
-	close(j.kick);
-	close(j.fd);
+	close(job.kick);
+	close(job.fd);
 }
 
 int main(void)
