@@ -125,6 +125,16 @@ struct lkvm_config {
 	 */
 	int seccomp;
 
+	/*
+	 * The control socket (lkvm list/stop/pause/stat/debug): on unless
+	 * 0.  It is control_dir/NAME.sock; control_dir NULL means
+	 * $XDG_RUNTIME_DIR/lkvm, or ~/.lkvm without that variable.  NAME
+	 * is cfg.name, by default guest-PID (guest-PID-2, ... for more
+	 * VMs of one process).
+	 */
+	int control;
+	const char *control_dir;
+
 	lkvm_log_fn log;	/* NULL: messages are dropped */
 	void *log_opaque;
 	enum lkvm_log_level log_level;
@@ -158,6 +168,10 @@ struct lkvm_stats {
 	uint64_t ram_bytes;
 	uint64_t ram_huge_bytes;	/* of which huge-page backed now */
 	const char *ram_backing;	/* "anon", "memfd", "memfd-hugetlb", ... */
+	uint64_t ram_rss_bytes;		/* guest RAM touched (resident) */
+	uint64_t uptime_ms;		/* since lkvm_run began */
+	uint64_t paused_ms;		/* of which paused */
+	int paused;
 };
 
 /*
@@ -180,6 +194,34 @@ struct lkvm_thread_stats {
 /* Fills st for the i-th I/O thread; -ENOENT past the last. */
 int lkvm_thread_stats(struct lkvm *vm, unsigned int i,
 		      struct lkvm_thread_stats *st);
+
+/*
+ * One queue of one device (lkvm_queue_stats), as the device counts it:
+ * requests taken from the guest and given back, the I/O they asked for
+ * (a disk: reads and writes; other devices: bytes from and to the
+ * guest), interrupts and kicks, and the owner thread's figures.
+ * latency_ns is the sum over completed requests of the time from the
+ * drain that took each to the publication of its completion: divide a
+ * difference of it by a difference of completed for an average.
+ */
+struct lkvm_queue_stats {
+	char device[16];		/* "blk0", "net0", ... */
+	char kind[16];			/* "virtio-blk", ... */
+	unsigned int queue;
+	char thread[16];		/* the owner I/O thread, or "" */
+	uint64_t requests, completed, inflight;
+	uint64_t reads, writes, flushes, discards;
+	uint64_t read_bytes, write_bytes;
+	uint64_t errors, irqs, notifies, batches;
+	uint64_t latency_ns;
+	uint64_t thread_cpu_ns;
+	uint64_t poll_ns;		/* the thread's poll window now */
+	int poll_adaptive;
+};
+
+/* Fills st for the i-th queue of all devices; -ENOENT past the last. */
+int lkvm_queue_stats(struct lkvm *vm, unsigned int i,
+		     struct lkvm_queue_stats *st);
 
 void lkvm_config_init(struct lkvm_config *cfg);
 
@@ -229,6 +271,38 @@ int lkvm_run(struct lkvm *vm, struct lkvm_result *res);
 void lkvm_stop(struct lkvm *vm);
 
 void lkvm_stats(struct lkvm *vm, struct lkvm_stats *st);
+
+/*
+ * Control of a running VM, from any thread but its vCPU and I/O threads
+ * (the control socket calls these from the thread running lkvm_run).
+ * Each returns 0 or a negative errno: -ESRCH when the VM is not running.
+ *
+ * lkvm_pause() stops every vCPU, lets the requests in flight complete
+ * and be published to the guest, then parks every I/O thread between
+ * requests; nothing is lost.  Time paused does not count against
+ * cfg.timeout_ms.  -EALREADY if paused (or, for resume, if not).
+ */
+int lkvm_pause(struct lkvm *vm);
+int lkvm_resume(struct lkvm *vm);
+/* Every vCPU's registers (x86: and the code bytes at RIP), as text. */
+int lkvm_dump_vcpus(struct lkvm *vm, char *buf, size_t len);
+/* An NMI to one vCPU (x86; -ENOTSUP elsewhere). */
+int lkvm_inject_nmi(struct lkvm *vm, unsigned int cpu);
+/*
+ * Magic SysRq key on the guest console: a serial break, then the key
+ * (virtio-console: Ctrl-O, then the key, which hvc takes as SysRq).
+ */
+int lkvm_sysrq(struct lkvm *vm, char key);
+/* The VM's name and its control socket's path ("" if none). */
+const char *lkvm_name(struct lkvm *vm);
+const char *lkvm_control_path(struct lkvm *vm);
+/*
+ * Where control sockets live: $XDG_RUNTIME_DIR/lkvm, else ~/.lkvm.
+ * Returns the length written, or -ENAMETOOLONG / -ENOENT.
+ */
+int lkvm_control_dir(char *buf, size_t len);
+/* The devices by name, comma-separated (for lkvm list). */
+int lkvm_device_names(struct lkvm *vm, char *buf, size_t len);
 
 /*
  * The balloon (a "balloon" device): sizes in 4 KiB pages.  The guest's

@@ -34,6 +34,7 @@
 #define IIR_NO_INT	0x01
 #define IIR_THRI	0x02
 #define IIR_RDI		0x04
+#define IIR_RLSI	0x06
 #define IIR_FIFO	0xc0
 #define FCR_ENABLE	0x01
 #define FCR_CLEAR_RX	0x02
@@ -45,6 +46,7 @@
 #define MCR_LOOP	0x10
 #define LSR_DR		0x01
 #define LSR_OE		0x02
+#define LSR_BI		0x10
 #define LSR_THRE	0x20
 #define LSR_TEMT	0x40
 #define MSR_CTS		0x10
@@ -62,13 +64,22 @@ struct uart8250 {
 	uint8_t lsr_err;		/* overrun, cleared by an LSR read */
 	bool thri_pending;
 	uint8_t rx[UART_RX_SIZE];
+	bool rx_brk[UART_RX_SIZE];	/* this entry is a break (a 0 byte) */
 	unsigned int rx_head, rx_count;
 };
+
+/* A break at the head of the receive FIFO shows in LSR until read. */
+static bool uart_brk_head(const struct uart8250 *u)
+{
+	return u->rx_count && u->rx_brk[u->rx_head];
+}
 
 static uint8_t uart_iir(const struct uart8250 *u)
 {
 	uint8_t fifo = u->fcr & FCR_ENABLE ? IIR_FIFO : 0;
 
+	if ((u->ier & IER_RLSI) && (u->lsr_err || uart_brk_head(u)))
+		return fifo | IIR_RLSI;
 	if ((u->ier & IER_RDI) && u->rx_count)
 		return fifo | IIR_RDI;
 	if ((u->ier & IER_THRI) && u->thri_pending)
@@ -87,13 +98,16 @@ static void uart_update_irq(struct uart8250 *u)
 	}
 }
 
-static void uart_rx_put(struct uart8250 *u, uint8_t ch)
+static void uart_rx_put(struct uart8250 *u, uint8_t ch, bool brk)
 {
+	unsigned int i = (u->rx_head + u->rx_count) % UART_RX_SIZE;
+
 	if (u->rx_count == UART_RX_SIZE) {
 		u->lsr_err |= LSR_OE;
 		return;
 	}
-	u->rx[(u->rx_head + u->rx_count) % UART_RX_SIZE] = ch;
+	u->rx[i] = ch;
+	u->rx_brk[i] = brk;
 	u->rx_count++;
 }
 
@@ -104,6 +118,7 @@ static uint8_t uart_rx_get(struct uart8250 *u)
 	if (!u->rx_count)
 		return 0;
 	ch = u->rx[u->rx_head];
+	u->rx_brk[u->rx_head] = false;
 	u->rx_head = (u->rx_head + 1) % UART_RX_SIZE;
 	if (u->rx_count-- == UART_RX_SIZE)
 		console_space_available(&u->vm->console);
@@ -143,7 +158,8 @@ static uint8_t uart_read_reg(struct uart8250 *u, unsigned int reg)
 		return u->mcr;
 	case UART_LSR:
 		v = LSR_THRE | LSR_TEMT | u->lsr_err |
-		    (u->rx_count ? LSR_DR : 0);
+		    (u->rx_count ? LSR_DR : 0) |
+		    (uart_brk_head(u) ? LSR_BI : 0);
 		u->lsr_err = 0;
 		return v;
 	case UART_MSR:
@@ -162,7 +178,7 @@ static void uart_write_reg(struct uart8250 *u, unsigned int reg, uint8_t v)
 			break;
 		}
 		if (u->mcr & MCR_LOOP)
-			uart_rx_put(u, v);
+			uart_rx_put(u, v, false);
 		else
 			console_write(&u->vm->console, &v, 1);
 		u->thri_pending = true;
@@ -244,14 +260,36 @@ static void uart_sink_push(void *opaque, const uint8_t *buf, size_t len)
 
 	pthread_mutex_lock(&u->lock);
 	for (i = 0; i < len; i++)
-		uart_rx_put(u, buf[i]);
+		uart_rx_put(u, buf[i], false);
 	uart_update_irq(u);
 	pthread_mutex_unlock(&u->lock);
+}
+
+/*
+ * Magic SysRq over a serial line: a break (received as a 0 byte with
+ * LSR.BI set), then the key.  Linux's 8250 driver on the console port
+ * takes a key arriving within 5 s of a break as SysRq.
+ */
+static int uart_sink_sysrq(void *opaque, uint8_t key)
+{
+	struct uart8250 *u = opaque;
+	int ret = -EAGAIN;
+
+	pthread_mutex_lock(&u->lock);
+	if (UART_RX_SIZE - u->rx_count >= 2) {
+		uart_rx_put(u, 0, true);
+		uart_rx_put(u, key, false);
+		uart_update_irq(u);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&u->lock);
+	return ret;
 }
 
 static const struct console_sink_ops uart_sink_ops = {
 	.space = uart_sink_space,
 	.push = uart_sink_push,
+	.sysrq = uart_sink_sysrq,
 };
 
 static void uart_free(struct vm_device *dev)

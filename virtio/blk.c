@@ -90,7 +90,9 @@ struct blk_queue {
 	unsigned int inflight;
 	bool starved;			/* chains left waiting for a free req */
 	uint32_t gen;
-	uint64_t reads, writes, flushes;
+	/* Counted at submission; read racily by lkvm stat. */
+	uint64_t reads, writes, flushes, discards;
+	uint64_t read_bytes, write_bytes;
 	uint64_t io_errors;		/* the host's I/O failed */
 	uint64_t guest_errors;		/* bad or unsupported requests */
 };
@@ -110,6 +112,11 @@ static struct virtio_blk *to_blk(struct virtio_device *d)
 	return container_of(d, struct virtio_blk, dev);
 }
 
+/* The owner's counters: plain stores other threads may load whole. */
+#define BLK_STAT_ADD(bq, field, n) \
+	__atomic_store_n(&(bq)->field, (bq)->field + (n), __ATOMIC_RELAXED)
+#define BLK_STAT(bq, field) __atomic_load_n(&(bq)->field, __ATOMIC_RELAXED)
+
 static void blk_finish(struct blk_queue *bq, struct blk_req *r, uint8_t status)
 {
 	if (r->gen == bq->gen) {
@@ -120,7 +127,7 @@ static void blk_finish(struct blk_queue *bq, struct blk_req *r, uint8_t status)
 	}
 	r->next_free = bq->free;
 	bq->free = r;
-	bq->inflight--;
+	BLK_STAT_ADD(bq, inflight, -1);
 }
 
 static void blk_req_done(struct disk_req *dr, int err)
@@ -173,7 +180,7 @@ static void blk_start(struct blk_queue *bq, struct blk_req *r)
 		virtio_queue_complete(bq->q, &r->elem, 0);
 		r->next_free = bq->free;
 		bq->free = r;
-		bq->inflight--;
+		BLK_STAT_ADD(bq, inflight, -1);
 		return;
 	}
 	r->status = p.status;
@@ -195,15 +202,17 @@ static void blk_start(struct blk_queue *bq, struct blk_req *r)
 	case VIRTIO_BLK_T_IN:
 		dr->type = DISK_READ;
 		r->in_len = p.len + 1;
-		bq->reads++;
+		BLK_STAT_ADD(bq, reads, 1);
+		BLK_STAT_ADD(bq, read_bytes, p.len);
 		break;
 	case VIRTIO_BLK_T_OUT:
 		dr->type = DISK_WRITE;
-		bq->writes++;
+		BLK_STAT_ADD(bq, writes, 1);
+		BLK_STAT_ADD(bq, write_bytes, p.len);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 		dr->type = DISK_FLUSH;
-		bq->flushes++;
+		BLK_STAT_ADD(bq, flushes, 1);
 		break;
 	case VIRTIO_BLK_T_GET_ID:
 		blk_get_id(blk, r, &p);
@@ -211,6 +220,7 @@ static void blk_start(struct blk_queue *bq, struct blk_req *r)
 		return;
 	case VIRTIO_BLK_T_DISCARD:
 		dr->type = DISK_DISCARD;
+		BLK_STAT_ADD(bq, discards, 1);
 		break;
 	case VIRTIO_BLK_T_WRITE_ZEROES:
 		dr->type = DISK_WRITE_ZEROES;
@@ -238,7 +248,7 @@ static void blk_drain(struct virtio_device *d, struct virtio_queue *q)
 		if (ret <= 0)
 			return;
 		bq->free = r->next_free;
-		bq->inflight++;
+		BLK_STAT_ADD(bq, inflight, 1);
 		blk_start(bq, r);
 	}
 }
@@ -277,6 +287,25 @@ static void blk_queue_reset(struct virtio_device *d, struct virtio_queue *q)
 	bq->starved = false;
 }
 
+static unsigned int blk_inflight(struct virtio_device *d,
+				 struct virtio_queue *q)
+{
+	return BLK_STAT(&to_blk(d)->bq[q->index], inflight);
+}
+
+static void blk_queue_stats(struct virtio_device *d, struct virtio_queue *q,
+			    struct lkvm_queue_stats *st)
+{
+	struct blk_queue *bq = &to_blk(d)->bq[q->index];
+
+	st->reads = BLK_STAT(bq, reads);
+	st->writes = BLK_STAT(bq, writes);
+	st->flushes = BLK_STAT(bq, flushes);
+	st->discards = BLK_STAT(bq, discards);
+	st->read_bytes = BLK_STAT(bq, read_bytes);
+	st->write_bytes = BLK_STAT(bq, write_bytes);
+}
+
 static void blk_config_read(struct virtio_device *d, uint32_t off, void *data,
 			    unsigned int len)
 {
@@ -311,6 +340,8 @@ static const struct virtio_device_ops virtio_blk_ops = {
 	.config_read = blk_config_read,
 	.drain = blk_drain,
 	.queue_reset = blk_queue_reset,
+	.inflight = blk_inflight,
+	.queue_stats = blk_queue_stats,
 	.free = blk_free,
 };
 

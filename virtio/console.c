@@ -124,9 +124,21 @@ static void vcon_sink_push(void *opaque, const uint8_t *buf, size_t len)
 	}
 }
 
+/* The hvc console driver takes Ctrl-O, then a key, as SysRq. */
+static int vcon_sink_sysrq(void *opaque, uint8_t key)
+{
+	const uint8_t seq[2] = { 0x0f, key };
+
+	if (vcon_sink_space(opaque) < sizeof(seq))
+		return -EAGAIN;
+	vcon_sink_push(opaque, seq, sizeof(seq));
+	return 0;
+}
+
 static const struct console_sink_ops vcon_sink = {
 	.space = vcon_sink_space,
 	.push = vcon_sink_push,
+	.sysrq = vcon_sink_sysrq,
 };
 
 static const struct virtio_device_ops virtio_console_ops = {

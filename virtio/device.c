@@ -59,6 +59,9 @@ int virtio_device_init(struct virtio_device *d, struct lkvm *vm,
 		q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (q->kick_fd < 0)
 			return -errno;
+		q->taken_ns = calloc(ops->queue_max, sizeof(*q->taken_ns));
+		if (!q->taken_ns)
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -76,9 +79,11 @@ void virtio_device_free(struct virtio_device *d)
 	d->threads_ready = 0;
 	if (d->tr && d->tr->free)
 		d->tr->free(d);
-	for (i = 0; d->queues && i < d->nqueues; i++)
+	for (i = 0; d->queues && i < d->nqueues; i++) {
 		if (d->queues[i].kick_fd >= 0)
 			close(d->queues[i].kick_fd);
+		free(d->queues[i].taken_ns);
+	}
 	free(d->queues);
 	d->queues = NULL;
 	vm_log_limit_report(d->vm, &d->warn_ring, d->vdev.name);
@@ -128,9 +133,73 @@ static void virtio_vm_stop(struct vm_device *dev)
 static void virtio_pause_all(struct virtio_device *d);
 static void virtio_resume_all(struct virtio_device *d);
 
+#define VIRTIO_PAUSE_WAIT_MS	10000	/* for requests in flight */
+
+static unsigned int virtio_inflight(struct virtio_device *d)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; d->ops->inflight && i < d->nqueues; i++)
+		if (d->queues[i].thread)
+			n += d->ops->inflight(d, &d->queues[i]);
+	return n;
+}
+
+/*
+ * A VM pause (its vCPUs are parked, so nothing new arrives): requests
+ * the backend holds finish on their threads first, then the threads
+ * park, then anything completed but not yet shown to the guest is
+ * published from here (the owners are parked, so the rings are ours).
+ */
 static void virtio_vm_pause(struct vm_device *dev)
 {
-	virtio_pause_all(to_virtio(dev));
+	struct virtio_device *d = to_virtio(dev);
+	unsigned int i, waited = 0;
+
+	while (virtio_inflight(d) && waited++ < VIRTIO_PAUSE_WAIT_MS)
+		usleep(1000);
+	if (waited > VIRTIO_PAUSE_WAIT_MS)
+		vm_warn(d->vm, "%s: pausing with requests still in flight",
+			d->vdev.name);
+	virtio_pause_all(d);
+	for (i = 0; i < d->nqueues; i++)
+		if (d->queues[i].thread)
+			virtio_queue_publish(&d->queues[i]);
+}
+
+/* Queue qi of the device (lkvm stat); -ENOENT past the last. */
+static int virtio_vm_queue_stats(struct vm_device *dev, unsigned int qi,
+				 struct lkvm_queue_stats *st)
+{
+	struct virtio_device *d = to_virtio(dev);
+	struct virtio_queue_stats qs;
+	struct virtio_queue *q;
+
+	if (qi >= d->nqueues)
+		return -ENOENT;
+	q = &d->queues[qi];
+	virtio_queue_stats_read(q, &qs);
+	snprintf(st->kind, sizeof(st->kind), "virtio-%s", d->ops->name);
+	st->requests = qs.chains;
+	st->completed = qs.completed;
+	st->inflight = qs.chains - qs.completed;
+	st->read_bytes = qs.bytes_in;
+	st->write_bytes = qs.bytes_out;
+	st->errors = qs.errors;
+	st->irqs = qs.irqs;
+	st->notifies = qs.notifies;
+	st->batches = qs.batches;
+	st->latency_ns = qs.latency_ns;
+	if (q->thread) {
+		snprintf(st->thread, sizeof(st->thread), "%s", q->thread->name);
+		st->thread_cpu_ns = iothread_cpu_ns(q->thread);
+		st->poll_ns = __atomic_load_n(&q->thread->poll_ns,
+					      __ATOMIC_RELAXED);
+		st->poll_adaptive = q->thread->poll_policy == IOT_POLL_AUTO;
+	}
+	if (d->ops->queue_stats)
+		d->ops->queue_stats(d, q, st);
+	return 0;
 }
 
 static void virtio_vm_resume(struct vm_device *dev)
@@ -149,6 +218,7 @@ static const struct vm_device_ops virtio_vm_ops = {
 	.stop = virtio_vm_stop,
 	.pause = virtio_vm_pause,
 	.resume = virtio_vm_resume,
+	.queue_stats = virtio_vm_queue_stats,
 	.free = virtio_vm_free,
 };
 
@@ -262,6 +332,7 @@ int virtio_queue_take(struct virtio_queue *q, struct vq_elem *e)
 	if (r > 0) {
 		QSTAT_ADD(q, chains, 1);
 		QSTAT_ADD(q, bytes_out, e->out_bytes);
+		q->taken_ns[e->head] = q->drain_ns;
 	}
 	return r;
 }
@@ -277,6 +348,8 @@ void virtio_queue_complete_head(struct virtio_queue *q, uint16_t head,
 	vq_push(&q->vq, head, len);
 	QSTAT_ADD(q, completed, 1);
 	QSTAT_ADD(q, bytes_in, len);
+	q->lat_count++;
+	q->lat_sum += q->taken_ns[head];
 }
 
 void virtio_queue_complete(struct virtio_queue *q, const struct vq_elem *e,
@@ -306,6 +379,7 @@ void virtio_queue_service(struct virtio_queue *q)
 	if (!q->vq.size || !(atomic_load(&d->status) &
 			     VIRTIO_STATUS_DRIVER_OK))
 		return;
+	q->drain_ns = now_ns();
 	/*
 	 * Drain until the ring stays empty.  A drain that took nothing
 	 * (console input with no data yet) leaves buffers queued on
@@ -330,6 +404,10 @@ void virtio_queue_service(struct virtio_queue *q)
 
 void virtio_queue_publish(struct virtio_queue *q)
 {
+	if (q->lat_count) {
+		QSTAT_ADD(q, latency_ns, q->lat_count * now_ns() - q->lat_sum);
+		q->lat_count = q->lat_sum = 0;
+	}
 	if (q->vq.used_idx == q->vq.signalled_used || !q->vq.size)
 		return;
 	/* Publishes used->idx first, whatever it decides. */
@@ -455,6 +533,7 @@ static void virtio_queue_drop(struct virtio_device *d, struct virtio_queue *q)
 	vq_reset(&q->vq);
 	q->ready = false;
 	q->stats.completed = q->stats.chains;	/* in flight: abandoned */
+	q->lat_count = q->lat_sum = 0;
 }
 
 static void virtio_reset(struct virtio_device *d)

@@ -159,6 +159,13 @@ static size_t console_filter(struct console *c, const uint8_t *in, size_t n,
 	return o;
 }
 
+int console_sysrq(struct console *c, uint8_t key)
+{
+	if (!c->sink || !c->sink->sysrq)
+		return -ENOTSUP;
+	return c->sink->sysrq(c->sink_opaque, key);
+}
+
 bool console_input(struct console *c)
 {
 	uint8_t buf[256], out[sizeof(buf) * 2];

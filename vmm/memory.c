@@ -209,16 +209,10 @@ void guest_memory_discard(const struct guest_memory *m, void *hva,
 						       MADV_DONTNEED);
 }
 
-/*
- * Adds up the huge-page fields of every VMA inside the mapping: THP
- * (anonymous or shmem, mapped by PMD) and hugetlb pages.
- */
-int64_t guest_memory_huge_bytes(const struct guest_memory *m)
+/* Adds up the smaps fields named keys over every VMA of the mapping. */
+static int64_t smaps_sum(const struct guest_memory *m,
+			 const char *const *keys, unsigned int nkeys)
 {
-	static const char *const keys[] = {
-		"AnonHugePages:", "ShmemPmdMapped:", "FilePmdMapped:",
-		"Shared_Hugetlb:", "Private_Hugetlb:",
-	};
 	uintptr_t lo = (uintptr_t)m->map, hi = lo + m->map_size;
 	unsigned long long kib = 0;
 	bool inside = false;
@@ -241,7 +235,7 @@ int64_t guest_memory_huge_bytes(const struct guest_memory *m)
 		}
 		if (!inside)
 			continue;
-		for (i = 0; i < ARRAY_SIZE(keys); i++) {
+		for (i = 0; i < nkeys; i++) {
 			size_t k = strlen(keys[i]);
 
 			if (!strncmp(line, keys[i], k) &&
@@ -251,6 +245,28 @@ int64_t guest_memory_huge_bytes(const struct guest_memory *m)
 	}
 	fclose(f);
 	return (int64_t)kib * 1024;
+}
+
+/* THP (anonymous or shmem, mapped by PMD) and hugetlb pages. */
+int64_t guest_memory_huge_bytes(const struct guest_memory *m)
+{
+	static const char *const keys[] = {
+		"AnonHugePages:", "ShmemPmdMapped:", "FilePmdMapped:",
+		"Shared_Hugetlb:", "Private_Hugetlb:",
+	};
+
+	return smaps_sum(m, keys, ARRAY_SIZE(keys));
+}
+
+/* What the guest touched: resident pages (hugetlb counts apart). */
+uint64_t guest_memory_rss_bytes(const struct guest_memory *m)
+{
+	static const char *const keys[] = {
+		"Rss:", "Shared_Hugetlb:", "Private_Hugetlb:",
+	};
+	int64_t v = smaps_sum(m, keys, ARRAY_SIZE(keys));
+
+	return v > 0 ? (uint64_t)v : 0;
 }
 
 int guest_memory_register(struct guest_memory *m, int vm_fd)

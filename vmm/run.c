@@ -1,8 +1,10 @@
 /*
  * run.c - lkvm_run(): starts the vCPU threads and runs the control loop
  * on the caller's thread until the guest ends.  The loop owns console
- * input and the timeout; everything that ends a run (a vCPU, a device,
- * lkvm_stop(), the timer) funnels through vm->stop_fd.
+ * input, the timeout and the control socket; everything that ends a run
+ * (a vCPU, a device, lkvm_stop(), the timer) funnels through
+ * vm->stop_fd.  The timeout counts running time only: a pause or resume
+ * wakes the loop (ctl_wake_fd) to re-arm it.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,11 +18,12 @@
 #include "lkvm/device.h"
 #include "lkvm/log.h"
 #include "lkvm/seccomp.h"
+#include "lkvm/lib/ctlsock.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/vcpu.h"
 #include "lkvm/vm.h"
 
-enum { EV_STOP, EV_TIMER, EV_INPUT, EV_SPACE };
+enum { EV_STOP, EV_TIMER, EV_INPUT, EV_SPACE, EV_CTL, EV_WAKE };
 
 static void kick_handler(int sig)
 {
@@ -51,21 +54,25 @@ static int epoll_mod(int ep, int fd, uint32_t events, uint64_t tag)
 	return epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }
 
-static int timer_arm(uint64_t ms)
+/*
+ * (Re)arms the timeout for the running time left: the run's start plus
+ * the timeout plus the time spent paused.  Paused: disarmed.  Returns
+ * true when the time is up.
+ */
+static bool timer_rearm(struct lkvm *vm, int fd)
 {
-	struct itimerspec its = {
-		.it_value.tv_sec = ms / 1000,
-		.it_value.tv_nsec = (ms % 1000) * 1000000,
-	};
-	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	uint64_t deadline = vm->run_start_ns + vm->cfg.timeout_ms * 1000000 +
+			    vm_paused_ns(vm), now = now_ns();
+	struct itimerspec its = { 0 };
 
-	if (fd < 0)
-		return -errno;
-	if (timerfd_settime(fd, 0, &its, NULL) < 0) {
-		close(fd);
-		return -errno;
+	if (!vm->paused) {
+		if (now >= deadline)
+			return true;
+		its.it_value.tv_sec = (deadline - now) / 1000000000;
+		its.it_value.tv_nsec = (deadline - now) % 1000000000;
 	}
-	return fd;
+	timerfd_settime(fd, 0, &its, NULL);
+	return false;
 }
 
 static void drain_fd(int fd)
@@ -84,7 +91,7 @@ static void drain_fd(int fd)
  * always ready: it is read whenever the sink has room, until its end,
  * and the loop only sleeps while the sink is full.
  */
-static void control_loop(struct lkvm *vm, int ep)
+static void control_loop(struct lkvm *vm, int ep, int timer_fd)
 {
 	struct console *con = &vm->console;
 	bool input = false, file_input = false, file_ready = false;
@@ -122,10 +129,17 @@ static void control_loop(struct lkvm *vm, int ep)
 						"stopped on request");
 				break;
 			case EV_TIMER:
+			case EV_WAKE:
+				drain_fd(vm->ctl_wake_fd);
+				if (timer_fd < 0 || !timer_rearm(vm, timer_fd))
+					break;
 				vm_request_exit(vm, LKVM_EXIT_TIMEOUT, 0,
 						"timed out after %llu ms",
 						(unsigned long long)
 						vm->cfg.timeout_ms);
+				break;
+			case EV_CTL:
+				ctl_server_serve(vm->ctl);
 				break;
 			case EV_INPUT:
 				if (console_input(con))
@@ -191,13 +205,20 @@ int lkvm_run(struct lkvm *vm, struct lkvm_result *res)
 		ret = -errno;
 		goto fail;
 	}
+	vm->run_start_ns = now_ns();
 	ret = epoll_add(ep, vm->stop_fd, EPOLLIN, EV_STOP);
 	if (!ret)
 		ret = epoll_add(ep, vm->console.space_fd, EPOLLIN, EV_SPACE);
+	if (!ret)
+		ret = epoll_add(ep, vm->ctl_wake_fd, EPOLLIN, EV_WAKE);
+	if (!ret && vm->ctl)
+		ret = epoll_add(ep, ctl_server_fd(vm->ctl), EPOLLIN, EV_CTL);
 	if (!ret && vm->cfg.timeout_ms) {
-		timer_fd = timer_arm(vm->cfg.timeout_ms);
-		ret = timer_fd < 0 ? timer_fd :
+		timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+		ret = timer_fd < 0 ? -errno :
 		      epoll_add(ep, timer_fd, EPOLLIN, EV_TIMER);
+		if (!ret)
+			timer_rearm(vm, timer_fd);
 	}
 	if (ret)
 		goto fail;
@@ -208,11 +229,15 @@ int lkvm_run(struct lkvm *vm, struct lkvm_result *res)
 	ret = vcpus_start(vm, res->message, sizeof(res->message));
 	if (ret) {
 		vm_request_exit(vm, LKVM_EXIT_ERROR, 1, "%s", res->message);
+		vm_control_close(vm);
 		vcpus_stop(vm);
 		vm_devices_stop(vm);
 		goto out;
 	}
-	control_loop(vm, ep);
+	control_loop(vm, ep, timer_fd);
+	/* Nobody can ask anything of a VM that is going. */
+	vm_control_close(vm);
+	vm_ctl_end(vm);
 	vcpus_stop(vm);
 	vm_devices_stop(vm);
 	if (vm->result.reason == LKVM_EXIT_TIMEOUT)

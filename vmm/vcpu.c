@@ -1,7 +1,10 @@
 /*
  * vcpu.c - vCPU creation, the per-vCPU KVM_RUN thread and its exit
- * handling.  The kvm_run page of a vCPU is touched only by its own thread,
- * except immediate_exit, which vcpus_stop() sets before the kick signal.
+ * handling, and parking (every vCPU out of KVM_RUN and waiting, for a
+ * pause or a register dump).  The kvm_run page of a vCPU is touched only
+ * by its own thread, except immediate_exit, which vcpus_stop() and
+ * vcpus_park() set before the kick signal.  While parked, a vCPU's fd
+ * is free for ioctls from the parking thread.
  */
 #include <errno.h>
 #include <signal.h>
@@ -187,6 +190,26 @@ static bool vcpu_handle_exit(struct vcpu *v)
 	return true;
 }
 
+/*
+ * Asked to park: count in, wait until unparked or stopping.  stopping
+ * is read under park_lock, and vcpus_stop() broadcasts under it, so
+ * the wake-up cannot fall between the check and the wait.
+ */
+static void vcpu_park(struct vcpu *v)
+{
+	struct lkvm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->park_lock);
+	atomic_store(&v->park_req, false);
+	vm->vcpus_parked++;
+	pthread_cond_broadcast(&vm->park_cond);
+	while (vm->parked && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->park_cond, &vm->park_lock);
+	vm->vcpus_parked--;
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->park_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -216,6 +239,10 @@ static void *vcpu_thread(void *arg)
 	}
 
 	while (!atomic_load(&vm->stopping)) {
+		if (atomic_load(&v->park_req)) {
+			vcpu_park(v);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;
@@ -255,11 +282,72 @@ int vcpus_start(struct lkvm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+/* Kicks v out of KVM_RUN (or keeps it from entering). */
+static void vcpu_kick(struct lkvm *vm, struct vcpu *v)
+{
+	v->run->immediate_exit = 1;
+	pthread_kill(v->thread, vm->cfg.kick_signal);
+}
+
+int vcpus_park(struct lkvm *vm, unsigned int timeout_ms)
+{
+	unsigned int i, want = 0;
+	struct timespec ts;
+	int ret = 0;
+
+	pthread_mutex_lock(&vm->park_lock);
+	vm->parked = true;
+	pthread_mutex_unlock(&vm->park_lock);
+	for (i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (!v->started)
+			continue;
+		want++;
+		atomic_store(&v->park_req, true);
+		vcpu_kick(vm, v);
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&vm->park_lock);
+	while (vm->vcpus_parked < want && !atomic_load(&vm->stopping) &&
+	       !ret)
+		ret = -pthread_cond_timedwait(&vm->park_cond, &vm->park_lock,
+					      &ts);
+	if (!ret && atomic_load(&vm->stopping))
+		ret = -ESRCH;
+	pthread_mutex_unlock(&vm->park_lock);
+	if (ret)
+		vcpus_unpark(vm);
+	return ret;
+}
+
+void vcpus_unpark(struct lkvm *vm)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&vm->park_lock);
+	vm->parked = false;
+	for (i = 0; i < vm->ncpus; i++)
+		atomic_store(&vm->vcpus[i].park_req, false);
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->park_lock);
+}
+
 void vcpus_stop(struct lkvm *vm)
 {
 	unsigned int i;
 
 	atomic_store(&vm->stopping, true);
+	/* Parked vCPUs wait on park_cond, not in KVM_RUN. */
+	pthread_mutex_lock(&vm->park_lock);
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->park_lock);
 	for (i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		struct timespec ts;
@@ -273,8 +361,7 @@ void vcpus_stop(struct lkvm *vm)
 		 * KVM without immediate_exit.
 		 */
 		for (;;) {
-			v->run->immediate_exit = 1;
-			pthread_kill(v->thread, vm->cfg.kick_signal);
+			vcpu_kick(vm, v);
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += 20 * 1000 * 1000;
 			if (ts.tv_nsec >= 1000000000) {

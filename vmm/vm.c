@@ -30,8 +30,8 @@
 void lkvm_config_init(struct lkvm_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->name = "guest";
 	cfg->mem_mib = 256;
+	cfg->control = 1;
 	cfg->cpus = 1;
 	cfg->console_in = -1;
 	cfg->console_out = -1;
@@ -139,6 +139,12 @@ void lkvm_stats(struct lkvm *vm, struct lkvm_stats *st)
 	huge = guest_memory_huge_bytes(&vm->mem);
 	st->ram_huge_bytes = huge > 0 ? (uint64_t)huge : 0;
 	st->ram_backing = guest_memory_backing_name(&vm->mem);
+	st->ram_rss_bytes = guest_memory_rss_bytes(&vm->mem);
+	if (vm->run_start_ns) {
+		st->uptime_ms = (now_ns() - vm->run_start_ns) / 1000000;
+		st->paused_ms = vm_paused_ns(vm) / 1000000;
+	}
+	st->paused = vm->paused;
 }
 
 static char *strdup_or_null(const char *s, bool *fail)
@@ -186,7 +192,16 @@ static int vm_copy_config(struct lkvm *vm, const struct lkvm_config *cfg)
 	bool fail = false;
 
 	vm->cfg = *cfg;
-	vm->cfg.name = strdup_or_null(cfg->name ? cfg->name : "guest", &fail);
+	if (cfg->name) {
+		vm->cfg.name = strdup_or_null(cfg->name, &fail);
+	} else {
+		char name[32];
+
+		/* kvmtool's default, which lkvm list shows. */
+		snprintf(name, sizeof(name), "guest-%d", (int)getpid());
+		vm->cfg.name = strdup_or_null(name, &fail);
+	}
+	vm->cfg.control_dir = strdup_or_null(cfg->control_dir, &fail);
 	vm->cfg.kernel = strdup_or_null(cfg->kernel, &fail);
 	vm->cfg.initrd = strdup_or_null(cfg->initrd, &fail);
 	vm->cfg.cmdline = strdup_or_null(cfg->cmdline, &fail);
@@ -364,7 +379,10 @@ int vm_core_create(const struct lkvm_config *cfg, struct lkvm **vmp,
 	if (!vm)
 		return errf(err, errlen, -ENOMEM, "out of memory");
 	*vmp = vm;
-	vm->kvm_fd = vm->vm_fd = vm->stop_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_fd = vm->ctl_wake_fd = -1;
+	pthread_mutex_init(&vm->ctl_op_lock, NULL);
+	pthread_mutex_init(&vm->park_lock, NULL);
+	pthread_cond_init(&vm->park_cond, NULL);
 	vm->console.space_fd = -1;
 	io_bus_init(&vm->pio);
 	io_bus_init(&vm->mmio);
@@ -378,7 +396,8 @@ int vm_core_create(const struct lkvm_config *cfg, struct lkvm **vmp,
 	if (ret)
 		return errf(err, errlen, ret, "out of memory");
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_fd < 0)
+	vm->ctl_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0 || vm->ctl_wake_fd < 0)
 		return errf(err, errlen, -errno, "eventfd: %s", strerror(errno));
 	ret = vm_open_kvm(vm, err, errlen);
 	if (ret)
@@ -387,13 +406,17 @@ int vm_core_create(const struct lkvm_config *cfg, struct lkvm **vmp,
 	ret = vm_init_memory(vm, err, errlen);
 	if (ret)
 		return ret;
-	return arch_ops.vm_init(vm, err, errlen);
+	ret = arch_ops.vm_init(vm, err, errlen);
+	if (ret)
+		return ret;
+	return vm_control_open(vm, !cfg->name, err, errlen);
 }
 
 void lkvm_destroy(struct lkvm *vm)
 {
 	if (!vm)
 		return;
+	vm_control_close(vm);
 	vcpus_destroy(vm);
 	vm_devices_free(vm);
 	if (vm->pci.vm)
@@ -410,10 +433,16 @@ void lkvm_destroy(struct lkvm *vm)
 		close(vm->kvm_fd);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
+	if (vm->ctl_wake_fd >= 0)
+		close(vm->ctl_wake_fd);
+	pthread_mutex_destroy(&vm->ctl_op_lock);
+	pthread_mutex_destroy(&vm->park_lock);
+	pthread_cond_destroy(&vm->park_cond);
 	free_list(vm->cfg_lists[0], vm->cfg.ndisks);
 	free_list(vm->cfg_lists[1], vm->cfg.nnets);
 	free_list(vm->cfg_lists[2], vm->cfg.ndevices);
 	free((char *)vm->cfg.name);
+	free((char *)vm->cfg.control_dir);
 	free((char *)vm->cfg.dump_dtb);
 	free((char *)vm->cfg.hugetlbfs);
 	free((char *)vm->cfg.kernel);

@@ -274,6 +274,11 @@ static void x86_vcpu_dump(struct vcpu *v, char *buf, size_t len)
 	x86_regs_dump(v, buf, len);
 }
 
+static int x86_vcpu_nmi(struct vcpu *v)
+{
+	return ioctl(v->fd, KVM_NMI) < 0 ? -errno : 0;
+}
+
 static void x86_vm_free(struct lkvm *vm)
 {
 	struct x86_vm *x = vm->arch;
@@ -300,5 +305,6 @@ const struct arch_ops arch_ops = {
 	.load_kernel = x86_load_kernel,
 	.vcpu_init = x86_vcpu_init,
 	.vcpu_dump = x86_vcpu_dump,
+	.vcpu_nmi = x86_vcpu_nmi,
 	.vm_free = x86_vm_free,
 };

@@ -61,6 +61,8 @@ struct arch_ops {
 	int (*vcpu_exit)(struct vcpu *vcpu);
 	/* Appends a register dump (and instruction bytes) to buf. */
 	void (*vcpu_dump)(struct vcpu *vcpu, char *buf, size_t len);
+	/* Optional: an NMI to a vCPU out of KVM_RUN (parked). */
+	int (*vcpu_nmi)(struct vcpu *vcpu);
 	void (*vm_free)(struct lkvm *vm);
 };
 

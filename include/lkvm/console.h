@@ -18,6 +18,8 @@ struct lkvm;
 struct console_sink_ops {
 	size_t (*space)(void *opaque);
 	void (*push)(void *opaque, const uint8_t *buf, size_t len);
+	/* Optional: a magic SysRq key, as the sink's line carries one. */
+	int (*sysrq)(void *opaque, uint8_t key);
 };
 
 struct console {
@@ -44,6 +46,8 @@ void console_set_sink(struct console *c, const struct console_sink_ops *ops,
 void console_write(struct console *c, const void *buf, size_t len);
 /* The sink calls this when it went from full to having room. */
 void console_space_available(struct console *c);
+/* A magic SysRq key to the sink; -ENOTSUP if it cannot carry one. */
+int console_sysrq(struct console *c, uint8_t key);
 /* Control loop: stdin readable.  Returns false when input should pause. */
 bool console_input(struct console *c);
 

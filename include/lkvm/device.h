@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 struct lkvm;
+struct lkvm_queue_stats;
 struct vm_device;
 
 struct vm_device_ops {
@@ -37,6 +38,13 @@ struct vm_device_ops {
 	/* Optional.  Quiesce the device's threads, and let them go on. */
 	void (*pause)(struct vm_device *dev);
 	void (*resume)(struct vm_device *dev);
+	/*
+	 * Optional.  The figures of the device's queue qi, from any
+	 * thread (lkvm stat); -ENOENT past its last queue.  The core fills
+	 * device; the rest is the device's.
+	 */
+	int (*queue_stats)(struct vm_device *dev, unsigned int qi,
+			   struct lkvm_queue_stats *st);
 	/* Frees the device, including the memory holding *dev. */
 	void (*free)(struct vm_device *dev);
 };

@@ -47,6 +47,8 @@ struct guest_memory {
  */
 int guest_memory_init(struct guest_memory *m, const struct mem_region *r,
 		      unsigned int n, const struct guest_mem_opts *o);
+/* Resident bytes of guest RAM (0 if unknown). */
+uint64_t guest_memory_rss_bytes(const struct guest_memory *m);
 /* Huge-page bytes the host backs RAM with now (smaps), or -errno. */
 int64_t guest_memory_huge_bytes(const struct guest_memory *m);
 /* Gives a page-aligned host range of guest RAM back to the host. */

@@ -16,6 +16,14 @@ void vcpus_destroy(struct lkvm *vm);
 int vcpus_start(struct lkvm *vm, char *err, size_t errlen);
 /* Kicks every vCPU out of KVM_RUN and joins the threads. */
 void vcpus_stop(struct lkvm *vm);
+/*
+ * Takes every running vCPU out of KVM_RUN and keeps it waiting, so
+ * its fd is free for ioctls from this thread; -ETIMEDOUT (all released
+ * again) if they did not all park in time, -ESRCH if the run is
+ * ending.  One caller at a time (ctl_op_lock).
+ */
+int vcpus_park(struct lkvm *vm, unsigned int timeout_ms);
+void vcpus_unpark(struct lkvm *vm);
 /* Ends the run with an error carrying a register dump of this vCPU. */
 void vcpu_fail(struct vcpu *vcpu, const char *what);
 

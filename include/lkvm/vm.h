@@ -35,6 +35,7 @@ struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool started;
+	atomic_bool park_req;		/* vcpus_park() asks; the vCPU parks */
 };
 
 struct lkvm {
@@ -74,7 +75,40 @@ struct lkvm {
 	struct {
 		atomic_uint_fast64_t io, mmio, intr, other, notify;
 	} exits;
+
+	/*
+	 * Pause, resume and the debug requests (vmctl.c).  ctl_op_lock
+	 * makes them one at a time.  park_lock guards parking: vCPUs
+	 * asked to park (vcpus_park) count themselves in vcpus_parked and
+	 * wait on park_cond while parked is set.
+	 */
+	pthread_mutex_t ctl_op_lock;
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond;
+	bool parked;
+	unsigned int vcpus_parked;
+	bool paused;			/* under ctl_op_lock */
+	uint64_t run_start_ns;		/* CLOCK_MONOTONIC at lkvm_run */
+	uint64_t paused_ns;		/* total, finished pauses */
+	uint64_t paused_since_ns;	/* while paused */
+	int ctl_wake_fd;		/* eventfd: the control loop re-arms
+					 * its timeout after a resume */
+	struct ctl_server *ctl;		/* the control socket, or NULL */
+	char ctl_path[108];
 };
+
+/* Time spent paused so far, the current pause included. */
+uint64_t vm_paused_ns(struct lkvm *vm);
+/* The run is over: a pause in force is lifted (devices, vCPUs). */
+void vm_ctl_end(struct lkvm *vm);
+/*
+ * The control socket (control.c), if cfg.control: opened by
+ * vm_core_create (default_name: the name may get a -N suffix if taken),
+ * closed when the run ends and by lkvm_destroy.
+ */
+int vm_control_open(struct lkvm *vm, bool default_name, char *err,
+		    size_t errlen);
+void vm_control_close(struct lkvm *vm);
 
 /*
  * Ends the run with this result unless one was already recorded.  Safe

@@ -47,6 +47,7 @@
 #define VIRTIO_QUEUE_MAX_IOV		256
 
 struct lkvm;
+struct lkvm_queue_stats;
 struct virtio_device;
 
 /*
@@ -63,6 +64,7 @@ struct virtio_queue_stats {
 	uint64_t bytes_in;		/* bytes written for the guest */
 	uint64_t irqs;			/* interrupts sent */
 	uint64_t errors;		/* requests failed or dropped */
+	uint64_t latency_ns;		/* summed, drain to publication */
 };
 
 struct virtio_queue {
@@ -79,6 +81,14 @@ struct virtio_queue {
 	int kick_fd;			/* eventfd; KVM_IOEVENTFD target */
 	struct iothread *thread;
 	struct virtio_queue_stats stats;
+	/*
+	 * Latency, at two clock reads a batch: each chain's head notes
+	 * when its drain began (taken_ns), completions add that up, and
+	 * publication charges them all to its own time.
+	 */
+	uint64_t *taken_ns;		/* queue_max entries, by head */
+	uint64_t drain_ns;		/* when the current drain began */
+	uint64_t lat_count, lat_sum;	/* completed, not yet published */
 };
 
 struct virtio_device_ops {
@@ -117,6 +127,17 @@ struct virtio_device_ops {
 	/* Optional: more than starting the device's threads (the core's). */
 	int (*start)(struct virtio_device *d);
 	void (*stop)(struct virtio_device *d);
+	/*
+	 * Optional: requests of queue q the backend still holds (a disk's
+	 * I/O in flight).  A VM pause waits for them to finish before it
+	 * parks the queue's thread.  Read from another thread: may be
+	 * a little stale, never torn.
+	 */
+	unsigned int (*inflight)(struct virtio_device *d,
+				 struct virtio_queue *q);
+	/* Optional: the device's own figures for queue q (lkvm stat). */
+	void (*queue_stats)(struct virtio_device *d, struct virtio_queue *q,
+			    struct lkvm_queue_stats *st);
 	/* Frees the device's state and the memory holding d. */
 	void (*free)(struct virtio_device *d);
 };
