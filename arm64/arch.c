@@ -235,17 +235,32 @@ static int arm64_vcpus_ready(struct lkvm *vm, char *err, size_t errlen)
 	return ret ? ret : arm64_features_vgic_ready(vm, err, errlen);
 }
 
+/* Appends the core registers: x0-x30, the stack pointers, pc, state. */
 static void arm64_vcpu_dump(struct vcpu *v, char *buf, size_t len)
 {
-	uint64_t pc = 0, pstate = 0, sp = 0, x0 = 0;
+	uint64_t pc = 0, pstate = 0, sp0 = 0, sp1 = 0, elr = 0, r;
+	size_t pos = strlen(buf);
+	unsigned int i;
 
 	get_reg(v, CORE_REG(regs.pc), &pc);
 	get_reg(v, CORE_REG(regs.pstate), &pstate);
-	get_reg(v, CORE_REG(sp_el1), &sp);
-	get_reg(v, CORE_REG(regs.regs[0]), &x0);
-	snprintf(buf, len, "pc %016llx pstate %08llx sp_el1 %016llx x0 %016llx",
-		 (unsigned long long)pc, (unsigned long long)pstate,
-		 (unsigned long long)sp, (unsigned long long)x0);
+	get_reg(v, CORE_REG(regs.sp), &sp0);
+	get_reg(v, CORE_REG(sp_el1), &sp1);
+	get_reg(v, CORE_REG(elr_el1), &elr);
+	if (pos + 1 >= len)
+		return;
+	pos += snprintf(buf + pos, len - pos,
+			"pc %016llx pstate %08llx sp_el0 %016llx sp_el1 %016llx elr_el1 %016llx\n",
+			(unsigned long long)pc, (unsigned long long)pstate,
+			(unsigned long long)sp0, (unsigned long long)sp1,
+			(unsigned long long)elr);
+	for (i = 0; i < 31 && pos + 1 < len; i++) {
+		r = 0;
+		get_reg(v, CORE_REG(regs.regs[i]), &r);
+		pos += snprintf(buf + pos, len - pos, "x%-2u %016llx%s", i,
+				(unsigned long long)r,
+				i % 4 == 3 || i == 30 ? "\n" : "  ");
+	}
 }
 
 static void arm64_vm_free(struct lkvm *vm)

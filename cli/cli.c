@@ -25,6 +25,14 @@ const char cli_usage[] =
 	"\n"
 	"commands:\n"
 	"  run       boot a guest (lkvm run --help for options)\n"
+	"  list      the running guests [--json]\n"
+	"  stop      power a guest off: [-n] NAME | --all\n"
+	"  pause     stop a guest's vCPUs and I/O: [-n] NAME | --all\n"
+	"  resume    let a paused guest go on: [-n] NAME | --all\n"
+	"  stat      per-queue I/O statistics: [-n] NAME [--json]\n"
+	"            [--watch SECONDS [--count N]] [--memory]\n"
+	"  debug     [-n] NAME --dump | --nmi CPU | --sysrq KEY\n"
+	"  balloon   [-n] NAME --inflate MIB | --deflate MIB\n"
 	"  version   print the version\n"
 	"  help      print this text\n";
 

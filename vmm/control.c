@@ -236,7 +236,7 @@ static const struct ctl_ops ctl_vm_ops = {
 int vm_control_open(struct lkvm *vm, bool default_name, char *err,
 		    size_t errlen)
 {
-	char dir[sizeof(vm->ctl_path)], name[CTL_NAME_MAX + 1];
+	char dir[sizeof(vm->ctl_path)], name[CTL_NAME_MAX + 1], why[256];
 	unsigned int i;
 	int ret;
 
@@ -246,9 +246,11 @@ int vm_control_open(struct lkvm *vm, bool default_name, char *err,
 		snprintf(dir, sizeof(dir), "%s", vm->cfg.control_dir);
 	} else {
 		ret = ctl_default_dir(dir, sizeof(dir));
-		if (ret < 0)
-			return errf(err, errlen, ret,
-				    "no directory for the control socket (set XDG_RUNTIME_DIR or HOME, or turn the socket off)");
+		if (ret < 0) {
+			/* A minimal environment (an init script): run anyway. */
+			vm_warn(vm, "no control socket: neither XDG_RUNTIME_DIR nor HOME is set");
+			return 0;
+		}
 	}
 	/* A default name taken by another VM of this process: -2, -3... */
 	for (i = 1;; i++) {
@@ -258,15 +260,18 @@ int vm_control_open(struct lkvm *vm, bool default_name, char *err,
 			snprintf(name, sizeof(name), "%.56s-%u", vm->cfg.name,
 				 i);
 		ret = ctl_server_open(dir, name, &ctl_vm_ops, vm, &vm->ctl,
-				      err, errlen);
+				      why, sizeof(why));
 		if (ret != -EADDRINUSE || !default_name || i == 100)
 			break;
 	}
 	/* A bad or taken name is the configuration's fault. */
 	if (ret == -EINVAL || ret == -EADDRINUSE || ret == -ENAMETOOLONG)
-		return err_input(ret);
-	if (ret)
-		return ret;
+		return input_errf(err, errlen, ret, "%s", why);
+	if (ret) {
+		/* An unwritable directory costs the socket, not the VM. */
+		vm_warn(vm, "no control socket: %s", why);
+		return 0;
+	}
 	if (i > 1) {
 		char *n = strdup(name);
 

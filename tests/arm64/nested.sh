@@ -198,6 +198,56 @@ for tr in mmio pci; do
 	done
 done
 
+# The control plane (lkvm list/stat/pause/resume/debug/stop).
+S=$(section control)
+ctl() { sed -n "s/^L1 ctl $1: //p" <<< "$S"; }
+json_ok() {	# json_ok PYTHON-EXPR: the JSON on stdin parses and EXPR holds for it (j)
+	python3 -c "import json, sys; j = json.load(sys.stdin); sys.exit(0 if ($1) else 1)"
+}
+echo "$(ctl stat | sed 's/^/  stat: /')"
+echo "$(ctl watch | sed 's/^/  watch: /')"
+check "control: lkvm list shows ci1 and ci2 running" \
+	test "$(ctl list | awk '$3 == "running" { print $1 }' | tr '\n' ' ')" = "ci1 ci2 "
+check "control: lkvm list --json parses, two VMs with pid, vCPUs, memory, devices" \
+	json_ok "len(j) == 2 and all(v['pid'] > 0 and v['cpus'] == 1 and v['mem_mib'] == 192 and 'uart0' in v['devices'] for v in j)" <<< "$(ctl list-json)"
+check "control: lkvm stat --name ci1 --json parses, per-queue counters of blk0 (reads, bytes, latency, thread CPU)" \
+	json_ok "[(q['queue'], q['thread']) for q in j['queues']] == [(0, 'blk0-q0')] and j['queues'][0]['reads'] > 0 and j['queues'][0]['read_bytes'] > 0 and j['queues'][0]['latency_ns'] > 0 and j['queues'][0]['cpu_ns'] > 0 and j['vm']['exits_mmio'] > 0 and j['vm']['rss_bytes'] > 0" <<< "$(ctl stat-json)"
+check "control: lkvm stat --watch shows a per-queue request rate during the reads" \
+	awk '$1 == "blk0" && $3 > 0 { found = 1 } END { exit !found }' <<< "$(ctl watch)"
+check "control: a paused VM is listed as paused" grep -q "^L1 ctl state while paused: paused" <<< "$S"
+check "control: paused, blk0 has nothing in flight (completed and published)" \
+	json_ok "j['vm']['state'] == 'paused' and all(q['inflight'] == 0 and q['requests'] == q['completed'] for q in j['queues'])" <<< "$(ctl paused-stat-json)"
+read -r C0 C1 C2 <<< "$(sed -n 's/^L1 ctl counter lines: paused \([0-9]*\) then \([0-9]*\), resumed \([0-9]*\)/\1 \2 \3/p' <<< "$S")"
+echo "  pause: counter lines $C0 at pause, $C1 3 s later, $C2 3 s after resume"
+check "control: no guest output while paused, and it goes on after resume" \
+	test -n "$C2" -a "${C0:-0}" -gt 0 -a "${C0:-0}" = "${C1:-x}" -a "${C2:-0}" -gt "$((${C1:-0} + 5))"
+check "control: pause --all and resume --all reach both VMs" \
+	test "$(grep -c '^L1 ctl: ci[12] \(paused\|resumed\)' <<< "$S")" -ge 6
+check "control: debug --nmi on arm64 says there is none" \
+	grep -q "no NMI on this architecture" <<< "$(ctl nmi)"
+check "control: debug --dump shows the vCPU's registers" \
+	test "$(ctl dump | grep -c '^vCPU 0:\|^pc \|^x0 ')" -eq 3
+check "control: debug --sysrq t reaches L2's 8250 driver: it prints its task list" \
+	grep -q "^L1 ctl sysrq: [1-9][0-9]* headers, [1-9][0-9]* task lines" <<< "$S"
+if grep -q "^L1 end blk-mmio status 0" <<< "$LOG"; then
+	SUM16=$({ yes lkvm-arm64-l2 | head -c 4194304; tail -c +4194305 $W/disk-a.img | head -c 12582912; } | sha256sum | cut -d' ' -f1)
+else
+	SUM16=$(head -c 16777216 $W/disk-a.img | sha256sum | cut -d' ' -f1)
+fi
+check "control: every read of the disk across pause and resume has the host's checksum" \
+	grep -qE "^L1 ctl sums: +[0-9]+ $SUM16 *\$" <<< "$S"
+check "control: lkvm stop --name ci1 makes that lkvm exit 0" \
+	grep -q "^L1 ctl ci1 status after stop: 0" <<< "$S"
+check "control: ci2 keeps running after ci1 stops" \
+	grep -q "^L1 ctl list after stop: ci2=running *\$" <<< "$S"
+check "control: a kill -9 leaves a stale socket; lkvm list removes it" \
+	grep -q "^L1 ctl ci3 socket before list: present" <<< "$S" &&
+	grep -q "removed stale socket .*ci3.sock" <<< "$S" &&
+	grep -q "^L1 ctl ci3 socket after list: gone" <<< "$S"
+check "control: lkvm stop --all stops ci2 (exit 0), no socket left" \
+	grep -q "^L1 ctl ci2 status after stop --all: 0" <<< "$S" &&
+	grep -q "^L1 ctl sockets left: 0" <<< "$S"
+
 S=$(section panic)
 check "panic: L2 panics (sysrq c)" grep -q "Kernel panic" <<< "$S"
 check "panic: lkvm ends the run (panic=-1 resets; Debian's arm64 kernel has no pvpanic)" \

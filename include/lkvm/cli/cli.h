@@ -47,6 +47,16 @@ extern const char cli_run_usage[];
 void cli_run_usage_print(FILE *f);
 extern const char cli_usage[];
 
+/*
+ * The commands for running VMs (list, stop, pause, resume, stat, debug,
+ * balloon), in ctl.c: argv[0] is the command.  Returns the exit status.
+ */
+bool cli_is_ctl_command(const char *cmd);
+int cli_ctl_main(int argc, char **argv);
+struct ctl_opts;
+int cli_parse_ctl(int argc, char **argv, struct ctl_opts *o, int *cmd,
+		  char *err, size_t errlen);
+
 /* Raw terminal mode for the console; restored by term_restore(). */
 struct termios;
 int term_raw(int fd, struct termios *saved);
