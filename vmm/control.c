@@ -163,10 +163,9 @@ static int do_balloon(struct lkvm *vm, const struct ctl_request *req,
 	return lkvm_balloon_set(vm, pages);
 }
 
-static int ctl_vm_request(void *opaque, const struct ctl_request *req,
-			  struct ctl_reply *rep, char *msg, size_t msglen)
+int vm_control_request(struct lkvm *vm, const struct ctl_request *req,
+		       struct ctl_reply *rep, char *msg, size_t msglen)
 {
-	struct lkvm *vm = opaque;
 	const char *verb = req->argv[0];
 	unsigned long long n;
 	char *dump;
@@ -227,6 +226,12 @@ static int ctl_vm_request(void *opaque, const struct ctl_request *req,
 		return do_balloon(vm, req, msg, msglen);
 	return errf(msg, msglen, -EINVAL, "unknown request '%.32s' (%u words)",
 		    verb, req->argc);
+}
+
+static int ctl_vm_request(void *opaque, const struct ctl_request *req,
+			  struct ctl_reply *rep, char *msg, size_t msglen)
+{
+	return vm_control_request(opaque, req, rep, msg, msglen);
 }
 
 static const struct ctl_ops ctl_vm_ops = {

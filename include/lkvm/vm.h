@@ -109,6 +109,11 @@ void vm_ctl_end(struct lkvm *vm);
 int vm_control_open(struct lkvm *vm, bool default_name, char *err,
 		    size_t errlen);
 void vm_control_close(struct lkvm *vm);
+/* One request of the control protocol (the socket's handler). */
+struct ctl_request;
+struct ctl_reply;
+int vm_control_request(struct lkvm *vm, const struct ctl_request *req,
+		       struct ctl_reply *rep, char *msg, size_t msglen);
 
 /*
  * Ends the run with this result unless one was already recorded.  Safe
