@@ -10,7 +10,8 @@ GUEST_CFLAGS := -O2 -std=gnu11 -Wall -Wextra -Werror -ffreestanding -nostdlib \
 	-mno-movbe -fno-pic -fno-pie -fno-stack-protector -fno-builtin \
 	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest
 GUESTS := hello exitcode spin smp irq panic reboot triple echo emufail \
-	rng batch batchintx msix vconsole hostile blk blkro blkmq net netbasic
+	rng batch batchintx msix vconsole hostile blk blkro blkmq net netbasic \
+	counter sysrq
 GUEST_RT := guest/build/rt/entry.o guest/build/rt/vectors.o guest/build/rt/lib.o \
 	guest/build/rt/virtio.o guest/build/rt/vblk.o
 

@@ -582,7 +582,11 @@ int ctl_call(int fd, const char *request,
 	ret = send_all(fd, request, strlen(request));
 	if (!ret)
 		ret = send_all(fd, "\n", 1);
-	if (ret)
+	/*
+	 * A server that refuses us (another uid, too many clients) says
+	 * why and hangs up, maybe before our request went out: read on.
+	 */
+	if (ret && ret != -EPIPE && ret != -ECONNRESET)
 		return errf(err, errlen, ret, "cannot send: %s", strerror(-ret));
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
