@@ -270,6 +270,10 @@ int vcpus_start(struct lkvm *vm, char *err, size_t errlen)
 	for (i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
+		/* A pause that came first (an embedder's) holds it too. */
+		pthread_mutex_lock(&vm->park_lock);
+		atomic_store(&v->park_req, vm->parked);
+		pthread_mutex_unlock(&vm->park_lock);
 		ret = pthread_create(&v->thread, NULL, vcpu_thread, v);
 		if (ret)
 			return errf(err, errlen, -ret,

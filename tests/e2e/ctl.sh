@@ -107,8 +107,9 @@ check "debug --nmi 0 reaches the guest (no handler: it traps out)" \
 bg c -k $GUESTS/counter.bin
 bg d -k $GUESTS/counter.bin
 wait_out c "counter: 1" && wait_out d "counter: 1"
+"$LKVM" pause c > /dev/null
 lkvm_run stop --all
-check "stop --all: both exit 0, no socket left" \
+check "stop --all (c paused): both exit 0, no socket left" \
 	[ "$STATUS" -eq 0 -a "$(wait_end c)" = 0 -a "$(wait_end d)" = 0 -a -z "$(ls "$D")" ]
 
 # Another user: the directory keeps it out; where it is let in, the

@@ -108,7 +108,10 @@ static void sink_push(void *opaque, const uint8_t *buf, size_t len)
 	nsunk += len;
 }
 
-static const struct console_sink_ops sink = { sink_space, sink_push };
+static const struct console_sink_ops sink = {
+	.space = sink_space,
+	.push = sink_push,
+};
 
 static void test_file_input(void)
 {
