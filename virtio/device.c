@@ -146,22 +146,31 @@ static unsigned int virtio_inflight(struct virtio_device *d)
 }
 
 /*
- * A VM pause (its vCPUs are parked, so nothing new arrives): requests
- * the backend holds finish on their threads first, then the threads
- * park, then anything completed but not yet shown to the guest is
- * published from here (the owners are parked, so the rings are ours).
+ * A VM pause (its vCPUs are parked, so no new kick comes): the queue
+ * threads park between handler calls, and while the backend still holds
+ * requests they took (a kick handled just before the park submitted
+ * them) they go on for a moment to finish them.  Then anything
+ * completed but not yet shown to the guest is published from here (the
+ * owners are parked, so the rings are ours).  Requests the threads had
+ * not taken yet stay in the avail ring for after the resume.
  */
 static void virtio_vm_pause(struct vm_device *dev)
 {
 	struct virtio_device *d = to_virtio(dev);
 	unsigned int i, waited = 0;
 
-	while (virtio_inflight(d) && waited++ < VIRTIO_PAUSE_WAIT_MS)
+	for (;;) {
+		virtio_pause_all(d);
+		if (!virtio_inflight(d))
+			break;
+		if (waited++ == VIRTIO_PAUSE_WAIT_MS) {
+			vm_warn(d->vm, "%s: pausing with requests still in flight",
+				d->vdev.name);
+			break;
+		}
+		virtio_resume_all(d);
 		usleep(1000);
-	if (waited > VIRTIO_PAUSE_WAIT_MS)
-		vm_warn(d->vm, "%s: pausing with requests still in flight",
-			d->vdev.name);
-	virtio_pause_all(d);
+	}
 	for (i = 0; i < d->nqueues; i++)
 		if (d->queues[i].thread)
 			virtio_queue_publish(&d->queues[i]);
