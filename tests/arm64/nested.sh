@@ -241,12 +241,15 @@ check "control: lkvm stop --name ci1 makes that lkvm exit 0" \
 check "control: ci2 keeps running after ci1 stops" \
 	grep -q "^L1 ctl list after stop: ci2=running *\$" <<< "$S"
 check "control: a kill -9 leaves a stale socket; lkvm list removes it" \
-	grep -q "^L1 ctl ci3 socket before list: present" <<< "$S" &&
+	eval 'grep -q "^L1 ctl ci3 socket before list: present" <<< "$S" &&
 	grep -q "removed stale socket .*ci3.sock" <<< "$S" &&
-	grep -q "^L1 ctl ci3 socket after list: gone" <<< "$S"
-check "control: lkvm stop --all stops ci2 (exit 0), no socket left" \
-	grep -q "^L1 ctl ci2 status after stop --all: 0" <<< "$S" &&
-	grep -q "^L1 ctl sockets left: 0" <<< "$S"
+	grep -q "^L1 ctl ci3 socket after list: gone" <<< "$S"'
+check "control: lkvm balloon --inflate 16 reaches L2; stat --memory shows it (4096 pages)" \
+	eval 'grep -q "^L1 ctl memory: *target_pages *4096" <<< "$S" &&
+	grep -q "^L1 ctl memory: *actual_pages *4096" <<< "$S"'
+check "control: lkvm stop --all stops ci2, paused (exit 0), no socket left" \
+	eval 'grep -q "^L1 ctl ci2 status after stop --all: 0" <<< "$S" &&
+	grep -q "^L1 ctl sockets left: 0" <<< "$S"'
 
 S=$(section panic)
 check "panic: L2 panics (sysrq c)" grep -q "Kernel panic" <<< "$S"
