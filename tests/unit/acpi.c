@@ -186,11 +186,17 @@ static void test_tables(void)
 
 	used = acpi_build(buf, sizeof(buf), 0xe0000, &p, loc, &nloc);
 	CHECK(tables_ok(buf, used, loc, nloc));
-	CHECK(acpi_build(buf, 100, 0xe0000, &p, NULL, NULL) == -ENOSPC);
-	CHECK(acpi_build(buf, sizeof(buf), 0xe0008, &p, NULL, NULL) == -EINVAL);
-	p.ncpus = 0;
-	CHECK(acpi_build(buf, sizeof(buf), 0xe0000, &p, NULL, NULL) == -EINVAL);
-	p.ncpus = 2;
+	{
+		static uint8_t scratch[65536];
+
+		CHECK(acpi_build(scratch, 100, 0xe0000, &p, NULL, NULL) == -ENOSPC);
+		CHECK(acpi_build(scratch, sizeof(scratch), 0xe0008, &p, NULL,
+				 NULL) == -EINVAL);
+		p.ncpus = 0;
+		CHECK(acpi_build(scratch, sizeof(scratch), 0xe0000, &p, NULL,
+				 NULL) == -EINVAL);
+		p.ncpus = 2;
+	}
 
 	if (system("command -v iasl > /dev/null 2>&1")) {
 		printf("SKIP (missing tool): iasl; apt-get install -y acpica-tools\n");
