@@ -72,6 +72,8 @@ const char cli_run_usage[] =
 	"                        when the guest ends\n"
 	"      --no-fastpath     test aid: no ioeventfd/irqfd (notifies exit)\n"
 	"      --dump-dtb FILE   arm64: write the guest's device tree to FILE\n"
+	"      --no-acpi         x86: no ACPI tables (MP table only; no power-off)\n"
+	"      --dump-acpi DIR   x86: write each ACPI table to DIR/NAME.dat\n"
 	"      --irqchip gicv2|gicv3|gicv3-its  arm64 interrupt controller\n"
 	"                        (default: the best the host has)\n"
 	"      --debug           print debug messages\n"
@@ -90,6 +92,8 @@ enum {
 	OPT_RNG,
 	OPT_NO_FASTPATH,
 	OPT_DUMP_DTB,
+	OPT_NO_ACPI,
+	OPT_DUMP_ACPI,
 	OPT_IRQCHIP,
 	OPT_TRANSPORT,
 	OPT_EXIT_OFFSET,
@@ -121,6 +125,8 @@ static const struct option run_options[] = {
 	{ "rng", no_argument, NULL, OPT_RNG },
 	{ "no-fastpath", no_argument, NULL, OPT_NO_FASTPATH },
 	{ "dump-dtb", required_argument, NULL, OPT_DUMP_DTB },
+	{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
+	{ "dump-acpi", required_argument, NULL, OPT_DUMP_ACPI },
 	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
 	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "exit-code-offset", required_argument, NULL, OPT_EXIT_OFFSET },
@@ -378,6 +384,12 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 		return 0;
 	case OPT_DUMP_DTB:
 		r->cfg.dump_dtb = arg;
+		return 0;
+	case OPT_NO_ACPI:
+		r->cfg.no_acpi = 1;
+		return 0;
+	case OPT_DUMP_ACPI:
+		r->cfg.dump_acpi = arg;
 		return 0;
 	case OPT_IRQCHIP:
 		if (!strcmp(arg, "gicv2"))

@@ -114,6 +114,13 @@ struct lkvm_config {
 	int no_sve, no_ptrauth, no_pmu, no_pvtime;
 
 	const char *dump_dtb;	/* arm64: also write the device tree here */
+	/*
+	 * x86: ACPI tables (hardware-reduced: the guest powers off through
+	 * the sleep registers) unless no_acpi; with dump_acpi, each table
+	 * is also written to dump_acpi/SIGNATURE.dat.
+	 */
+	int no_acpi;
+	const char *dump_acpi;
 	enum lkvm_irqchip irqchip;	/* arm64 only */
 	uint64_t timeout_ms;	/* 0: none */
 	int kick_signal;	/* 0: SIGRTMIN */

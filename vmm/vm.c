@@ -206,6 +206,7 @@ static int vm_copy_config(struct lkvm *vm, const struct lkvm_config *cfg)
 	vm->cfg.initrd = strdup_or_null(cfg->initrd, &fail);
 	vm->cfg.cmdline = strdup_or_null(cfg->cmdline, &fail);
 	vm->cfg.dump_dtb = strdup_or_null(cfg->dump_dtb, &fail);
+	vm->cfg.dump_acpi = strdup_or_null(cfg->dump_acpi, &fail);
 	vm->cfg.hugetlbfs = strdup_or_null(cfg->hugetlbfs, &fail);
 	vm->cfg_lists[0] = strdup_list(cfg->disks, cfg->ndisks, &fail);
 	vm->cfg.disks = (const char **)vm->cfg_lists[0];
@@ -262,6 +263,9 @@ static int vm_check_config(const struct lkvm_config *cfg, char *err,
 		return input_errf(err, errlen, -EINVAL,
 				  "--dump-dtb applies to arm64 only (%s has no device tree)",
 				  arch_ops.name);
+	if (cfg->dump_acpi && (!arch_ops.acpi || cfg->no_acpi))
+		return input_errf(err, errlen, -EINVAL,
+				  "--dump-acpi needs ACPI tables (x86, without --no-acpi)");
 	ret = vm_check_fd(cfg->console_out, "console_out", err, errlen);
 	if (!ret)
 		ret = vm_check_fd(cfg->console_log, "console_log", err, errlen);
@@ -444,6 +448,7 @@ void lkvm_destroy(struct lkvm *vm)
 	free((char *)vm->cfg.name);
 	free((char *)vm->cfg.control_dir);
 	free((char *)vm->cfg.dump_dtb);
+	free((char *)vm->cfg.dump_acpi);
 	free((char *)vm->cfg.hugetlbfs);
 	free((char *)vm->cfg.kernel);
 	free((char *)vm->cfg.initrd);

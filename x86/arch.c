@@ -21,10 +21,15 @@
 #include "lkvm/lib/util.h"
 #include "lkvm/vcpu.h"
 #include "lkvm/vm.h"
+#include "lkvm/x86/acpi.h"
 #include "lkvm/x86/e820.h"
 #include "lkvm/x86/layout.h"
 #include "lkvm/x86/mptable.h"
 #include "lkvm/x86/x86.h"
+
+/* boot_params.acpi_rsdp_addr (boot protocol 2.14), hvm_start_info.rsdp_paddr. */
+#define BOOT_PARAMS_ACPI_RSDP	0x070
+#define PVH_START_INFO_RSDP	0x20
 
 static unsigned int x86_mem_layout(uint64_t mem, struct mem_region *r,
 				   unsigned int max)
@@ -69,6 +74,8 @@ static int x86_vm_init(struct lkvm *vm, char *err, size_t errlen)
 		ret = x86_i8042_init(vm);
 	if (!ret)
 		ret = x86_debug_exit_init(vm);
+	if (!ret && !vm->cfg.no_acpi)
+		ret = x86_acpi_pm_init(vm);
 	if (!ret)
 		ret = x86_pci_ports_init(vm, x);
 	if (!ret)
@@ -144,6 +151,104 @@ static int x86_write_mptable(struct lkvm *vm, char *err, size_t errlen)
 			      strerror(-ret)) : 0;
 }
 
+struct acpi_collect {
+	struct acpi_mmio_dev dev[ACPI_MAX_MMIO_DEVS];
+	unsigned int n;
+	bool overflow;
+};
+
+static void acpi_collect_mmio(void *opaque, const struct vm_resource *r)
+{
+	struct acpi_collect *c = opaque;
+
+	if (!r->size || !r->dt_compatible ||
+	    strcmp(r->dt_compatible, "virtio,mmio"))
+		return;
+	if (c->n == ACPI_MAX_MMIO_DEVS) {
+		c->overflow = true;
+		return;
+	}
+	c->dev[c->n++] = (struct acpi_mmio_dev){ r->base, r->size,
+						 (unsigned int)r->irq };
+}
+
+/* Each table as DIR/SIGNATURE.dat (--dump-acpi), for iasl -d. */
+static int acpi_dump(const char *dir, const uint8_t *buf,
+		     const struct acpi_table_loc *loc, unsigned int n,
+		     char *err, size_t errlen)
+{
+	unsigned int i;
+
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return input_errf(err, errlen, -errno, "cannot make %s: %s",
+				  dir, strerror(errno));
+	for (i = 0; i < n; i++) {
+		char path[4096];
+		int fd, ret;
+
+		snprintf(path, sizeof(path), "%s/%s.dat", dir, loc[i].sig);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return input_errf(err, errlen, -errno,
+					  "cannot write %s: %s", path,
+					  strerror(errno));
+		ret = pwrite_full(fd, buf + loc[i].off, loc[i].len, 0);
+		close(fd);
+		if (ret)
+			return errf(err, errlen, ret, "cannot write %s: %s",
+				    path, strerror(-ret));
+	}
+	return 0;
+}
+
+/*
+ * The ACPI tables at X86_ACPI_ADDR (inside the reserved BIOS area, where
+ * a scan finds the RSDP), and their address in boot_params or the PVH
+ * start info for kernels that take it from there.
+ */
+static int x86_write_acpi(struct lkvm *vm, char *err, size_t errlen)
+{
+	struct x86_vm *x = vm->arch;
+	struct mptable_pci_irq irqs[PCI_MAX_SLOTS];
+	struct acpi_table_loc loc[ACPI_MAX_TABLES];
+	struct acpi_collect c = { .n = 0 };
+	struct acpi_params p = { .ncpus = vm->cfg.cpus, .pci_irqs = irqs };
+	uint8_t *buf = guest_ptr(&vm->mem, X86_ACPI_ADDR, X86_ACPI_MAX);
+	unsigned int nloc = 0;
+	uint64_t rsdp = X86_ACPI_ADDR;
+	int ret;
+
+	if (!buf)
+		return errf(err, errlen, -ENOMEM, "no room for ACPI tables");
+	vm_resources_each(vm, acpi_collect_mmio, &c);
+	if (c.overflow)
+		return errf(err, errlen, -ENOSPC,
+			    "more than %d virtio-mmio devices for ACPI",
+			    ACPI_MAX_MMIO_DEVS);
+	p.mmio = c.dev;
+	p.nmmio = c.n;
+	p.npci_irqs = x86_pci_irqs(vm, irqs);
+	ret = acpi_build(buf, X86_ACPI_MAX, X86_ACPI_ADDR, &p, loc, &nloc);
+	if (ret < 0)
+		return errf(err, errlen, ret, "ACPI tables: %s",
+			    strerror(-ret));
+	if (x->boot.mode == X86_BOOT_LONG64) {
+		uint8_t *bp = guest_ptr(&vm->mem, X86_ZERO_PAGE_ADDR, 4096);
+
+		if (bp)
+			memcpy(bp + BOOT_PARAMS_ACPI_RSDP, &rsdp, sizeof(rsdp));
+	} else if (x->boot.mode == X86_BOOT_PROT32) {
+		uint8_t *si = guest_ptr(&vm->mem, X86_START_INFO_ADDR, 64);
+
+		if (si)
+			memcpy(si + PVH_START_INFO_RSDP, &rsdp, sizeof(rsdp));
+	}
+	vm_dbg(vm, "ACPI tables at 0x%llx, %d bytes",
+	       (unsigned long long)X86_ACPI_ADDR, ret);
+	return vm->cfg.dump_acpi ?
+	       acpi_dump(vm->cfg.dump_acpi, buf, loc, nloc, err, errlen) : 0;
+}
+
 static int open_image(const char *path, const char *what, uint64_t *size,
 		      char *err, size_t errlen)
 {
@@ -177,12 +282,14 @@ static int x86_load_kernel(struct lkvm *vm, char *err, size_t errlen)
 	};
 	int ret;
 
-	char *cmdline = NULL, *extra = vm_resources_cmdline(vm);
-
+	char *cmdline = NULL;
 	/*
 	 * The kernel's own command line, then what the devices add: with
-	 * no device tree, this is how Linux learns of MMIO devices.
+	 * neither a device tree nor ACPI, this is how Linux learns of MMIO
+	 * devices.  With ACPI the DSDT names them (twice would clash).
 	 */
+	char *extra = vm->cfg.no_acpi ? vm_resources_cmdline(vm) : NULL;
+
 	if (extra &&
 	    asprintf(&cmdline, "%s%s", vm->cfg.cmdline ? vm->cfg.cmdline : "",
 		     extra) < 0) {
@@ -231,6 +338,8 @@ static int x86_load_kernel(struct lkvm *vm, char *err, size_t errlen)
 		goto out;
 	}
 	ret = x86_write_mptable(vm, err, errlen);
+	if (!ret && !vm->cfg.no_acpi)
+		ret = x86_write_acpi(vm, err, errlen);
 	if (!ret)
 		vm_dbg(vm, "loaded %s as %s, entry 0x%llx", vm->cfg.kernel,
 		       x->boot.format, (unsigned long long)x->boot.entry);
@@ -298,6 +407,7 @@ const struct arch_ops arch_ops = {
 	.dev_gsi = X86_DEV_GSI,
 	.dev_gsis = X86_DEV_GSIS,
 	.pci_default = true,
+	.acpi = true,
 	.irq_routes_base = x86_irq_routes_base,
 	.msi_gsi_base = X86_MSI_GSI_BASE,
 	.mem_layout = x86_mem_layout,

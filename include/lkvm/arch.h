@@ -31,6 +31,7 @@ struct arch_ops {
 	bool pci_default;
 	bool irqchip_choice;		/* cfg.irqchip means something */
 	bool device_tree;		/* the guest gets one (cfg.dump_dtb) */
+	bool acpi;			/* ... or ACPI tables (cfg.dump_acpi) */
 	/*
 	 * GSI routing: the irqchip routes KVM sets up by default, which a
 	 * KVM_SET_GSI_ROUTING must repeat; MSI GSIs are allocated above

@@ -8,7 +8,7 @@
 #     and prints the early message our command line asked for (nokaslr);
 #  2. the same kernel as a PVH ELF (vmlinux, decompressed from the
 #     bzImage payload on the host): it prints its "Linux version" banner,
-#     the e820 map lkvm passed, and finds lkvm's MP table.
+#     the e820 map lkvm passed, and parses lkvm's ACPI tables.
 # LKVM_SLOW_TESTS=1 also waits for the bzImage's own banner, which takes
 # many minutes here (its xz decompressor runs emulated).
 . "$(dirname "$0")/common.bash"
@@ -88,17 +88,21 @@ Linux version
 BIOS-e820: [mem 0x0000000000000000-0x000000000009fbff] usable
 BIOS-e820: [mem 0x000000000009fc00-0x00000000000fffff] reserved
 BIOS-e820: [mem 0x0000000000100000-0x0000000007ffffff] usable
-MPTABLE: OEM ID: LKVM
+ACPI: RSDP 0x00000000000E0000
+ACPI: XSDT 0x
+ACPI: FACP 0x
+ACPI: DSDT 0x
+ACPI: APIC 0x
 PAT
 	t0=$(date +%s)
 	boot_until "$TMP/pvh.log" "$TMP/p2" 90 -k "$TMP/vmlinux" -m 128 -c 2 -p "$CMD"
-	echo "PVH boot reached the MP table after $(($(date +%s) - t0)) s"
+	echo "PVH boot reached the ACPI tables after $(($(date +%s) - t0)) s"
 	check "PVH vmlinux prints the Linux banner" grep -q "Linux version" "$TMP/pvh.log"
 	while read -r line; do
 		check "PVH vmlinux shows: $line" grep -qF "$line" "$TMP/pvh.log"
 	done < <(tail -n +2 "$TMP/p2")
 	check "the kernel saw our command line" grep -qF "Command line: $CMD" "$TMP/pvh.log"
-	grep -E "Linux version|BIOS-e820|MPTABLE" "$TMP/pvh.log" | head -n 8
+	grep -E "Linux version|BIOS-e820|ACPI: [A-Z]{4} " "$TMP/pvh.log" | head -n 12
 else
 	skip_tool xz xz-utils
 fi

@@ -16,6 +16,8 @@
 #define X86_CMDLINE_ADDR	0x20000ULL
 #define X86_CMDLINE_MAX		0x10000ULL
 #define X86_EBDA_START		0x9fc00ULL	/* reserved up to 1 MiB */
+#define X86_ACPI_ADDR		0xe0000ULL	/* RSDP, where a scan finds it */
+#define X86_ACPI_MAX		0x10000ULL
 #define X86_MPTABLE_ADDR	0xf0000ULL
 #define X86_MPTABLE_MAX		0x10000ULL
 #define X86_HIGH_MEM		0x100000ULL	/* where bzImage kernels go */

@@ -38,5 +38,7 @@ int x86_boot_tables(struct guest_memory *m, const struct x86_boot *b);
 int x86_pci_ports_init(struct lkvm *vm, struct x86_vm *x);
 int x86_i8042_init(struct lkvm *vm);
 int x86_debug_exit_init(struct lkvm *vm);
+/* The ACPI sleep registers (acpi_pm.c). */
+int x86_acpi_pm_init(struct lkvm *vm);
 
 #endif
