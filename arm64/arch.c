@@ -277,6 +277,7 @@ static void arm64_vm_free(struct lkvm *vm)
 
 const struct arch_ops arch_ops = {
 	.name = "arm64",
+	.serial_console_args = "console=ttyS0",
 	.max_cpus = ARM64_MAX_CPUS,
 	.dev_mmio_base = ARM64_DEV_MMIO_BASE,
 	.dev_mmio_size = ARM64_DEV_MMIO_SIZE,

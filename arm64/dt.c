@@ -5,7 +5,9 @@
  * the 8250 UART, pvpanic, the MMIO devices that published themselves,
  * and the ECAM PCI host with its INTx map and MSI map, plus /chosen.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lkvm/arch.h"
@@ -250,9 +252,11 @@ static void dt_pci(struct fdt *f, struct lkvm *vm)
 long arm64_fdt_build(struct lkvm *vm, uint8_t **blob)
 {
 	struct arm64_vm *a = vm->arch;
-	const char *cmdline = vm->cfg.cmdline ? vm->cfg.cmdline : "";
-	char name[32], stdout_path[40];
+	char name[32], stdout_path[40], *cmdline = vm_kernel_cmdline(vm, false);
 	struct fdt f;
+
+	if (!cmdline)
+		return -ENOMEM;
 
 	fdt_init(&f);
 	fdt_begin_node(&f, "");
@@ -263,6 +267,7 @@ long arm64_fdt_build(struct lkvm *vm, uint8_t **blob)
 
 	fdt_begin_node(&f, "chosen");
 	fdt_prop_string(&f, "bootargs", cmdline);
+	free(cmdline);
 	snprintf(stdout_path, sizeof(stdout_path), "/uart@%llx",
 		 (unsigned long long)ARM64_UART_BASE);
 	fdt_prop_string(&f, "stdout-path", stdout_path);

@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "lkvm/cli/cli.h"
@@ -37,7 +38,7 @@ const char cli_usage[] =
 	"  help      print this text\n";
 
 const char cli_run_usage[] =
-	"usage: lkvm run -k KERNEL [options]\n"
+	"usage: lkvm run [-k] KERNEL [options]   (no KERNEL: the host's /boot/vmlinuz)\n"
 	"\n"
 	"  -k, --kernel FILE     bzImage, PVH ELF (vmlinux) or flat binary\n"
 	"  -i, --initrd FILE     initial ramdisk\n"
@@ -73,6 +74,8 @@ const char cli_run_usage[] =
 	"      --no-fastpath     test aid: no ioeventfd/irqfd (notifies exit)\n"
 	"      --dump-dtb FILE   arm64: write the guest's device tree to FILE\n"
 	"      --no-acpi         x86: no ACPI tables (MP table only; no power-off)\n"
+	"      --nodefaults      add nothing to a Linux kernel's command line\n"
+	"                        (default: console, root=/dev/vda rw, panic=-1)\n"
 	"      --dump-acpi DIR   x86: write each ACPI table to DIR/NAME.dat\n"
 	"      --irqchip gicv2|gicv3|gicv3-its  arm64 interrupt controller\n"
 	"                        (default: the best the host has)\n"
@@ -93,6 +96,7 @@ enum {
 	OPT_NO_FASTPATH,
 	OPT_DUMP_DTB,
 	OPT_NO_ACPI,
+	OPT_NODEFAULTS,
 	OPT_DUMP_ACPI,
 	OPT_IRQCHIP,
 	OPT_TRANSPORT,
@@ -126,6 +130,7 @@ static const struct option run_options[] = {
 	{ "no-fastpath", no_argument, NULL, OPT_NO_FASTPATH },
 	{ "dump-dtb", required_argument, NULL, OPT_DUMP_DTB },
 	{ "no-acpi", no_argument, NULL, OPT_NO_ACPI },
+	{ "nodefaults", no_argument, NULL, OPT_NODEFAULTS },
 	{ "dump-acpi", required_argument, NULL, OPT_DUMP_ACPI },
 	{ "irqchip", required_argument, NULL, OPT_IRQCHIP },
 	{ "virtio-transport", required_argument, NULL, OPT_TRANSPORT },
@@ -388,6 +393,9 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 	case OPT_NO_ACPI:
 		r->cfg.no_acpi = 1;
 		return 0;
+	case OPT_NODEFAULTS:
+		r->cfg.nodefaults = 1;
+		return 0;
 	case OPT_DUMP_ACPI:
 		r->cfg.dump_acpi = arg;
 		return 0;
@@ -477,6 +485,38 @@ static int cli_parse_opt(struct cli_run *r, int c, const char *arg,
 	}
 }
 
+/*
+ * No kernel named: the host's own, as kvmtool does, from $LKVM_BOOT_DIR
+ * (default /boot): vmlinuz-$(uname -r), then vmlinuz.
+ */
+static int cli_host_kernel(struct cli_run *r, char *err, size_t errlen)
+{
+	const char *dir = getenv("LKVM_BOOT_DIR");
+	struct utsname u;
+	char *path;
+
+	if (!dir || !*dir)
+		dir = "/boot";
+	if (uname(&u) == 0 &&
+	    asprintf(&path, "%s/vmlinuz-%s", dir, u.release) >= 0) {
+		if (access(path, R_OK) == 0)
+			goto found;
+		free(path);
+	}
+	if (asprintf(&path, "%s/vmlinuz", dir) >= 0) {
+		if (access(path, R_OK) == 0)
+			goto found;
+		free(path);
+	}
+	return errf(err, errlen, -EINVAL,
+		    "no kernel given (lkvm run -k FILE, or lkvm run FILE), and no host kernel readable at %s/vmlinuz-%s or %s/vmlinuz",
+		    dir, uname(&u) == 0 ? u.release : "?", dir);
+found:
+	r->host_kernel = path;
+	r->cfg.kernel = path;
+	return 0;
+}
+
 int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err,
 		  size_t errlen)
 {
@@ -506,14 +546,19 @@ int cli_parse_run(int argc, char **argv, struct cli_run *r, char *err,
 	free(options);
 	if (ret)
 		return ret;
+	/* kvmtool's "lkvm run KERNEL". */
+	if (optind < argc && !r->cfg.kernel)
+		r->cfg.kernel = argv[optind++];
 	if (optind < argc)
 		return errf(err, errlen, -EINVAL, "unexpected argument '%s'",
 			    argv[optind]);
 	if (r->help)
 		return 0;
-	if (!r->cfg.kernel)
-		return errf(err, errlen, -EINVAL,
-			    "no kernel given (lkvm run -k FILE)");
+	if (!r->cfg.kernel) {
+		ret = cli_host_kernel(r, err, errlen);
+		if (ret)
+			return ret;
+	}
 	ret = check_readable("kernel", r->cfg.kernel, err, errlen);
 	if (!ret && r->cfg.initrd)
 		ret = check_readable("initrd", r->cfg.initrd, err, errlen);
@@ -532,6 +577,8 @@ void cli_run_free(struct cli_run *r)
 	r->disks = NULL;
 	free(r->nets);
 	r->nets = NULL;
+	free(r->host_kernel);
+	r->host_kernel = NULL;
 }
 
 int cli_exit_status(const struct lkvm_result *res, unsigned int offset)

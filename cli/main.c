@@ -155,6 +155,9 @@ static int cmd_run(int argc, char **argv)
 		cli_run_free(&r);
 		return LKVM_STATUS_OK;
 	}
+	if (r.host_kernel)
+		fprintf(stderr, "lkvm run: no kernel given; booting the host's %s\n",
+			r.host_kernel);
 	if (r.log_path) {
 		log_fd = open(r.log_path, O_WRONLY | O_CREAT | O_TRUNC |
 			      O_CLOEXEC, 0644);
@@ -230,6 +233,10 @@ int main(int argc, char **argv)
 		return cli_ctl_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("lkvm %s\n", LKVM_VERSION);
+		return LKVM_STATUS_OK;
+	}
+	if (!strcmp(cmd, "help") && argc > 2 && !strcmp(argv[2], "run")) {
+		cli_run_usage_print(stdout);
 		return LKVM_STATUS_OK;
 	}
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||

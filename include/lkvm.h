@@ -121,6 +121,13 @@ struct lkvm_config {
 	 */
 	int no_acpi;
 	const char *dump_acpi;
+	/*
+	 * For a Linux kernel (not a flat binary) lkvm puts defaults before
+	 * cmdline: the console, root=/dev/vda rw (a writable first disk and
+	 * no root= given), panic=-1, and reboot=k on x86 without ACPI.
+	 * nodefaults (kvmtool's --nodefaults) leaves cmdline alone.
+	 */
+	int nodefaults;
 	enum lkvm_irqchip irqchip;	/* arm64 only */
 	uint64_t timeout_ms;	/* 0: none */
 	int kick_signal;	/* 0: SIGRTMIN */

@@ -210,6 +210,36 @@ int machine_create_devices(struct lkvm *vm, char *err, size_t errlen)
 	return ret;
 }
 
+/* The default words before the user's command line (cfg.nodefaults). */
+static int machine_cmdline_defaults(struct lkvm *vm, char *err, size_t errlen)
+{
+	struct cmdline_defaults_in in = {
+		.virtio_console = vm->cfg.console_virtio,
+		.serial_args = arch_ops.serial_console_args ?
+			       arch_ops.serial_console_args : "",
+		.reboot_k = arch_ops.acpi && vm->cfg.no_acpi,
+		.user = vm->cfg.cmdline ? vm->cfg.cmdline : "",
+	};
+	char buf[256];
+
+	if (vm->cfg.nodefaults)
+		return 0;
+	if (vm->cfg.ndisks) {
+		struct disk_spec ds;
+
+		/* Parsed before (machine_check_config): it cannot fail. */
+		if (!disk_spec_parse(vm->cfg.disks[0], &ds, err, errlen)) {
+			in.root_disk_rw = !ds.ro;
+			disk_spec_free(&ds);
+		}
+	}
+	if (cmdline_defaults(&in, buf, sizeof(buf)) < 0)
+		return errf(err, errlen, -E2BIG, "default command line too long");
+	vm->cmdline_defaults = strdup(buf);
+	return vm->cmdline_defaults ? 0 :
+	       errf(err, errlen, -ENOMEM, "out of memory");
+}
+
 /*
  * What can be checked of the devices before KVM is opened: specs parse,
  * and the disks named exist and are files or block devices.  A usage
@@ -267,6 +297,8 @@ int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,
 		ret = vm_core_create(cfg, &vm, err, errlen);
 	if (!ret)
 		ret = machine_create_devices(vm, err, errlen);
+	if (!ret)
+		ret = machine_cmdline_defaults(vm, err, errlen);
 	if (!ret)
 		ret = arch_ops.load_kernel(vm, err, errlen);
 	if (!ret)

@@ -11,6 +11,7 @@
 #include "lkvm/arch.h"
 #include "lkvm/device.h"
 #include "lkvm/lib/iothread.h"
+#include "lkvm/log.h"
 #include "lkvm/lib/util.h"
 #include "lkvm/vm.h"
 
@@ -150,6 +151,21 @@ char *vm_resources_cmdline(struct lkvm *vm)
 	for (r = vm->resources; r; r = r->next)
 		if (r->cmdline[0])
 			len += sprintf(s + len, " %s", r->cmdline);
+	return s;
+}
+
+char *vm_kernel_cmdline(struct lkvm *vm, bool with_devices)
+{
+	char *extra = with_devices ? vm_resources_cmdline(vm) : NULL, *s;
+	const char *user = vm->cfg.cmdline ? vm->cfg.cmdline : "";
+	const char *def = vm->cmdline_defaults ? vm->cmdline_defaults : "";
+
+	if (asprintf(&s, "%s%s%s%s", def, *def && *user ? " " : "", user,
+		     extra ? extra : "") < 0)
+		s = NULL;
+	free(extra);
+	if (s)
+		vm_dbg(vm, "kernel command line: %s", s);
 	return s;
 }
 

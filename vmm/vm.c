@@ -447,6 +447,7 @@ void lkvm_destroy(struct lkvm *vm)
 	free_list(vm->cfg_lists[2], vm->cfg.ndevices);
 	free((char *)vm->cfg.name);
 	free((char *)vm->cfg.control_dir);
+	free(vm->cmdline_defaults);
 	free((char *)vm->cfg.dump_dtb);
 	free((char *)vm->cfg.dump_acpi);
 	free((char *)vm->cfg.hugetlbfs);

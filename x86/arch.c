@@ -282,23 +282,17 @@ static int x86_load_kernel(struct lkvm *vm, char *err, size_t errlen)
 	};
 	int ret;
 
-	char *cmdline = NULL;
 	/*
-	 * The kernel's own command line, then what the devices add: with
+	 * The defaults, the user's words, then what the devices add: with
 	 * neither a device tree nor ACPI, this is how Linux learns of MMIO
-	 * devices.  With ACPI the DSDT names them (twice would clash).
+	 * devices.  With ACPI the DSDT names them (twice would clash).  A
+	 * flat binary ignores it all.
 	 */
-	char *extra = vm->cfg.no_acpi ? vm_resources_cmdline(vm) : NULL;
+	char *cmdline = vm_kernel_cmdline(vm, vm->cfg.no_acpi);
 
-	if (extra &&
-	    asprintf(&cmdline, "%s%s", vm->cfg.cmdline ? vm->cfg.cmdline : "",
-		     extra) < 0) {
-		free(extra);
+	if (!cmdline)
 		return errf(err, errlen, -ENOMEM, "out of memory");
-	}
-	free(extra);
-	if (cmdline)
-		a.cmdline = cmdline;
+	a.cmdline = cmdline;
 	ret = open_image(vm->cfg.kernel, "kernel", &a.kernel_size, err,
 			 errlen);
 	if (ret < 0) {
@@ -408,6 +402,7 @@ const struct arch_ops arch_ops = {
 	.dev_gsis = X86_DEV_GSIS,
 	.pci_default = true,
 	.acpi = true,
+	.serial_console_args = "console=ttyS0 earlyprintk=serial",
 	.irq_routes_base = x86_irq_routes_base,
 	.msi_gsi_base = X86_MSI_GSI_BASE,
 	.mem_layout = x86_mem_layout,

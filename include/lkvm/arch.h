@@ -32,6 +32,8 @@ struct arch_ops {
 	bool irqchip_choice;		/* cfg.irqchip means something */
 	bool device_tree;		/* the guest gets one (cfg.dump_dtb) */
 	bool acpi;			/* ... or ACPI tables (cfg.dump_acpi) */
+	/* The default command line's serial console words. */
+	const char *serial_console_args;
 	/*
 	 * GSI routing: the irqchip routes KVM sets up by default, which a
 	 * KVM_SET_GSI_ROUTING must repeat; MSI GSIs are allocated above

@@ -13,6 +13,7 @@
 #ifndef LKVM_MACHINE_H
 #define LKVM_MACHINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "lkvm.h"
@@ -60,5 +61,18 @@ const char *machine_device_spec(const struct lkvm_config *cfg,
 
 /* Creates every device the VM's configuration asks for. */
 int machine_create_devices(struct lkvm *vm, char *err, size_t errlen);
+
+/* What the default kernel command line depends on (cmdline.c). */
+struct cmdline_defaults_in {
+	bool virtio_console;		/* console=hvc0, else serial_args */
+	const char *serial_args;	/* "console=ttyS0 ..." (the arch's) */
+	bool root_disk_rw;		/* the first disk is writable */
+	bool reboot_k;			/* x86 without ACPI */
+	const char *user;		/* the user's -p, or "" */
+};
+
+/* Writes the defaults into buf; their length, or -1 if they don't fit. */
+int cmdline_defaults(const struct cmdline_defaults_in *in, char *buf,
+		     size_t len);
 
 #endif

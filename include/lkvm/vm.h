@@ -94,9 +94,15 @@ struct lkvm {
 	int ctl_wake_fd;		/* eventfd: the control loop re-arms
 					 * its timeout after a resume */
 	struct ctl_server *ctl;		/* the control socket, or NULL */
+	char *cmdline_defaults;		/* before cfg.cmdline for Linux */
 	char ctl_path[108];
 };
 
+/*
+ * The command line for a Linux kernel: the defaults, the user's words,
+ * then (with_devices) what devices add.  Malloc'd; NULL if no memory.
+ */
+char *vm_kernel_cmdline(struct lkvm *vm, bool with_devices);
 /* Time spent paused so far, the current pause included. */
 uint64_t vm_paused_ns(struct lkvm *vm);
 /* The run is over: a pause in force is lifted (devices, vCPUs). */

@@ -37,7 +37,7 @@ usage_error "bad exit code offset" "bad exit code offset" run -k $GUESTS/hello.b
 usage_error "more memory than the host" "more than the host" run -k $GUESTS/hello.bin -m 64T
 usage_error "missing kernel" "cannot read kernel" run -k /nonexistent/bzImage
 usage_error "missing initrd" "cannot read initrd" run -k $GUESTS/hello.bin -i /nonexistent
-usage_error "no kernel" "no kernel given" run -m 64
+LKVM_BOOT_DIR=/nonexistent usage_error "no kernel" "no kernel given" run -m 64
 usage_error "bad timeout" "bad timeout" run -k $GUESTS/hello.bin --timeout -1
 usage_error "bad log path" "cannot open log" run -k $GUESTS/hello.bin --log /nonexistent/dir/log
 if can_kvm; then

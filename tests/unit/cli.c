@@ -1,6 +1,7 @@
 /* Tests vmm/cli.c: "lkvm run" option parsing and exit-status mapping. */
 #include <errno.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lkvm/cli/cli.h"
@@ -98,6 +99,37 @@ static void expect_error(const char *why, int want, const char *contains,
 	cli_run_free(&r);
 }
 
+/* kvmtool's conveniences: a bare kernel, the host's kernel, --nodefaults. */
+static void test_kernel_args(void)
+{
+	char dir[64], path[128], err[256];
+	struct cli_run r;
+	FILE *f;
+
+	CHECK_EQ(parse(&r, err, kernel, "-m", "64", NULL), 0);
+	CHECK(r.cfg.kernel && !strcmp(r.cfg.kernel, kernel));
+	cli_run_free(&r);
+	CHECK_EQ(parse(&r, err, "-m", "64", kernel, "--nodefaults", NULL), 0);
+	CHECK(r.cfg.kernel && !strcmp(r.cfg.kernel, kernel) &&
+	      r.cfg.nodefaults == 1 && !r.host_kernel);
+	cli_run_free(&r);
+	/* No kernel named: the host's vmlinuz from the boot directory. */
+	snprintf(dir, sizeof(dir), "/tmp/lkvm-boot-%d", (int)getpid());
+	mkdir(dir, 0700);
+	snprintf(path, sizeof(path), "%s/vmlinuz", dir);
+	f = fopen(path, "w");
+	if (f)
+		fclose(f);
+	setenv("LKVM_BOOT_DIR", dir, 1);
+	CHECK_EQ(parse(&r, err, "-m", "64", NULL), 0);
+	CHECK(r.host_kernel && !strcmp(r.host_kernel, path) &&
+	      r.cfg.kernel == r.host_kernel);
+	cli_run_free(&r);
+	unsetenv("LKVM_BOOT_DIR");
+	unlink(path);
+	rmdir(dir);
+}
+
 static void test_bad(void)
 {
 	expect_error("unknown", -EINVAL, "unknown option --frobnicate",
@@ -119,8 +151,10 @@ static void test_bad(void)
 		     "-c", "two");
 	expect_error("cpus neg", -EINVAL, "bad CPU count", "-k", kernel,
 		     "-c", "-2");
+	setenv("LKVM_BOOT_DIR", "/nonexistent", 1);
 	expect_error("no kernel", -EINVAL, "no kernel", "-m", "64", NULL,
 		     NULL);
+	unsetenv("LKVM_BOOT_DIR");
 	expect_error("missing kernel", -ENOENT, "cannot read kernel", "-k",
 		     "/nonexistent/bzImage", NULL, NULL);
 	expect_error("missing initrd", -ENOENT, "cannot read initrd", "-k",
@@ -181,6 +215,7 @@ int main(void)
 		return 1;
 	close(fd);
 	test_good();
+	test_kernel_args();
 	test_bad();
 	test_status();
 	unlink(kernel);

@@ -28,6 +28,7 @@ struct cli_run {
 	const char **disks;	/* malloc'd array of argv pointers */
 	const char **nets;	/* the same for -n */
 	char **devices;		/* "TYPE[,OPTIONS]" for --TYPE, malloc'd */
+	char *host_kernel;	/* no kernel named: the host's, malloc'd */
 };
 
 /*
