@@ -198,6 +198,14 @@ for tr in mmio pci; do
 	done
 done
 
+# lkvm's defaults come before the user's -p (console, root, panic).
+check "default command line: console and panic=-1 before -p, no root= without a disk" \
+	grep -q "^L2 cmdline console=ttyS0 panic=-1 console=ttyS0 quiet panic=-1 lkvmtest=basic" <<< "$(section basic)"
+check "default command line: root=/dev/vda rw with a writable first disk" \
+	grep -q "^L2 cmdline console=ttyS0 root=/dev/vda rw panic=-1 " <<< "$(section ext4)"
+check "default command line: console=hvc0 with --console virtio, no root= for a read-only disk" \
+	grep -q "^L2 cmdline console=hvc0 panic=-1 " <<< "$(section race-mmio-2)"
+
 # The control plane (lkvm list/stat/pause/resume/debug/stop).
 S=$(section control)
 ctl() { sed -n "s/^L1 ctl $1: //p" <<< "$S"; }

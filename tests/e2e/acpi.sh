@@ -31,4 +31,16 @@ if command -v iasl > /dev/null; then
 else
 	skip_tool iasl acpica-tools
 fi
+
+# The default command line of a kernel that takes one (hello.elf boots
+# through PVH, as a vmlinux does).
+truncate -s 1M "$TMP/disk.img"
+lkvm_run run --debug -k $GUESTS/hello.elf -d "$TMP/disk.img" -p "quiet"
+check "--debug prints the command line: console=ttyS0, root=/dev/vda rw, then the user's" \
+	has "$ERR" "kernel command line: console=ttyS0 earlyprintk=serial root=/dev/vda rw panic=-1 quiet"
+lkvm_run run --debug -k $GUESTS/hello.elf -d "$TMP/disk.img" -p "quiet" --nodefaults
+check "--nodefaults: only the user's words" has "$ERR" "kernel command line: quiet"
+lkvm_run run --debug -k $GUESTS/hello.elf -d "$TMP/disk.img,ro" --no-acpi
+check "a read-only first disk: no root=; without ACPI: reboot=k" \
+	has "$ERR" "kernel command line: console=ttyS0 earlyprintk=serial panic=-1 reboot=k"
 finish
