@@ -7,7 +7,7 @@
 # "N passed, N failed, N skipped".
 set -u
 cd "$(dirname "$0")/../.."
-X86_ONLY="boot_x86 mptable"
+X86_ONLY="boot_x86 mptable acpi"
 for t in aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu qemu-aarch64-static:qemu-user-static; do
 	if ! command -v ${t%%:*} > /dev/null; then
 		echo "SKIP (missing tool): ${t%%:*}; apt-get install -y ${t##*:}"
