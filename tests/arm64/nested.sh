@@ -199,12 +199,13 @@ for tr in mmio pci; do
 done
 
 # lkvm's defaults come before the user's -p (console, root, panic).
-check "default command line: console and panic=-1 before -p, no root= without a disk" \
-	grep -q "^L2 cmdline console=ttyS0 panic=-1 console=ttyS0 quiet panic=-1 lkvmtest=basic" <<< "$(section basic)"
+# (The tests' own -p has panic=-1, so lkvm adds none.)
+check "default command line: the console before -p, no root= without a disk" \
+	grep -q "^L2 cmdline console=ttyS0 console=ttyS0 quiet panic=-1 lkvmtest=basic" <<< "$(section basic)"
 check "default command line: root=/dev/vda rw with a writable first disk" \
-	grep -q "^L2 cmdline console=ttyS0 root=/dev/vda rw panic=-1 " <<< "$(section ext4)"
+	grep -q "^L2 cmdline console=ttyS0 root=/dev/vda rw console=ttyS0 quiet panic=-1 lkvmtest=ext4" <<< "$(section ext4)"
 check "default command line: console=hvc0 with --console virtio, no root= for a read-only disk" \
-	grep -q "^L2 cmdline console=hvc0 panic=-1 " <<< "$(section race-mmio-2)"
+	grep -q "^L2 cmdline console=hvc0 console=ttyS0 quiet panic=-1 lkvmtest=race" <<< "$(section race-mmio-2)"
 
 # The control plane (lkvm list/stat/pause/resume/debug/stop).
 S=$(section control)
