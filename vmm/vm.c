@@ -75,13 +75,15 @@ void vm_request_exit(struct lkvm *vm, enum lkvm_exit_reason reason,
 	uint64_t one = 1;
 	va_list ap;
 
-	if (atomic_exchange(&vm->result_set, true))
+	if (atomic_exchange(&vm->result_claimed, true))
 		return;
 	vm->result.reason = reason;
 	vm->result.status = status;
 	va_start(ap, fmt);
 	vsnprintf(vm->result.message, sizeof(vm->result.message), fmt, ap);
 	va_end(ap);
+	/* Whoever sees result_set sees the whole result. */
+	atomic_store(&vm->result_set, true);
 	atomic_store(&vm->stopping, true);
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* the control loop also polls 'stopping' */

@@ -58,7 +58,8 @@ struct lkvm {
 
 	int stop_fd;			/* eventfd: control loop wake-up */
 	atomic_bool stopping;
-	atomic_bool result_set;
+	atomic_bool result_claimed;	/* the first vm_request_exit won */
+	atomic_bool result_set;		/* ... and has filled result */
 	struct lkvm_result result;
 	bool running;
 
