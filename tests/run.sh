@@ -80,6 +80,9 @@ if [ "${LKVM_NO_ARM64:-0}" != 1 ]; then
 	run_test "arm64/unit" bash tests/arm64/unit.sh
 	run_test "arm64/nested" bash tests/arm64/nested.sh
 fi
+# x86: the test guests, the control plane and a real Linux on real x86
+# KVM, nested under qemu-system-x86_64 (TCG with SVM).
+run_test "x86/nested" bash tests/x86/nested.sh
 
 if [ -s "$SKIPS" ]; then
 	echo "skipped:"

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The x86 nested end-to-end tests (make check runs them when
+# qemu-system-x86_64 is installed).  This machine's own /dev/kvm is
+# missing or paravirtual, so an L1 x86_64 Linux (Debian's kernel, apt-get
+# download, cached in tests/.cache/x86) runs under qemu-system-x86_64
+# TCG with SVM and NPT; its kvm_amd gives a static lkvm (this tree's)
+# real x86 KVM, on which tests/x86/l1-init runs the test guests, the
+# control plane and a real Linux L2 (tests/x86/l2-init).  The host
+# checks what L1 printed.
+set -u
+cd "$(dirname "$0")/../.."
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "PASS $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
+check() { local n=$1; shift; if "$@"; then pass "$n"; else fail "$n"; fi; }
+skip() { echo "SKIP: $*"; echo "0 passed, 0 failed, 1 skipped"; exit 0; }
+skip_tool() {
+	echo "SKIP (missing tool): $1; apt-get install -y $2"
+	echo "0 passed, 0 failed, 1 skipped"
+	exit 0
+}
+for t in qemu-system-x86_64:qemu-system-x86 cpio:cpio python3:python3; do
+	command -v ${t%%:*} > /dev/null || skip_tool ${t%%:*} ${t##*:}
+done
+[ "$(uname -m)" = x86_64 ] || skip "the x86 nested tests run on x86_64 hosts"
+
+W=build/x86-nested
+CACHE=tests/.cache/x86
+mkdir -p $CACHE
+rm -rf $W && mkdir -p $W
+if ! ls $CACHE/linux-image-*-amd64_*.deb > /dev/null 2>&1 ||
+   ! ls $CACHE/busybox-static_*.deb > /dev/null 2>&1; then
+	KPKG=$(apt-cache depends linux-image-amd64 2> /dev/null |
+	       sed -n 's/.*Depends: \(linux-image-[0-9.-]*-amd64\)$/\1/p' | head -1)
+	[ -n "$KPKG" ] || skip_tool "x86_64 kernel package" "linux-image-amd64 (apt-get update first)"
+	(cd $CACHE && apt-get download "$KPKG" busybox-static) > /dev/null 2>&1 ||
+		skip "cannot download the x86_64 kernel/busybox (no package mirror?)"
+fi
+dpkg-deb -x "$(ls $CACHE/linux-image-*-amd64_*.deb | head -1)" $W/k
+dpkg-deb -x "$(ls $CACHE/busybox-static_*.deb | head -1)" $W/bb
+KERNEL=$(ls $W/k/boot/vmlinuz-*)
+MODS=$(ls -d $W/k/lib/modules/*)/kernel
+
+make -s STATIC=1 lkvm > $W/build.log 2>&1 && make -s guests >> $W/build.log 2>&1 ||
+	{ cat $W/build.log; fail "static x86 lkvm builds"; echo "$PASSED passed, $FAILED failed"; exit 1; }
+pass "static x86 lkvm builds ($(stat -c %s build/x86_64-static/lkvm) bytes)"
+
+rootfs() {	# rootfs DIR INIT: a busybox initramfs
+	mkdir -p $1/bin $1/proc $1/sys $1/dev $1/tmp $1/lib/modules $1/g
+	cp $W/bb/bin/busybox $1/bin/busybox
+	cp $2 $1/init && chmod 755 $1/init
+}
+rootfs $W/l2 tests/x86/l2-init
+rootfs $W/l1 tests/x86/l1-init
+for m in irqbypass ccp kvm kvm-amd; do cp "$(find $MODS -name "$m.ko")" $W/l1/lib/modules/; done
+(cd $W/l2 && find . | cpio -o -H newc --quiet) > $W/l1/g/l2.cpio
+cp build/x86_64-static/lkvm $W/l1/bin/lkvm
+cp guest/build/{hello,acpioff,counter,sysrq}.bin guest/build/hello.elf $W/l1/g/
+cp $KERNEL $W/l1/g/bzImage
+(cd $W/l1 && find . | cpio -o -H newc --quiet) > $W/l1.cpio
+
+T0=$(date +%s)
+timeout 600 qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 1536 \
+	-nographic -no-reboot -nic none -kernel $KERNEL -initrd $W/l1.cpio \
+	-append "console=ttyS0 rdinit=/init quiet panic=-1" \
+	< /dev/null > $W/console.log 2> $W/qemu.err
+QS=$?
+LOG=$(tr -d '\r' < $W/console.log)
+echo "qemu ran $(($(date +%s) - T0)) s, status $QS; console in $W/console.log"
+has() { grep -qF -- "$1" <<< "$LOG"; }
+x1() { sed -n "s/^X1 $1//p" <<< "$LOG"; }
+
+check "L1 boots with /dev/kvm (kvm_amd on TCG's SVM)" has "X1 up, kvm yes"
+check "hello guest exits 0" has "X1 hello status 0"
+check "acpioff powers off through the ACPI sleep registers: exit 0" \
+	has "X1 acpioff status 0 acpioff: RSDP at e0000, 2 XSDT entries, sleep control at port 600, S5 SLP_TYP 5: powering off"
+check "acpioff with 4 vCPUs and virtio-mmio devices: exit 0" \
+	grep -q "^X1 acpioff-mmio status 0 .*powering off" <<< "$LOG"
+check "--no-acpi: the guest finds no RSDP (exit 3)" \
+	has "X1 acpioff-noacpi status 3 acpioff: no RSDP"
+check "--dump-acpi: exit 0" has "X1 dump-acpi status 0"
+mkdir -p $W/acpi
+x1 "table " | while read -r name b64; do base64 -d <<< "$b64" > $W/acpi/$name; done
+check "--dump-acpi writes APIC, DSDT, FACP and XSDT" \
+	test "$(ls $W/acpi | tr '\n' ' ')" = "APIC.dat DSDT.dat FACP.dat XSDT.dat "
+if command -v iasl > /dev/null; then
+	IASL=$(cd $W/acpi && for f in *.dat; do iasl -d $f 2>&1; done)
+	check "iasl -d: no errors or warnings in the dumped tables" \
+		eval '! grep -qiE "error|warning|\*\*\*\*" <<< "$IASL"'
+	check "the dumped DSDT has COM1, the virtio-mmio devices and PCI0" \
+		eval 'grep -q PNP0501 $W/acpi/DSDT.dsl && grep -q LNRO0005 $W/acpi/DSDT.dsl && grep -q PNP0A03 $W/acpi/DSDT.dsl'
+else
+	echo "SKIP (missing tool): iasl; apt-get install -y acpica-tools"
+	SKIPPED=1
+fi
+check "--debug prints the default command line before the user's" \
+	has "X1 cmdline default: console=ttyS0 earlyprintk=serial root=/dev/vda rw panic=-1 quiet"
+check "--nodefaults: only the user's words" has "X1 cmdline nodefaults: quiet"
+
+check "control: lkvm list shows a and b running" \
+	test "$(x1 'list: ' | awk '$3 == "running" { print $1 }' | tr '\n' ' ')" = "a b "
+check "control: lkvm stat --name a --json parses, with the VM's exits" \
+	python3 -c "import json, sys; j = json.loads(sys.argv[1]); sys.exit(0 if j['vm']['name'] == 'a' and j['vm']['exits_io'] > 0 and isinstance(j['queues'], list) else 1)" "$(x1 'stat-json ')"
+read -r C0 C1 C2 <<< "$(x1 'pause counter lines ')"
+echo "  pause: counter lines $C0 at pause, $C1 1.5 s later, $C2 1.5 s after resume"
+check "control: no guest output while paused, more after resume" \
+	test -n "$C2" -a "${C0:-0}" -gt 0 -a "${C0:-0}" = "${C1:-x}" -a "${C2:-0}" -gt "${C1:-0}"
+check "control: debug --dump shows the registers and the code at rip" \
+	eval 'x1 "dump: " | grep -q "^vCPU 0:" && x1 "dump: " | grep -q "^rip "'
+check "control: lkvm stop --name a makes that lkvm exit 0" has "X1 a status after stop 0"
+check "control: b keeps running after a stops" \
+	test "$(x1 'after stop: ' | tr '\n' ' ')" = "b=running "
+check "control: debug --nmi 0 reaches the guest (it traps out on vector 2)" \
+	has "X1 b status after nmi 238, 1 NMI reports"
+check "control: debug --sysrq t: the guest reads a break (LSR.BI), then 't'" \
+	has "X1 s status after sysrq 116: sysrq: break (byte 0), then key 't'"
+read -r TST TSECS <<< "$(x1 'timeout status ' | sed 's/ after / /; s/ s$//')"
+echo "  --timeout 2 with a 2 s pause: status $TST after $TSECS s"
+check "control: time paused does not count against --timeout" \
+	awk -v s="${TST:-0}" -v t="${TSECS:-0}" 'BEGIN { exit !(s == 124 && t >= 3.8) }'
+check "control: stop --all (one paused): both exit 0, no socket left" \
+	has "X1 stop-all status 0 0, sockets left 0"
+
+check "Linux L2 (Debian's kernel) powers off through ACPI: lkvm exits 0" \
+	grep -q "^X1 linux status 0 " <<< "$LOG"
+echo "  $(x1 'linux status ')"
+for t in RSDP XSDT FACP DSDT APIC; do
+	check "Linux L2 parsed our $t" grep -q "^X2 .*ACPI: $t 0x" <<< "$LOG"
+done
+check "Linux L2 enters S5 to power off" has "ACPI: PM: Preparing to enter system sleep state S5"
+check "Linux L2's command line starts with lkvm's defaults" \
+	has "X2 cmdline console=ttyS0 earlyprintk=serial panic=-1 quiet loglevel=7"
+echo "$PASSED passed, $FAILED failed, ${SKIPPED:-0} skipped"
+[ "$FAILED" -eq 0 ]
