@@ -209,16 +209,34 @@ void guest_memory_discard(const struct guest_memory *m, void *hva,
 						       MADV_DONTNEED);
 }
 
-/* Adds up the smaps fields named keys over every VMA of the mapping. */
-static int64_t smaps_sum(const struct guest_memory *m,
-			 const char *const *keys, unsigned int nkeys)
+/*
+ * One pass over /proc/self/smaps, adding up the fields of every VMA
+ * inside the mapping: resident pages, and huge pages (THP mapped by PMD,
+ * anonymous, shmem or file; hugetlb, which Rss leaves out, counts as
+ * both).
+ */
+int guest_memory_usage(const struct guest_memory *m,
+		       struct guest_memory_usage *u)
 {
+	enum { RSS = 1, HUGE = 2 };
+	static const struct {
+		const char *key;
+		unsigned int into;
+	} fields[] = {
+		{ "Rss:", RSS },
+		{ "AnonHugePages:", HUGE },
+		{ "ShmemPmdMapped:", HUGE },
+		{ "FilePmdMapped:", HUGE },
+		{ "Shared_Hugetlb:", RSS | HUGE },
+		{ "Private_Hugetlb:", RSS | HUGE },
+	};
 	uintptr_t lo = (uintptr_t)m->map, hi = lo + m->map_size;
-	unsigned long long kib = 0;
+	unsigned long long rss = 0, huge = 0;
 	bool inside = false;
 	char line[256];
 	FILE *f;
 
+	memset(u, 0, sizeof(*u));
 	if (!m->map)
 		return 0;
 	f = fopen("/proc/self/smaps", "re");
@@ -235,38 +253,22 @@ static int64_t smaps_sum(const struct guest_memory *m,
 		}
 		if (!inside)
 			continue;
-		for (i = 0; i < nkeys; i++) {
-			size_t k = strlen(keys[i]);
+		for (i = 0; i < ARRAY_SIZE(fields); i++) {
+			size_t k = strlen(fields[i].key);
 
-			if (!strncmp(line, keys[i], k) &&
-			    sscanf(line + k, "%llu", &v) == 1)
-				kib += v;
+			if (strncmp(line, fields[i].key, k) ||
+			    sscanf(line + k, "%llu", &v) != 1)
+				continue;
+			if (fields[i].into & RSS)
+				rss += v;
+			if (fields[i].into & HUGE)
+				huge += v;
 		}
 	}
 	fclose(f);
-	return (int64_t)kib * 1024;
-}
-
-/* THP (anonymous or shmem, mapped by PMD) and hugetlb pages. */
-int64_t guest_memory_huge_bytes(const struct guest_memory *m)
-{
-	static const char *const keys[] = {
-		"AnonHugePages:", "ShmemPmdMapped:", "FilePmdMapped:",
-		"Shared_Hugetlb:", "Private_Hugetlb:",
-	};
-
-	return smaps_sum(m, keys, ARRAY_SIZE(keys));
-}
-
-/* What the guest touched: resident pages (hugetlb counts apart). */
-uint64_t guest_memory_rss_bytes(const struct guest_memory *m)
-{
-	static const char *const keys[] = {
-		"Rss:", "Shared_Hugetlb:", "Private_Hugetlb:",
-	};
-	int64_t v = smaps_sum(m, keys, ARRAY_SIZE(keys));
-
-	return v > 0 ? (uint64_t)v : 0;
+	u->rss_bytes = rss * 1024;
+	u->huge_bytes = huge * 1024;
+	return 0;
 }
 
 int guest_memory_register(struct guest_memory *m, int vm_fd)

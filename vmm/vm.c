@@ -125,7 +125,7 @@ int kvm_check_extension(struct lkvm *vm, long cap)
 
 void lkvm_stats(struct lkvm *vm, struct lkvm_stats *st)
 {
-	int64_t huge;
+	struct guest_memory_usage use;
 
 	memset(st, 0, sizeof(*st));
 	st->exits_io = atomic_load(&vm->exits.io);
@@ -138,10 +138,10 @@ void lkvm_stats(struct lkvm *vm, struct lkvm_stats *st)
 	st->mmio_unhandled = __atomic_load_n(&vm->mmio.unhandled,
 					     __ATOMIC_RELAXED);
 	st->ram_bytes = guest_memory_size(&vm->mem);
-	huge = guest_memory_huge_bytes(&vm->mem);
-	st->ram_huge_bytes = huge > 0 ? (uint64_t)huge : 0;
+	guest_memory_usage(&vm->mem, &use);
+	st->ram_huge_bytes = use.huge_bytes;
+	st->ram_rss_bytes = use.rss_bytes;
 	st->ram_backing = guest_memory_backing_name(&vm->mem);
-	st->ram_rss_bytes = guest_memory_rss_bytes(&vm->mem);
 	if (vm->run_start_ns) {
 		st->uptime_ms = (now_ns() - vm->run_start_ns) / 1000000;
 		st->paused_ms = vm_paused_ns(vm) / 1000000;

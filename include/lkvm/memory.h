@@ -47,10 +47,15 @@ struct guest_memory {
  */
 int guest_memory_init(struct guest_memory *m, const struct mem_region *r,
 		      unsigned int n, const struct guest_mem_opts *o);
-/* Resident bytes of guest RAM (0 if unknown). */
-uint64_t guest_memory_rss_bytes(const struct guest_memory *m);
-/* Huge-page bytes the host backs RAM with now (smaps), or -errno. */
-int64_t guest_memory_huge_bytes(const struct guest_memory *m);
+/* Guest RAM the host holds now: resident, and of that huge pages. */
+struct guest_memory_usage {
+	uint64_t rss_bytes;
+	uint64_t huge_bytes;
+};
+
+/* From /proc/self/smaps; 0, or -errno (u zeroed). */
+int guest_memory_usage(const struct guest_memory *m,
+		       struct guest_memory_usage *u);
 /* Gives a page-aligned host range of guest RAM back to the host. */
 void guest_memory_discard(const struct guest_memory *m, void *hva,
 			  size_t len);

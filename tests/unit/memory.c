@@ -111,6 +111,7 @@ static void test_backings(void)
 				      .hugetlbfs = "/proc" };
 	struct guest_mem_opts none = { .backing = LKVM_RAM_HUGETLBFS };
 	const struct guest_mem_opts *o[] = { NULL, &memfd };
+	struct guest_memory_usage use;
 	struct guest_memory m;
 	unsigned int i;
 
@@ -129,10 +130,11 @@ static void test_backings(void)
 		} else {
 			CHECK(p[4 * MiB] == 0 && p[4 * MiB + 4096] == 0xa5);
 			if (i == 0 && thp_enabled())
-				CHECK(guest_memory_huge_bytes(&m) >=
-				      (int64_t)(2 * MiB));
+				CHECK(guest_memory_usage(&m, &use) == 0 &&
+				      use.huge_bytes >= 2 * MiB);
 		}
-		CHECK(guest_memory_huge_bytes(&m) >= 0);
+		CHECK(guest_memory_usage(&m, &use) == 0 &&
+		      use.rss_bytes >= use.huge_bytes);
 		CHECK(m.backing == (i ? LKVM_RAM_MEMFD : LKVM_RAM_ANON));
 		guest_memory_free(&m);
 	}
