@@ -112,11 +112,6 @@ static struct virtio_blk *to_blk(struct virtio_device *d)
 	return container_of(d, struct virtio_blk, dev);
 }
 
-/* The owner's counters: plain stores other threads may load whole. */
-#define BLK_STAT_ADD(bq, field, n) \
-	__atomic_store_n(&(bq)->field, (bq)->field + (n), __ATOMIC_RELAXED)
-#define BLK_STAT(bq, field) __atomic_load_n(&(bq)->field, __ATOMIC_RELAXED)
-
 static void blk_finish(struct blk_queue *bq, struct blk_req *r, uint8_t status)
 {
 	if (r->gen == bq->gen) {
@@ -127,7 +122,7 @@ static void blk_finish(struct blk_queue *bq, struct blk_req *r, uint8_t status)
 	}
 	r->next_free = bq->free;
 	bq->free = r;
-	BLK_STAT_ADD(bq, inflight, -1);
+	OWNER_ADD(bq->inflight, -1);
 }
 
 static void blk_req_done(struct disk_req *dr, int err)
@@ -180,7 +175,7 @@ static void blk_start(struct blk_queue *bq, struct blk_req *r)
 		virtio_queue_complete(bq->q, &r->elem, 0);
 		r->next_free = bq->free;
 		bq->free = r;
-		BLK_STAT_ADD(bq, inflight, -1);
+		OWNER_ADD(bq->inflight, -1);
 		return;
 	}
 	r->status = p.status;
@@ -202,17 +197,17 @@ static void blk_start(struct blk_queue *bq, struct blk_req *r)
 	case VIRTIO_BLK_T_IN:
 		dr->type = DISK_READ;
 		r->in_len = p.len + 1;
-		BLK_STAT_ADD(bq, reads, 1);
-		BLK_STAT_ADD(bq, read_bytes, p.len);
+		OWNER_ADD(bq->reads, 1);
+		OWNER_ADD(bq->read_bytes, p.len);
 		break;
 	case VIRTIO_BLK_T_OUT:
 		dr->type = DISK_WRITE;
-		BLK_STAT_ADD(bq, writes, 1);
-		BLK_STAT_ADD(bq, write_bytes, p.len);
+		OWNER_ADD(bq->writes, 1);
+		OWNER_ADD(bq->write_bytes, p.len);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 		dr->type = DISK_FLUSH;
-		BLK_STAT_ADD(bq, flushes, 1);
+		OWNER_ADD(bq->flushes, 1);
 		break;
 	case VIRTIO_BLK_T_GET_ID:
 		blk_get_id(blk, r, &p);
@@ -220,7 +215,7 @@ static void blk_start(struct blk_queue *bq, struct blk_req *r)
 		return;
 	case VIRTIO_BLK_T_DISCARD:
 		dr->type = DISK_DISCARD;
-		BLK_STAT_ADD(bq, discards, 1);
+		OWNER_ADD(bq->discards, 1);
 		break;
 	case VIRTIO_BLK_T_WRITE_ZEROES:
 		dr->type = DISK_WRITE_ZEROES;
@@ -248,7 +243,7 @@ static void blk_drain(struct virtio_device *d, struct virtio_queue *q)
 		if (ret <= 0)
 			return;
 		bq->free = r->next_free;
-		BLK_STAT_ADD(bq, inflight, 1);
+		OWNER_ADD(bq->inflight, 1);
 		blk_start(bq, r);
 	}
 }
@@ -290,7 +285,7 @@ static void blk_queue_reset(struct virtio_device *d, struct virtio_queue *q)
 static unsigned int blk_inflight(struct virtio_device *d,
 				 struct virtio_queue *q)
 {
-	return BLK_STAT(&to_blk(d)->bq[q->index], inflight);
+	return OWNER_READ(to_blk(d)->bq[q->index].inflight);
 }
 
 static void blk_queue_stats(struct virtio_device *d, struct virtio_queue *q,
@@ -298,12 +293,12 @@ static void blk_queue_stats(struct virtio_device *d, struct virtio_queue *q,
 {
 	struct blk_queue *bq = &to_blk(d)->bq[q->index];
 
-	st->reads = BLK_STAT(bq, reads);
-	st->writes = BLK_STAT(bq, writes);
-	st->flushes = BLK_STAT(bq, flushes);
-	st->discards = BLK_STAT(bq, discards);
-	st->read_bytes = BLK_STAT(bq, read_bytes);
-	st->write_bytes = BLK_STAT(bq, write_bytes);
+	st->reads = OWNER_READ(bq->reads);
+	st->writes = OWNER_READ(bq->writes);
+	st->flushes = OWNER_READ(bq->flushes);
+	st->discards = OWNER_READ(bq->discards);
+	st->read_bytes = OWNER_READ(bq->read_bytes);
+	st->write_bytes = OWNER_READ(bq->write_bytes);
 }
 
 static void blk_config_read(struct virtio_device *d, uint32_t off, void *data,

@@ -202,8 +202,7 @@ static int virtio_vm_queue_stats(struct vm_device *dev, unsigned int qi,
 	if (q->thread) {
 		snprintf(st->thread, sizeof(st->thread), "%s", q->thread->name);
 		st->thread_cpu_ns = iothread_cpu_ns(q->thread);
-		st->poll_ns = __atomic_load_n(&q->thread->poll_ns,
-					      __ATOMIC_RELAXED);
+		st->poll_ns = OWNER_READ(q->thread->poll_ns);
 		st->poll_adaptive = q->thread->poll_policy == IOT_POLL_AUTO;
 	}
 	if (d->ops->queue_stats)
@@ -329,18 +328,13 @@ static void virtio_device_fail(struct virtio_device *d,
 		d->tr->signal_config(d);
 }
 
-/* Owner-thread counters: plain stores, read racily by others. */
-#define QSTAT_ADD(q, field, n) \
-	__atomic_store_n(&(q)->stats.field, (q)->stats.field + (n), \
-			 __ATOMIC_RELAXED)
-
 int virtio_queue_take(struct virtio_queue *q, struct vq_elem *e)
 {
 	int r = vq_pop(&q->vq, e);
 
 	if (r > 0) {
-		QSTAT_ADD(q, chains, 1);
-		QSTAT_ADD(q, bytes_out, e->out_bytes);
+		OWNER_ADD(q->stats.chains, 1);
+		OWNER_ADD(q->stats.bytes_out, e->out_bytes);
 		q->taken_ns[e->head] = q->drain_ns;
 	}
 	return r;
@@ -355,8 +349,8 @@ void virtio_queue_complete_head(struct virtio_queue *q, uint16_t head,
 				uint32_t len)
 {
 	vq_push(&q->vq, head, len);
-	QSTAT_ADD(q, completed, 1);
-	QSTAT_ADD(q, bytes_in, len);
+	OWNER_ADD(q->stats.completed, 1);
+	OWNER_ADD(q->stats.bytes_in, len);
 	q->lat_count++;
 	q->lat_sum += q->taken_ns[head];
 }
@@ -377,7 +371,7 @@ void virtio_queue_stats_read(const struct virtio_queue *q,
 	unsigned int i;
 
 	for (i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
-		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+		dst[i] = OWNER_READ(src[i]);
 }
 
 void virtio_queue_service(struct virtio_queue *q)
@@ -402,7 +396,7 @@ void virtio_queue_service(struct virtio_queue *q)
 		if (!vq_notify_on(&q->vq) || q->vq.last_avail == taken)
 			break;
 	}
-	QSTAT_ADD(q, batches, 1);
+	OWNER_ADD(q->stats.batches, 1);
 	if (q->vq.broken) {
 		virtio_device_fail(d, q);
 		return;
@@ -414,14 +408,15 @@ void virtio_queue_service(struct virtio_queue *q)
 void virtio_queue_publish(struct virtio_queue *q)
 {
 	if (q->lat_count) {
-		QSTAT_ADD(q, latency_ns, q->lat_count * now_ns() - q->lat_sum);
+		OWNER_ADD(q->stats.latency_ns,
+			  q->lat_count * now_ns() - q->lat_sum);
 		q->lat_count = q->lat_sum = 0;
 	}
 	if (q->vq.used_idx == q->vq.signalled_used || !q->vq.size)
 		return;
 	/* Publishes used->idx first, whatever it decides. */
 	if (vq_should_notify(&q->vq)) {
-		QSTAT_ADD(q, irqs, 1);
+		OWNER_ADD(q->stats.irqs, 1);
 		q->dev->tr->signal_queue(q->dev, q);
 	}
 }
@@ -433,7 +428,7 @@ static void virtio_queue_kick(void *opaque, uint32_t events)
 
 	(void)events;
 	if (read(q->kick_fd, &v, sizeof(v)) == sizeof(v))
-		QSTAT_ADD(q, notifies, v);
+		OWNER_ADD(q->stats.notifies, v);
 	virtio_queue_service(q);
 }
 

@@ -20,6 +20,15 @@
 #define ALIGN_DOWN(x, a) ((x) & ~((uint64_t)(a) - 1))
 #define ALIGN_UP(x, a) ALIGN_DOWN((x) + (a) - 1, (a))
 
+/*
+ * A counter only its owner thread writes and any thread reads: a plain
+ * add, stored and loaded whole, so a reader sees it at most a step old,
+ * never torn.
+ */
+#define OWNER_ADD(var, n) \
+	__atomic_store_n(&(var), (var) + (n), __ATOMIC_RELAXED)
+#define OWNER_READ(var) __atomic_load_n(&(var), __ATOMIC_RELAXED)
+
 #define KiB (1024ULL)
 #define MiB (1024ULL * KiB)
 #define GiB (1024ULL * MiB)

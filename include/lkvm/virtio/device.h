@@ -26,6 +26,7 @@
 
 #include "lkvm/device.h"
 #include "lkvm/lib/iothread.h"
+#include "lkvm/lib/util.h"
 #include "lkvm/log.h"
 #include "lkvm/virtio/virtqueue.h"
 
@@ -247,8 +248,7 @@ void virtio_queue_publish(struct virtio_queue *q);
 /* A request failed or was dropped: counted. */
 static inline void virtio_queue_count_error(struct virtio_queue *q)
 {
-	__atomic_store_n(&q->stats.errors, q->stats.errors + 1,
-			 __ATOMIC_RELAXED);
+	OWNER_ADD(q->stats.errors, 1);
 }
 /* Runs a drain now, on the calling (owner) thread: after backend input. */
 void virtio_queue_service(struct virtio_queue *q);
