@@ -286,6 +286,21 @@ int vcpus_start(struct lkvm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+/* CLOCK_REALTIME ms from now, for pthread's timed waits. */
+static struct timespec deadline_after_ms(unsigned int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return ts;
+}
+
 /* Kicks v out of KVM_RUN (or keeps it from entering). */
 static void vcpu_kick(struct lkvm *vm, struct vcpu *v)
 {
@@ -311,13 +326,7 @@ int vcpus_park(struct lkvm *vm, unsigned int timeout_ms)
 		atomic_store(&v->park_req, true);
 		vcpu_kick(vm, v);
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	ts = deadline_after_ms(timeout_ms);
 	pthread_mutex_lock(&vm->park_lock);
 	while (vm->vcpus_parked < want && !atomic_load(&vm->stopping) &&
 	       !ret)
@@ -354,7 +363,6 @@ void vcpus_stop(struct lkvm *vm)
 	pthread_mutex_unlock(&vm->park_lock);
 	for (i = 0; i < vm->ncpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
-		struct timespec ts;
 
 		if (!v->started)
 			continue;
@@ -365,13 +373,9 @@ void vcpus_stop(struct lkvm *vm)
 		 * KVM without immediate_exit.
 		 */
 		for (;;) {
+			struct timespec ts = deadline_after_ms(20);
+
 			vcpu_kick(vm, v);
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 20 * 1000 * 1000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
 			if (pthread_timedjoin_np(v->thread, NULL, &ts) == 0)
 				break;
 		}
