@@ -71,7 +71,10 @@ static unsigned long long num(const struct ctl_record *rec, const char *key)
 	return strtoull(get(rec, key), NULL, 10);
 }
 
+struct ctl_cmd_info;
+
 struct ctl_opts {
+	const struct ctl_cmd_info *cmd;	/* the command, from ctl_cmds */
 	const char *name;
 	bool all, json, memory, dump, help;
 	double watch;			/* seconds; 0: once */
@@ -330,26 +333,6 @@ static int simple_request(const char *dir, const char *name,
 	if (done)
 		printf("%s %s\n", name, done);
 	return LKVM_STATUS_OK;
-}
-
-static int do_stop(const struct ctl_opts *o, const char *dir, const char *name)
-{
-	(void)o;
-	return simple_request(dir, name, "stop", "stopped");
-}
-
-static int do_pause(const struct ctl_opts *o, const char *dir,
-		    const char *name)
-{
-	(void)o;
-	return simple_request(dir, name, "pause", "paused");
-}
-
-static int do_resume(const struct ctl_opts *o, const char *dir,
-		     const char *name)
-{
-	(void)o;
-	return simple_request(dir, name, "resume", "resumed");
 }
 
 /* --- stat --- */
@@ -621,31 +604,50 @@ static int do_balloon(const struct ctl_opts *o, const char *dir,
 enum ctl_cmd { CMD_LIST, CMD_STOP, CMD_PAUSE, CMD_RESUME, CMD_STAT,
 	       CMD_DEBUG, CMD_BALLOON };
 
-static const struct {
+/*
+ * Each command; those with a "done" word send their own name as the
+ * request, with no argument, and say "NAME done" when it is.
+ */
+struct ctl_cmd_info {
 	const char *name;
 	enum ctl_cmd cmd;
+	const char *done;
 	const char *usage;
-} ctl_cmds[] = {
-	{ "list", CMD_LIST, "lkvm list [--json]\n" },
-	{ "stop", CMD_STOP, "lkvm stop [-n] NAME | --all\n" },
-	{ "pause", CMD_PAUSE, "lkvm pause [-n] NAME | --all\n" },
-	{ "resume", CMD_RESUME, "lkvm resume [-n] NAME | --all\n" },
-	{ "stat", CMD_STAT,
+};
+
+static const struct ctl_cmd_info ctl_cmds[] = {
+	{ "list", CMD_LIST, NULL, "lkvm list [--json]\n" },
+	{ "stop", CMD_STOP, "stopped", "lkvm stop [-n] NAME | --all\n" },
+	{ "pause", CMD_PAUSE, "paused", "lkvm pause [-n] NAME | --all\n" },
+	{ "resume", CMD_RESUME, "resumed", "lkvm resume [-n] NAME | --all\n" },
+	{ "stat", CMD_STAT, NULL,
 	  "lkvm stat [-n] NAME | --all [--json] [--watch SECONDS [--count N]] [--memory]\n" },
-	{ "debug", CMD_DEBUG,
+	{ "debug", CMD_DEBUG, NULL,
 	  "lkvm debug [-n] NAME | --all [--dump] [--nmi CPU] [--sysrq KEY]\n" },
-	{ "balloon", CMD_BALLOON,
+	{ "balloon", CMD_BALLOON, NULL,
 	  "lkvm balloon [-n] NAME (--inflate MIB | --deflate MIB)\n" },
 };
 
-bool cli_is_ctl_command(const char *cmd)
+static const struct ctl_cmd_info *ctl_cmd_find(const char *name)
 {
 	unsigned int i;
 
 	for (i = 0; i < ARRAY_SIZE(ctl_cmds); i++)
-		if (!strcmp(cmd, ctl_cmds[i].name))
-			return true;
-	return false;
+		if (!strcmp(name, ctl_cmds[i].name))
+			return &ctl_cmds[i];
+	return NULL;
+}
+
+/* stop, pause, resume: the command's own name is the request. */
+static int do_plain(const struct ctl_opts *o, const char *dir,
+		    const char *name)
+{
+	return simple_request(dir, name, o->cmd->name, o->cmd->done);
+}
+
+bool cli_is_ctl_command(const char *cmd)
+{
+	return ctl_cmd_find(cmd) != NULL;
 }
 
 enum {
@@ -699,16 +701,13 @@ static bool opt_allowed(enum ctl_cmd cmd, int opt)
 int cli_parse_ctl(int argc, char **argv, struct ctl_opts *o, int *cmd,
 		  char *err, size_t errlen)
 {
-	unsigned int i;
 	uint64_t v;
 	int c;
 
 	memset(o, 0, sizeof(*o));
 	o->nmi = -1;
-	*cmd = -1;
-	for (i = 0; i < ARRAY_SIZE(ctl_cmds); i++)
-		if (!strcmp(argv[0], ctl_cmds[i].name))
-			*cmd = ctl_cmds[i].cmd;
+	o->cmd = ctl_cmd_find(argv[0]);
+	*cmd = o->cmd ? (int)o->cmd->cmd : -1;
 	if (*cmd < 0)
 		return errf(err, errlen, -EINVAL, "unknown command '%s'",
 			    argv[0]);
@@ -814,11 +813,7 @@ int cli_ctl_main(int argc, char **argv)
 		return LKVM_STATUS_USAGE;
 	}
 	if (o.help) {
-		unsigned int i;
-
-		for (i = 0; i < ARRAY_SIZE(ctl_cmds); i++)
-			if ((int)ctl_cmds[i].cmd == cmd)
-				printf("usage: %s", ctl_cmds[i].usage);
+		printf("usage: %s", o.cmd->usage);
 		return LKVM_STATUS_OK;
 	}
 	/* A reader that goes away (| head) must not kill us mid-line. */
@@ -827,11 +822,9 @@ int cli_ctl_main(int argc, char **argv)
 	case CMD_LIST:
 		return cmd_list(&o);
 	case CMD_STOP:
-		return for_each_vm(&o, do_stop);
 	case CMD_PAUSE:
-		return for_each_vm(&o, do_pause);
 	case CMD_RESUME:
-		return for_each_vm(&o, do_resume);
+		return for_each_vm(&o, do_plain);
 	case CMD_STAT:
 		return for_each_vm(&o, do_stat);
 	case CMD_DEBUG:

@@ -7,19 +7,8 @@
 # (tests/arm64/l2-init) several times.  LKVM_RACE_ITERS (default 3000)
 # sets the racing guest's iterations per transport and vCPU count.  L1's disks are files here, so the
 # host checks what L2 wrote to them after qemu exits.
-set -u
 cd "$(dirname "$0")/../.."
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
-check() { local n=$1; shift; if "$@"; then pass "$n"; else fail "$n"; fi; }
-skip() { echo "SKIP: $*"; echo "0 passed, 0 failed, 1 skipped"; exit 0; }
-skip_tool() {
-	echo "SKIP (missing tool): $1; apt-get install -y $2"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 0
-}
+. tests/nested.bash
 
 W=build/arm64-nested
 source tests/arm64/common.bash

@@ -7,19 +7,8 @@
 # real x86 KVM, on which tests/x86/l1-init runs the test guests, the
 # control plane and a real Linux L2 (tests/x86/l2-init).  The host
 # checks what L1 printed.
-set -u
 cd "$(dirname "$0")/../.."
-PASSED=0
-FAILED=0
-pass() { PASSED=$((PASSED + 1)); echo "PASS $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
-check() { local n=$1; shift; if "$@"; then pass "$n"; else fail "$n"; fi; }
-skip() { echo "SKIP: $*"; echo "0 passed, 0 failed, 1 skipped"; exit 0; }
-skip_tool() {
-	echo "SKIP (missing tool): $1; apt-get install -y $2"
-	echo "0 passed, 0 failed, 1 skipped"
-	exit 0
-}
+. tests/nested.bash
 for t in qemu-system-x86_64:qemu-system-x86 cpio:cpio python3:python3; do
 	command -v ${t%%:*} > /dev/null || skip_tool ${t%%:*} ${t##*:}
 done
