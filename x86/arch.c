@@ -27,10 +27,6 @@
 #include "lkvm/x86/mptable.h"
 #include "lkvm/x86/x86.h"
 
-/* boot_params.acpi_rsdp_addr (boot protocol 2.14), hvm_start_info.rsdp_paddr. */
-#define BOOT_PARAMS_ACPI_RSDP	0x070
-#define PVH_START_INFO_RSDP	0x20
-
 static unsigned int x86_mem_layout(uint64_t mem, struct mem_region *r,
 				   unsigned int max)
 {
@@ -202,20 +198,18 @@ static int acpi_dump(const char *dir, const uint8_t *buf,
 }
 
 /*
- * The ACPI tables at X86_ACPI_ADDR (inside the reserved BIOS area, where
- * a scan finds the RSDP), and their address in boot_params or the PVH
- * start info for kernels that take it from there.
+ * The ACPI tables at X86_ACPI_ADDR, inside the reserved BIOS area where
+ * a scan finds the RSDP (the loaders also put that address in
+ * boot_params or the PVH start info).
  */
 static int x86_write_acpi(struct lkvm *vm, char *err, size_t errlen)
 {
-	struct x86_vm *x = vm->arch;
 	struct mptable_pci_irq irqs[PCI_MAX_SLOTS];
 	struct acpi_table_loc loc[ACPI_MAX_TABLES];
 	struct acpi_collect c = { .n = 0 };
 	struct acpi_params p = { .ncpus = vm->cfg.cpus, .pci_irqs = irqs };
 	uint8_t *buf = guest_ptr(&vm->mem, X86_ACPI_ADDR, X86_ACPI_MAX);
 	unsigned int nloc = 0;
-	uint64_t rsdp = X86_ACPI_ADDR;
 	int ret;
 
 	if (!buf)
@@ -232,17 +226,6 @@ static int x86_write_acpi(struct lkvm *vm, char *err, size_t errlen)
 	if (ret < 0)
 		return errf(err, errlen, ret, "ACPI tables: %s",
 			    strerror(-ret));
-	if (x->boot.mode == X86_BOOT_LONG64) {
-		uint8_t *bp = guest_ptr(&vm->mem, X86_ZERO_PAGE_ADDR, 4096);
-
-		if (bp)
-			memcpy(bp + BOOT_PARAMS_ACPI_RSDP, &rsdp, sizeof(rsdp));
-	} else if (x->boot.mode == X86_BOOT_PROT32) {
-		uint8_t *si = guest_ptr(&vm->mem, X86_START_INFO_ADDR, 64);
-
-		if (si)
-			memcpy(si + PVH_START_INFO_RSDP, &rsdp, sizeof(rsdp));
-	}
 	vm_dbg(vm, "ACPI tables at 0x%llx, %d bytes",
 	       (unsigned long long)X86_ACPI_ADDR, ret);
 	return vm->cfg.dump_acpi ?
@@ -279,6 +262,7 @@ static int x86_load_kernel(struct lkvm *vm, char *err, size_t errlen)
 		.cmdline = vm->cfg.cmdline,
 		.initrd_fd = -1,
 		.e820 = e820,
+		.acpi_rsdp = vm->cfg.no_acpi ? 0 : X86_ACPI_ADDR,
 	};
 	int ret;
 

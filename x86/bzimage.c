@@ -111,6 +111,7 @@ int bzimage_load(const struct x86_boot_args *a, struct x86_boot *b,
 		return errf(err, errlen, -E2BIG, "too many e820 entries");
 	memcpy(bp->e820_table, a->e820, a->e820_n * sizeof(*a->e820));
 	bp->e820_entries = a->e820_n;
+	bp->acpi_rsdp_addr = a->acpi_rsdp;	/* boot protocol 2.14 */
 
 	*b = (struct x86_boot){
 		.mode = X86_BOOT_LONG64,

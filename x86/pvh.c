@@ -225,6 +225,7 @@ int pvh_load(const struct x86_boot_args *a, struct x86_boot *b, char *err,
 	si->magic = HVM_START_MAGIC;
 	si->version = 1;
 	si->cmdline_paddr = X86_CMDLINE_ADDR;
+	si->rsdp_paddr = a->acpi_rsdp;
 	if (a->initrd_fd >= 0) {
 		ret = boot_load_initrd(a, top, X86_4G, &initrd_addr, err,
 				       errlen);

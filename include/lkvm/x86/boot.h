@@ -37,6 +37,7 @@ struct x86_boot_args {
 	uint64_t initrd_size;
 	const struct boot_e820_entry *e820;
 	unsigned int e820_n;
+	uint64_t acpi_rsdp;	/* where the RSDP is; 0: no ACPI */
 };
 
 #define X86_KERNEL_HEAD 4096
