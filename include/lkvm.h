@@ -341,6 +341,21 @@ struct lkvm_balloon_stats {
 int lkvm_balloon_set(struct lkvm *vm, uint64_t pages);
 int lkvm_balloon_stats(struct lkvm *vm, struct lkvm_balloon_stats *st);
 
+/*
+ * virtio-vsock (the "vsock" device, --vsock CID[,uds=PATH][,fd=N]).
+ * Host programs reach guest port P by connecting to PATH and writing
+ * "CONNECT P\n" (answer: "OK LOCALPORT\n", or the socket closes); guest
+ * connections to host port P reach PATH_P.  fd=N serves an embedder's
+ * listening Unix socket instead of making PATH.
+ *
+ * lkvm_vsock_path: the listening path lkvm made, or NULL.
+ * lkvm_vsock_connect: a stream to guest port `port` for the calling
+ * process, once the guest accepted it: an fd, or -ENODEV (no device),
+ * -ECONNREFUSED, -ETIMEDOUT (after timeout_ms; < 0: 5 s).
+ */
+const char *lkvm_vsock_path(struct lkvm *vm);
+int lkvm_vsock_connect(struct lkvm *vm, uint32_t port, int timeout_ms);
+
 void lkvm_destroy(struct lkvm *vm);
 
 const char *lkvm_exit_reason_name(enum lkvm_exit_reason r);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "lkvm/lib/ctlsock.h"
+#include "lkvm/lib/unixsock.h"
 #include "lkvm/lib/util.h"
 
 #define CTL_CALL_TIMEOUT_MS	30000
@@ -179,32 +180,9 @@ int ctl_default_dir(char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
 }
 
-static int sock_addr(const char *path, struct sockaddr_un *sa)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sa->sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa->sun_path, path);
-	return 0;
-}
-
 int ctl_connect(const char *path)
 {
-	struct sockaddr_un sa;
-	int fd, ret = sock_addr(path, &sa);
-
-	if (ret)
-		return ret;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = -errno;
-		close(fd);
-		return ret;
-	}
-	return fd;
+	return unix_connect(path, 0);
 }
 
 /* --- the server --- */
@@ -218,29 +196,6 @@ static int mkdir_private(const char *dir)
 	if (stat(dir, &st) < 0)
 		return -errno;
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-}
-
-/* Binds path, replacing a socket whose process is gone. */
-static int bind_socket(int fd, const char *path)
-{
-	struct sockaddr_un sa;
-	int ret = sock_addr(path, &sa), peer;
-
-	if (ret)
-		return ret;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		return 0;
-	if (errno != EADDRINUSE)
-		return -errno;
-	peer = ctl_connect(path);
-	if (peer >= 0) {
-		close(peer);
-		return -EADDRINUSE;
-	}
-	if (peer != -ECONNREFUSED)
-		return -EADDRINUSE;
-	unlink(path);
-	return bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
 }
 
 int ctl_server_open(const char *dir, const char *name,
@@ -278,28 +233,16 @@ int ctl_server_open(const char *dir, const char *name,
 		     strerror(-ret));
 		goto fail;
 	}
-	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
-			      SOCK_NONBLOCK, 0);
+	s->listen_fd = unix_listen(s->path, 16);
+	if (s->listen_fd == -EADDRINUSE) {
+		ret = errf(err, errlen, -EADDRINUSE,
+			   "a VM named '%s' is already running (%s)", name,
+			   s->path);
+		goto fail;
+	}
 	if (s->listen_fd < 0) {
-		ret = errf(err, errlen, -errno, "socket: %s", strerror(errno));
-		goto fail;
-	}
-	ret = bind_socket(s->listen_fd, s->path);
-	if (ret == -EADDRINUSE) {
-		errf(err, errlen, ret, "a VM named '%s' is already running (%s)",
-		     name, s->path);
-		goto fail;
-	}
-	if (ret) {
-		errf(err, errlen, ret, "cannot bind %s: %s", s->path,
-		     strerror(-ret));
-		goto fail;
-	}
-	/* The directory is private already; the socket is too. */
-	if (chmod(s->path, 0600) < 0 || listen(s->listen_fd, 16) < 0) {
-		ret = errf(err, errlen, -errno, "cannot listen on %s: %s",
-			   s->path, strerror(errno));
-		unlink(s->path);
+		ret = errf(err, errlen, s->listen_fd, "cannot listen on %s: %s",
+			   s->path, strerror(-s->listen_fd));
 		goto fail;
 	}
 	s->ep = epoll_create1(EPOLL_CLOEXEC);

@@ -238,3 +238,25 @@ size_t buf_to_iov(const struct iovec *iov, unsigned int n, size_t skip,
 	/* Only read through buf: iov_copy writes to it only from iovs. */
 	return iov_copy(iov, n, skip, (uint8_t *)buf, len, true);
 }
+
+unsigned int iov_slice(struct iovec *dst, unsigned int max,
+		       const struct iovec *iov, unsigned int n, size_t skip,
+		       size_t len)
+{
+	unsigned int i, k = 0;
+
+	for (i = 0; i < n && k < max && len; i++) {
+		size_t l = iov[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		l = MIN(l - skip, len);
+		dst[k].iov_base = (uint8_t *)iov[i].iov_base + skip;
+		dst[k++].iov_len = l;
+		len -= l;
+		skip = 0;
+	}
+	return k;
+}

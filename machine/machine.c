@@ -31,6 +31,7 @@ extern const struct device_type virtio_net_type;
 extern const struct device_type virtio_console_type;
 extern const struct device_type virtio_rng_type;
 extern const struct device_type virtio_balloon_type;
+extern const struct device_type virtio_vsock_type;
 
 static const struct device_type *const device_types[] = {
 	&virtio_blk_type,
@@ -38,6 +39,7 @@ static const struct device_type *const device_types[] = {
 	&virtio_console_type,
 	&virtio_rng_type,
 	&virtio_balloon_type,
+	&virtio_vsock_type,
 };
 
 /* --- the shared low-rate thread --- */

@@ -301,9 +301,10 @@ static void virtio_thread_died(void *opaque, struct iothread *t, int err)
 /* With cfg.seccomp, an I/O thread filters itself as it starts. */
 int virtio_thread_filter(void *opaque, struct iothread *t)
 {
-	int ret = seccomp_enter(SECCOMP_IO, t->name);
+	const struct virtio_device *d = opaque;
+	int ret = seccomp_enter(d && d->ops->host_sockets ?
+				SECCOMP_IO_SOCKETS : SECCOMP_IO, t->name);
 
-	(void)opaque;
 	if (!ret)
 		seccomp_test_violation(t->name);
 	return ret;
@@ -313,7 +314,7 @@ void virtio_watch_thread(struct virtio_device *d, struct iothread *t)
 {
 	iothread_on_death(t, virtio_thread_died, d);
 	if (d->vm->cfg.seccomp)
-		iothread_on_start(t, virtio_thread_filter, NULL);
+		iothread_on_start(t, virtio_thread_filter, d);
 }
 
 /* The guest broke a ring: report NEEDS_RESET, log once, stop the queue. */

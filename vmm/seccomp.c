@@ -85,6 +85,11 @@ static const int io_calls[] = {
 #endif
 };
 
+/* I/O threads that dial and accept host sockets (virtio-vsock). */
+static const int socket_calls[] = {
+	__NR_socket, __NR_connect, __NR_accept4, __NR_shutdown,
+};
+
 /* ioctls made after the VM starts, by a vCPU or an I/O thread. */
 static const unsigned long run_ioctls[] = {
 	KVM_IOEVENTFD, KVM_IRQFD, KVM_SET_GSI_ROUTING, KVM_SIGNAL_MSI,
@@ -133,8 +138,11 @@ static void build(struct bpf *b, enum seccomp_kind kind)
 	     offsetof(struct seccomp_data, nr));
 	for (i = 0; i < ARRAY_SIZE(common_calls); i++)
 		allow_if(b, common_calls[i]);
-	for (i = 0; kind == SECCOMP_IO && i < ARRAY_SIZE(io_calls); i++)
+	for (i = 0; kind != SECCOMP_VCPU && i < ARRAY_SIZE(io_calls); i++)
 		allow_if(b, io_calls[i]);
+	for (i = 0; kind == SECCOMP_IO_SOCKETS &&
+		    i < ARRAY_SIZE(socket_calls); i++)
+		allow_if(b, socket_calls[i]);
 	/* ioctl: by request (the low 32 bits of the second argument). */
 	emit(b, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, __NR_ioctl);
 	emit(b, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_TRAP);

@@ -8,6 +8,7 @@
 enum seccomp_kind {
 	SECCOMP_VCPU,
 	SECCOMP_IO,		/* queue threads and the low-rate thread */
+	SECCOMP_IO_SOCKETS,	/* ... that also open host Unix sockets */
 };
 
 /* Filters the calling thread for good; name is what a report says. */

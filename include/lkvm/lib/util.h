@@ -83,6 +83,13 @@ size_t iov_to_buf(const struct iovec *iov, unsigned int n, size_t skip,
 		  void *buf, size_t len);
 size_t buf_to_iov(const struct iovec *iov, unsigned int n, size_t skip,
 		  const void *buf, size_t len);
+/*
+ * The part of an iovec list from skip bytes on, at most len bytes long,
+ * into dst (at most max entries); returns dst's entry count.
+ */
+unsigned int iov_slice(struct iovec *dst, unsigned int max,
+		       const struct iovec *iov, unsigned int n, size_t skip,
+		       size_t len);
 
 /*
  * Whole-buffer positioned I/O, EINTR and short transfers retried.

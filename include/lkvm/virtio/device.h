@@ -100,6 +100,8 @@ struct virtio_device_ops {
 	uint64_t features;		/* device-specific feature bits */
 	uint32_t config_size;
 	uint32_t pci_class;		/* class code on virtio-pci */
+	/* Its threads dial and accept host sockets (their seccomp filter). */
+	bool host_sockets;
 	void (*config_read)(struct virtio_device *d, uint32_t off, void *data,
 			    unsigned int len);
 	void (*config_write)(struct virtio_device *d, uint32_t off,
@@ -213,7 +215,10 @@ void virtio_device_unlock(struct virtio_device *d);
  * and the VM stops with an error (the queue will never be served).
  */
 void virtio_watch_thread(struct virtio_device *d, struct iothread *t);
-/* iothread_on_start hook: the I/O thread's seccomp filter. */
+/*
+ * iothread_on_start hook: the I/O thread's seccomp filter; opaque is the
+ * virtio_device it serves (NULL: a shared thread, no sockets).
+ */
 int virtio_thread_filter(void *opaque, struct iothread *t);
 
 /* Register-level operations the transports call (vCPU threads). */
