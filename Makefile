@@ -177,6 +177,13 @@ endif
 
 E2E_BINS := $(patsubst tests/e2e/%.c,$(B)/e2e/%,$(wildcard tests/e2e/*.c))
 
+# Static test tools that run beside lkvm or inside a nested guest
+# (tests/tools: vsockpeer, both ends of the vsock tests).
+TOOL_BINS := $(patsubst tests/tools/%.c,$(B)/tools/%,$(wildcard tests/tools/*.c))
+$(B)/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -Werror -static -o $@ $<
+
 # Benchmarks driving the device code directly (no KVM).
 $(B)/bench/%: tests/bench/%.c $(LIBALL)
 	@mkdir -p $(dir $@)
@@ -192,7 +199,7 @@ $(LKVM_SAN): $(B)/san/cli/main.o $(SAN_OBJS)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 unit-tests: $(UNIT_BINS) $(UNIT_SAN_BINS) $(E2E_BINS) $(FUZZ_BINS) $(BENCH_BINS) \
-	$(LKVM_SAN)
+	$(TOOL_BINS) $(LKVM_SAN)
 
 check: all unit-tests
 	@B=$(B) tests/run.sh

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "lkvm/lib/util.h"
@@ -215,6 +217,18 @@ static int vsock_parse(char *copy, struct vsock_opts *o, char *err,
 	if (!have_cid)
 		return input_errf(err, errlen, -EINVAL,
 				  "vsock: a guest CID is needed (--vsock CID[,uds=PATH])");
+	if (o->uds) {
+		struct stat st;
+
+		/* PATH_4294967295 must fit a socket address too. */
+		if (strlen(o->uds) + 11 >= sizeof(((struct sockaddr_un *)0)->sun_path))
+			return input_errf(err, errlen, -ENAMETOOLONG,
+					  "vsock: uds path %s is too long", o->uds);
+		if (lstat(o->uds, &st) == 0 && !S_ISSOCK(st.st_mode))
+			return input_errf(err, errlen, -EEXIST,
+					  "vsock: %s is in use (not a socket)",
+					  o->uds);
+	}
 	return 0;
 }
 

@@ -49,13 +49,14 @@ cp guest/build/{hello,acpioff,counter,sysrq}.bin guest/build/hello.elf $W/l1/g/
 cp $KERNEL $W/l1/g/bzImage
 (cd $W/l1 && find . | cpio -o -H newc --quiet) > $W/l1.cpio
 
-# earlyprintk and loglevel 5: a kernel that dies before its console
-# would say nothing at all under quiet.  An L1 that never comes up is
+# earlyprintk and loglevel 1: a kernel that dies before its console
+# would say nothing at all under quiet, and warnings would cut the
+# lines L1 prints (loglevel 1 keeps panics).  An L1 that never comes up is
 # TCG's failure, not lkvm's: it is retried once, and said so.
 l1() {
-	timeout 400 qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -smp 2 -m 1536 \
+	timeout 400 qemu-system-x86_64 -accel tcg -cpu EPYC,+svm,+npt -smp 1 -m 1536 \
 		-nographic -no-reboot -nic none -kernel $KERNEL -initrd $W/l1.cpio \
-		-append "console=ttyS0 earlyprintk=serial rdinit=/init loglevel=5 panic=-1" \
+		-append "console=ttyS0 earlyprintk=serial rdinit=/init loglevel=1 panic=-1" \
 		< /dev/null > $W/console.log 2> $W/qemu.err
 }
 T0=$(date +%s)
