@@ -245,7 +245,7 @@ static bool poll_rings(void)
 	}
 	if (any) {
 		for (unsigned int i = 0; i < NCONN; i++)
-			if (conns[i].used && conns[i].len)
+			if (conns[i].used && (conns[i].len || conns[i].closing))
 				conn_flush(&conns[i]);
 		vq_kick(&d, &rxq);
 	}

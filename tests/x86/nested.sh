@@ -31,7 +31,7 @@ dpkg-deb -x "$(ls $CACHE/busybox-static_*.deb | head -1)" $W/bb
 KERNEL=$(ls $W/k/boot/vmlinuz-*)
 MODS=$(ls -d $W/k/lib/modules/*)/kernel
 
-make -s STATIC=1 lkvm > $W/build.log 2>&1 && make -s guests >> $W/build.log 2>&1 ||
+make -s STATIC=1 lkvm > $W/build.log 2>&1 && make -s guests build/x86_64/tools/vsockpeer >> $W/build.log 2>&1 ||
 	{ cat $W/build.log; fail "static x86 lkvm builds"; echo "$PASSED passed, $FAILED failed"; exit 1; }
 pass "static x86 lkvm builds ($(stat -c %s build/x86_64-static/lkvm) bytes)"
 
@@ -45,7 +45,8 @@ rootfs $W/l1 tests/x86/l1-init
 for m in irqbypass ccp kvm kvm-amd; do cp "$(find $MODS -name "$m.ko")" $W/l1/lib/modules/; done
 (cd $W/l2 && find . | cpio -o -H newc --quiet) > $W/l1/g/l2.cpio
 cp build/x86_64-static/lkvm $W/l1/bin/lkvm
-cp guest/build/{hello,acpioff,counter,sysrq}.bin guest/build/hello.elf $W/l1/g/
+cp guest/build/{hello,acpioff,counter,sysrq,vsock}.bin guest/build/hello.elf $W/l1/g/
+cp build/x86_64/tools/vsockpeer $W/l1/bin/
 cp $KERNEL $W/l1/g/bzImage
 (cd $W/l1 && find . | cpio -o -H newc --quiet) > $W/l1.cpio
 
@@ -126,6 +127,23 @@ check "control: time paused does not count against --timeout" \
 check "control: stop --all (one paused): both exit 0, no socket left" \
 	has "X1 stop-all status 0 0, sockets left 0"
 
+check "vsock: PATH is made 0600" has "X1 vsock mode 600"
+check "vsock: 1 MiB echoed through CONNECT 1234, sha256 equal" \
+	eval '[ -n "$(x1 "vsock xfer ")" ] && [ "$(x1 "vsock xfer " | cut -d" " -f1)" = "$(x1 "vsock xfer " | cut -d" " -f2)" ]'
+check "vsock: 100 connections at once, each echoed intact" has "X1 vsock vsockpeer: many: 100 of 100"
+check "vsock: 50 connections opened, echoed and closed" has "X1 vsock vsockpeer: churn: 50 of 50"
+check "vsock: a host reader that stalls 2 s loses nothing (4 MiB)" \
+	has "4194304 bytes sent, 4194304 echoed back intact after a 2000 ms stall"
+RSS=$(x1 "vsock rss ")
+echo "  vsock: lkvm RSS before and after the stall (KiB): $RSS"
+check "vsock: lkvm's RSS grew by less than 4 MiB over the stall" \
+	eval '[ -n "$RSS" ] && [ $(( $(cut -d" " -f2 <<< "$RSS") - $(cut -d" " -f1 <<< "$RSS") )) -lt 4096 ]'
+check "vsock: the guest's connection to PATH_5000 carried its line" \
+	has "X1 vsock line: hello from the vsock guest"
+check "vsock: the guest exits 0, its 3 bad packets reset" \
+	grep -q "^X1 vsock status 0: .*resets for 3 bad packets" <<< "$LOG"
+grep "^X1 vsock status" <<< "$LOG" | sed 's/^X1 /  /'
+check "vsock: PATH removed when lkvm ends" has "X1 vsock path left 0"
 check "Linux L2 (Debian's kernel) powers off through ACPI: lkvm exits 0" \
 	grep -q "^X1 linux status 0 " <<< "$LOG"
 echo "  $(x1 'linux status ')"
