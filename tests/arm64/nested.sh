@@ -20,16 +20,21 @@ pass "static arm64 lkvm builds ($(stat -c %s build/arm64-static/lkvm) bytes)"
 rootfs $W/l2 tests/arm64/l2-init virtio_mmio virtio_pci virtio_pci_modern_dev \
 	virtio_pci_legacy_dev virtio_blk virtio_console virtio-rng ext4 jbd2 \
 	mbcache crc16 crc32c_generic libcrc32c virtio_net net_failover failover \
-	virtio_balloon
+	virtio_balloon vsock vmw_vsock_virtio_transport_common \
+	vmw_vsock_virtio_transport
 aarch64-linux-gnu-gcc -O2 -Wall -Wextra -static -pthread -o $W/l2/bin/race \
 	tests/arm64/race.c > $W/race-build.log 2>&1 ||
 	{ cat $W/race-build.log; fail "the racing guest program builds"; }
+make -s ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- build/arm64/tools/vsockpeer \
+	> $W/peer-build.log 2>&1 || { cat $W/peer-build.log; fail "vsockpeer builds for arm64"; }
+cp build/arm64/tools/vsockpeer $W/l2/bin/
 (cd $W/l2 && find . | cpio -o -H newc --quiet) > $W/l2.cpio
 rootfs $W/l1 tests/arm64/l1-init virtio_mmio virtio_blk tun
 mkdir -p $W/l1/l2
 cp $IMAGE $W/l1/l2/Image
 cp $W/l2.cpio $W/l1/l2/initrd.cpio
 cp build/arm64-static/lkvm $W/l1/bin/lkvm
+cp build/arm64/tools/vsockpeer $W/l1/bin/
 (cd $W/l1 && find . | cpio -o -H newc --quiet) > $W/l1.cpio
 
 # Disks: two 64 MiB images with known content, and an ext4 made here.
@@ -163,6 +168,25 @@ echo "  $(grep '^L2 net receive' <<< "$S"); $(grep '^L2 net send 16' <<< "$S")"
 check "net: lkvm exits 0" grep -q "^L1 end net status 0" <<< "$S"
 check "net: the tap lkvm created is gone after it exits" \
 	grep -q "^L1 net tap after exit: gone" <<< "$LOG"
+
+S=$(section vsock)
+if [ -z "${LKVM_NESTED_ONLY:-}" ] || [ "$LKVM_NESTED_ONLY" = vsock ]; then
+	check "vsock: L2's vmw_vsock_virtio_transport found the device (CID 3)" \
+		grep -q "^L2 vsock cid 3$" <<< "$S"
+	VS=$(sed -n 's/^L2 vsock sending sha256 //p' <<< "$S")
+	check "vsock: 16 MiB from L2's AF_VSOCK reach PATH_5000 intact (sha256)" \
+		eval '[ -n "$VS" ] && grep -q "^L1 vsock received 16777216 bytes sha256 $VS" <<< "$S"'
+	check "vsock: L2 opens and closes 200 connections to PATH_6000, each echoed" \
+		grep -q "^L2 vsockpeer: churn: 200 of 200" <<< "$S"
+	VX=$(sed -n 's/^L1 vsock xfer sent sha256 //p' <<< "$S")
+	check "vsock: 16 MiB through CONNECT 1234 to L2 and back intact (sha256)" \
+		eval '[ -n "$VX" ] && grep -q "^L1 vsock xfer back sha256 $VX" <<< "$S"'
+	grep "^L1 vsock xfer vsockpeer" <<< "$S" | sed 's/^L1 /  /'
+	check "vsock: L1 opens and closes 200 connections to L2's port 1234" \
+		grep -q "^L1 vsock vsockpeer: churn: 200 of 200" <<< "$S"
+	check "vsock: lkvm exits 0, PATH removed" \
+		eval 'grep -q "^L1 end vsock status 0" <<< "$S" && grep -q "^L1 vsock path left 0" <<< "$S"'
+fi
 
 S=$(section balloon)
 read -r R0 R1 R2 <<< "$(sed -n 's/^L1 balloon rss KiB: before \([0-9]*\), holding 200 MiB \([0-9]*\), 8 s after freeing \([0-9]*\)/\1 \2 \3/p' <<< "$S")"

@@ -18,6 +18,7 @@
  *				BYTES, checked byte for byte
  *	churn ADDR N		N connections one after another, 100 bytes each
  *	stall ADDR BYTES MS	send BYTES, reading no echo for MS first
+ *	cid			print this guest's CID (/dev/vsock)
  * Ends with "vsockpeer: ..." on stderr; exit 0 if all held.
  */
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -426,11 +428,24 @@ static int cmd_stall(const char *addr, uint64_t bytes, int ms)
 	return !bad && got == bytes ? 0 : 1;
 }
 
+static int cmd_cid(void)
+{
+	unsigned int cid;
+	int fd = open("/dev/vsock", O_RDONLY);
+
+	if (fd < 0 || ioctl(fd, IOCTL_VM_SOCKETS_GET_LOCAL_CID, &cid) < 0)
+		die("/dev/vsock");
+	printf("%u\n", cid);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *c = argc > 2 ? argv[1] : "";
 
 	signal(SIGPIPE, SIG_IGN);
+	if (argc == 2 && !strcmp(argv[1], "cid"))
+		return cmd_cid();
 	if (!strcmp(c, "echo"))
 		cmd_echo(argv[2]);
 	if (!strcmp(c, "sink") && argc > 3)

@@ -93,17 +93,22 @@ static inline uint64_t nsim_buf_gpa(struct nsim *s, unsigned int qi,
 }
 
 /*
- * Creates the device on nb with the driver's features; every queue
- * gets NSIM_QSIZE entries, and each descriptor slot slot_bytes of
- * buffer (0: NSIM_SLOT; a driver packing its buffers tightly, as Linux
- * does with page fragments, touches less memory).  Returns 0 or -errno.
+ * Creates a device with create(vm, ctl thread, opaque, &dev) and drives
+ * it to DRIVER_OK with the driver's features; each of its nq queues gets
+ * NSIM_QSIZE entries, and each descriptor slot slot_bytes of buffer (0:
+ * NSIM_SLOT; a driver packing its buffers tightly, as Linux does with
+ * page fragments, touches less memory).  Slots of a queue are
+ * contiguous: a descriptor may span several.  Returns 0 or -errno.
  */
-static inline int nsim_setup_slots(struct nsim *s, struct net_backend *nb,
-				   uint64_t features, unsigned int slot_bytes)
+typedef int (*nsim_create_fn)(struct lkvm *vm, struct iothread *ctl,
+			      void *opaque, struct virtio_device **out);
+
+static inline int nsim_setup_device(struct nsim *s, unsigned int nq,
+				    uint64_t features, unsigned int slot_bytes,
+				    nsim_create_fn create, void *opaque)
 {
-	static const uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 1 };
 	struct mem_region r = { 0, (uint64_t)NSIM_SPAN * NSIM_MAXQ };
-	struct virtio_device *d;
+	struct virtio_device *d = NULL;
 	unsigned int i;
 	int ret;
 
@@ -111,6 +116,8 @@ static inline int nsim_setup_slots(struct nsim *s, struct net_backend *nb,
 	s->slot = slot_bytes && slot_bytes <= NSIM_SLOT ? slot_bytes : NSIM_SLOT;
 	for (i = 0; i < NSIM_MAXQ; i++)
 		s->q[i].irq_fd = -1;
+	if (nq > NSIM_MAXQ)
+		return -EINVAL;
 	ret = guest_memory_init(&s->vm.mem, &r, 1, NULL);
 	if (ret)
 		return ret;
@@ -123,8 +130,8 @@ static inline int nsim_setup_slots(struct nsim *s, struct net_backend *nb,
 	if (ret)
 		return ret;
 	s->ctl_ready = true;
-	s->nq = 2 * nb->nqueues + 1;
-	ret = virtio_net_create(&s->vm, nb, 0, mac, &s->ctl, &d);
+	s->nq = nq;
+	ret = create(&s->vm, &s->ctl, opaque, &d);
 	s->dev = d;
 	if (ret)
 		return ret;
@@ -164,6 +171,22 @@ static inline int nsim_setup_slots(struct nsim *s, struct net_backend *nb,
 	if (!ret)
 		ret = iothread_start(&s->ctl);
 	return ret;
+}
+
+static inline int nsim_create_net(struct lkvm *vm, struct iothread *ctl,
+				  void *opaque, struct virtio_device **out)
+{
+	static const uint8_t mac[6] = { 0x02, 0, 0, 0, 0, 1 };
+
+	return virtio_net_create(vm, opaque, 0, mac, ctl, out);
+}
+
+/* A virtio-net device on nb (its queue pairs and the control queue). */
+static inline int nsim_setup_slots(struct nsim *s, struct net_backend *nb,
+				   uint64_t features, unsigned int slot_bytes)
+{
+	return nsim_setup_device(s, 2 * nb->nqueues + 1, features, slot_bytes,
+				 nsim_create_net, nb);
 }
 
 static inline int nsim_setup(struct nsim *s, struct net_backend *nb,
