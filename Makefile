@@ -208,6 +208,7 @@ bench: lkvm guests $(BENCH_BINS)
 	tests/bench/startup.sh
 	tests/bench/blk.py $(if $(BENCH_JSON),--json $(BENCH_JSON))
 	tests/bench/net.py $(if $(BENCH_JSON),--json $(BENCH_JSON:.json=-net.json))
+	tests/bench/vsock.py $(if $(BENCH_JSON),--json $(BENCH_JSON:.json=-vsock.json))
 
 # A real Linux guest's I/O speed, nested under qemu-system-aarch64
 # (tests/arm64/bench.sh; its settings are environment variables there).

@@ -41,6 +41,9 @@ struct virtio_vsock {
 	struct vq_elem spare;
 	struct iovec spare_iov[VIRTIO_QUEUE_MAX_IOV];
 	bool have_spare;
+	/* A batch of transmit chains, taken together (vsock_tx_many). */
+	struct vq_elem tx[VSOCK_TX_BATCH];
+	struct iovec tx_iov[VSOCK_TX_BATCH][64];
 };
 
 static struct virtio_vsock *to_vsock(struct virtio_device *d)
@@ -78,12 +81,23 @@ static void vsock_rx_drain(struct virtio_vsock *v, struct virtio_queue *q)
 
 static void vsock_tx_drain(struct virtio_vsock *v, struct virtio_queue *q)
 {
-	struct vq_elem *e;
+	struct vsock_pkt pkts[VSOCK_TX_BATCH];
+	unsigned int n, i;
 
-	while ((e = virtio_queue_pop(q))) {
-		vsock_tx(&v->vs, e->iov, e->nout);
-		virtio_queue_complete(q, e, 0);
-	}
+	do {
+		for (n = 0; n < VSOCK_TX_BATCH; n++) {
+			struct vq_elem *e = &v->tx[n];
+
+			e->iov = v->tx_iov[n];
+			e->max_iov = ARRAY_SIZE(v->tx_iov[n]);
+			if (virtio_queue_take(q, e) <= 0)
+				break;
+			pkts[n] = (struct vsock_pkt){ e->iov, e->nout };
+		}
+		vsock_tx_many(&v->vs, pkts, n);
+		for (i = 0; i < n; i++)
+			virtio_queue_complete(q, &v->tx[i], 0);
+	} while (n == VSOCK_TX_BATCH);
 	/* Responses, resets and credit the packets called for. */
 	if (vsock_rx_pending(&v->vs))
 		virtio_queue_service(&v->dev.queues[VSOCK_RXQ]);
@@ -109,6 +123,25 @@ static void vsock_host_ready(void *opaque, uint32_t events)
 	vsock_host_events(&v->vs);
 	if (vsock_rx_pending(&v->vs))
 		virtio_queue_service(&v->dev.queues[VSOCK_RXQ]);
+}
+
+/*
+ * Busy-poll step (the adaptive window before the thread sleeps): the
+ * guest's next packets, or receive buffers for what waits, without
+ * waiting for a kick.
+ */
+static bool vsock_poll(void *opaque)
+{
+	struct virtio_vsock *v = opaque;
+	struct virtio_queue *txq = &v->dev.queues[VSOCK_TXQ];
+	struct virtio_queue *rxq = &v->dev.queues[VSOCK_RXQ];
+	uint16_t tx_taken = txq->vq.last_avail, rx_taken = rxq->vq.last_avail;
+
+	if (txq->vq.size && vq_has_work(&txq->vq))
+		virtio_queue_service(txq);
+	if (rxq->vq.size && vsock_rx_pending(&v->vs) && vq_has_work(&rxq->vq))
+		virtio_queue_service(rxq);
+	return txq->vq.last_avail != tx_taken || rxq->vq.last_avail != rx_taken;
 }
 
 static void vsock_config_read(struct virtio_device *d, uint32_t off,
@@ -270,6 +303,8 @@ int virtio_vsock_create(struct lkvm *vm, uint64_t cid, const char *uds,
 	if (!ret)
 		ret = iothread_add(&v->dev.threads[0], v->vs.epfd, EPOLLIN,
 				   vsock_host_ready, v);
+	if (!ret)
+		ret = iothread_add_poller(&v->dev.threads[0], vsock_poll, v);
 	if (ret)
 		errf(err, errlen, ret, "virtio-vsock: %s", strerror(-ret));
 	return ret;

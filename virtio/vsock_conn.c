@@ -473,6 +473,96 @@ void vsock_tx(struct vsock *vs, const struct iovec *iov, unsigned int n)
 	vsock_leave(vs);
 }
 
+/*
+ * p is an RW packet that the fast path may take: for an established
+ * connection with nothing buffered, within its credit; its connection
+ * and payload length, or NULL.
+ */
+static struct vconn *rw_fast(struct vsock *vs, const struct vsock_pkt *p,
+			     uint32_t *len)
+{
+	struct vsock_hdr h;
+	struct vconn *c;
+	size_t total = 0;
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++)
+		total += p->iov[i].iov_len;
+	if (iov_to_buf(p->iov, p->n, 0, &h, sizeof(h)) < sizeof(h))
+		return NULL;
+	hdr_from_le(&h);
+	if (h.src_cid != vs->guest_cid || h.dst_cid != VSOCK_HOST_CID ||
+	    h.type != VSOCK_TYPE_STREAM || h.op != VSOCK_OP_RW || !h.len ||
+	    h.len > total - sizeof(h))
+		return NULL;
+	c = vsock_conn_find(vs, h.dst_port, h.src_port);
+	if (!c || c->state != VC_ESTABLISHED || c->guest_no_send ||
+	    c->buf_len || h.len > VSOCK_BUF_ALLOC - (c->rx_cnt - c->fwd_cnt))
+		return NULL;
+	c->peer_buf_alloc = h.buf_alloc;
+	c->peer_fwd_cnt = h.fwd_cnt;
+	*len = h.len;
+	return c;
+}
+
+/*
+ * Packets in order.  A run of data packets for one connection goes to
+ * its host socket in one sendmsg (a Linux guest sends at most 64 KiB a
+ * packet): what the socket does not take is kept, packet by packet.
+ */
+void vsock_tx_many(struct vsock *vs, const struct vsock_pkt *p,
+		   unsigned int n)
+{
+	struct iovec part[VSOCK_GATHER_IOV];
+	uint32_t lens[VSOCK_TX_BATCH];
+	unsigned int i = 0, j, k;
+
+	vsock_enter(vs);
+	while (i < n) {
+		struct vconn *c = rw_fast(vs, &p[i], &lens[i]), *d;
+		uint32_t total = 0, sent;
+		ssize_t r;
+
+		if (!c) {
+			vsock_tx_one(vs, p[i].iov, p[i].n);
+			i++;
+			continue;
+		}
+		k = 0;
+		for (j = i; j < n && j - i < VSOCK_TX_BATCH; j++) {
+			if (j > i && ((d = rw_fast(vs, &p[j], &lens[j])) != c ||
+				      total + lens[j] > VSOCK_BUF_ALLOC -
+				      (c->rx_cnt - c->fwd_cnt)))
+				break;
+			if (k + p[j].n > ARRAY_SIZE(part))
+				break;
+			k += iov_slice(part + k, ARRAY_SIZE(part) - k, p[j].iov,
+				       p[j].n, VSOCK_HDR_LEN, lens[j]);
+			total += lens[j];
+		}
+		c->rx_cnt += total;
+		r = host_send(c->fd, part, k);
+		if (r < 0) {
+			vsock_reset_conn(vs, c);
+			i = j;
+			continue;
+		}
+		sent = r;
+		forwarded(vs, c, sent);
+		/* The rest waits in the buffer, in order. */
+		for (; i < j; i++) {
+			uint32_t skip = MIN(sent, lens[i]);
+
+			sent -= skip;
+			if (skip < lens[i] && !c->dead &&
+			    !buf_append(c, p[i].iov, p[i].n, VSOCK_HDR_LEN + skip,
+					lens[i] - skip))
+				vsock_reset_conn(vs, c);
+		}
+	}
+	vsock_leave(vs);
+}
+
 /* Writes a header for the guest into the buffer's first bytes. */
 static void put_hdr(struct vsock *vs, const struct iovec *iov, unsigned int n,
 		    uint32_t local, uint32_t peer, uint16_t op, uint32_t len,

@@ -160,6 +160,17 @@ void vsock_reset(struct vsock *vs);
 
 /* One packet from the guest's transmit queue (its readable part). */
 void vsock_tx(struct vsock *vs, const struct iovec *iov, unsigned int n);
+
+/* Up to VSOCK_TX_BATCH packets at once: data for one connection is sent
+ * with one sendmsg of up to VSOCK_GATHER_IOV pieces. */
+#define VSOCK_TX_BATCH		16
+#define VSOCK_GATHER_IOV	1024
+struct vsock_pkt {
+	const struct iovec *iov;
+	unsigned int n;
+};
+void vsock_tx_many(struct vsock *vs, const struct vsock_pkt *p,
+		   unsigned int n);
 /*
  * Fills one receive buffer with the next packet for the guest; returns
  * its length, or 0 if there was nothing (the buffer stays unused).
