@@ -392,14 +392,11 @@ static int vsock_read_answer(int fd, uint64_t deadline)
 	return -EPROTO;
 }
 
-int lkvm_vsock_connect(struct lkvm *vm, uint32_t port, int timeout_ms)
+int vsock_dial_guest(struct vsock *vs, uint32_t port, int timeout_ms)
 {
-	struct virtio_vsock *v = vsock_of(vm);
 	char req[VSOCK_LINE_MAX];
 	int sv[2], n, ret;
 
-	if (!v)
-		return -ENODEV;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
 	n = snprintf(req, sizeof(req), "CONNECT %u\n", port);
@@ -409,7 +406,7 @@ int lkvm_vsock_connect(struct lkvm *vm, uint32_t port, int timeout_ms)
 		close(sv[1]);
 		return ret;
 	}
-	ret = vsock_handoff(&v->vs, sv[1]);
+	ret = vsock_handoff(vs, sv[1]);
 	if (ret) {
 		close(sv[0]);
 		close(sv[1]);
@@ -422,4 +419,16 @@ int lkvm_vsock_connect(struct lkvm *vm, uint32_t port, int timeout_ms)
 		return ret;
 	}
 	return sv[0];
+}
+
+struct vsock *vsock_of_device(struct virtio_device *d)
+{
+	return &to_vsock(d)->vs;
+}
+
+int lkvm_vsock_connect(struct lkvm *vm, uint32_t port, int timeout_ms)
+{
+	struct virtio_vsock *v = vsock_of(vm);
+
+	return v ? vsock_dial_guest(&v->vs, port, timeout_ms) : -ENODEV;
 }

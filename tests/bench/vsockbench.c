@@ -26,17 +26,12 @@
 #include <sys/stat.h>
 
 #include "lkvm/lib/unixsock.h"
-#include "lkvm/virtio/vsock.h"
-#include "netsim.h"
+#include "vsocksim.h"
 
-#define RXQ 0
-#define TXQ 1
 #define CHUNK 65536
 #define PKT (VSOCK_HDR_LEN + CHUNK)
 #define SLOTS_PER_PKT ((PKT + NSIM_SLOT - 1) / NSIM_SLOT)
 #define TX_INFLIGHT 32
-#define RX_BUFS 128
-#define RX_BUF (VSOCK_HDR_LEN + 4096)
 #define GPORT 40000
 #define HPORT 7
 
@@ -48,66 +43,6 @@ static double seconds = 2;
 static double now_s(void)
 {
 	return now_ns() / 1e9;
-}
-
-static int create_vsock(struct lkvm *vm, struct iothread *ctl, void *opaque,
-			struct virtio_device **out)
-{
-	char err[256];
-	int ret;
-
-	(void)ctl;
-	(void)opaque;
-	ret = virtio_vsock_create(vm, 3, path, -1, out, err, sizeof(err));
-	if (ret)
-		fprintf(stderr, "vsockbench: %s\n", err);
-	return ret;
-}
-
-/* A guest packet at slot (one descriptor spanning slots as needed). */
-static void guest_pkt(struct nsim *s, unsigned int slot, uint16_t op,
-		      uint32_t len, uint32_t fwd)
-{
-	struct vsock_hdr *h = (struct vsock_hdr *)nsim_buf(s, TXQ, slot);
-
-	*h = (struct vsock_hdr){
-		.src_cid = htole64(3), .dst_cid = htole64(2),
-		.src_port = htole32(GPORT), .dst_port = htole32(HPORT),
-		.len = htole32(len), .type = htole16(VSOCK_TYPE_STREAM),
-		.op = htole16(op), .buf_alloc = htole32(VSOCK_BUF_ALLOC),
-		.fwd_cnt = htole32(fwd),
-	};
-	nsim_add(s, TXQ, slot, VSOCK_HDR_LEN + len, 0);
-}
-
-/* Receive buffers: the driver keeps them all posted. */
-static void post_rx(struct nsim *s, unsigned int slot)
-{
-	nsim_add(s, RXQ, slot, RX_BUF, VRING_DESC_F_WRITE);
-}
-
-struct rxpkt {
-	uint16_t op;
-	uint32_t len, fwd, buf_alloc;
-};
-
-/* The next packet for the guest (its buffer re-posted); false if none. */
-static bool guest_rx(struct nsim *s, struct rxpkt *p, int wait_ms)
-{
-	uint32_t id, len;
-	struct vsock_hdr *h;
-
-	if (!(wait_ms ? nsim_wait(s, RXQ, &id, &len, wait_ms) :
-			nsim_used(s, RXQ, &id, &len)))
-		return false;
-	h = (struct vsock_hdr *)nsim_buf(s, RXQ, id);
-	p->op = le16toh(h->op);
-	p->len = le32toh(h->len);
-	p->fwd = le32toh(h->fwd_cnt);
-	p->buf_alloc = le32toh(h->buf_alloc);
-	post_rx(s, id);
-	nsim_kick(s, RXQ);
-	return true;
 }
 
 static void *reader_main(void *arg)
@@ -150,11 +85,10 @@ static void *acceptor_main(void *arg)
 
 static int guest_connect(struct nsim *s)
 {
-	struct rxpkt p;
+	struct vsim_pkt p;
 
-	guest_pkt(s, 0, VSOCK_OP_REQUEST, 0, 0);
-	nsim_kick(s, TXQ);
-	while (guest_rx(s, &p, 2000))
+	vsim_send(s, 0, GPORT, HPORT, VSOCK_OP_REQUEST, 0, NULL, 0, 0);
+	while (vsim_recv(s, &p, 2000))
 		if (p.op == VSOCK_OP_RESPONSE)
 			return 0;
 		else if (p.op == VSOCK_OP_RST)
@@ -164,18 +98,17 @@ static int guest_connect(struct nsim *s)
 
 static void reap_tx(struct nsim *s, unsigned int *inflight)
 {
-	uint32_t id, len;
+	unsigned int n = vsim_reap(s);
 
-	while (nsim_used(s, TXQ, &id, &len))
-		if (*inflight)		/* the REQUEST's is not counted */
-			(*inflight)--;
+	/* The REQUEST's completion is not counted in flight. */
+	*inflight = n > *inflight ? 0 : *inflight - n;
 }
 
 static int run_tx(struct nsim *s, double *mbps)
 {
 	uint64_t sent = 0, fwd = 0, alloc = VSOCK_BUF_ALLOC, waits = 0;
 	unsigned int inflight = 0, next = 0;
-	struct rxpkt p;
+	struct vsim_pkt p;
 	double t0, t1;
 
 	if (guest_connect(s))
@@ -183,29 +116,28 @@ static int run_tx(struct nsim *s, double *mbps)
 	t0 = now_s();
 	while (now_s() - t0 < seconds) {
 		reap_tx(s, &inflight);
-		while (guest_rx(s, &p, 0)) {
+		while (vsim_recv(s, &p, 0)) {
 			fwd = p.fwd;
 			alloc = p.buf_alloc;
 		}
 		/* fwd_cnt is 32 bits on the wire: compare modulo 2^32. */
 		if (inflight < TX_INFLIGHT &&
 		    (uint32_t)(sent - fwd) + CHUNK <= alloc) {
-			guest_pkt(s, (next++ % TX_INFLIGHT) * SLOTS_PER_PKT,
-				  VSOCK_OP_RW, CHUNK, 0);
-			nsim_kick(s, TXQ);
+			vsim_send(s, (next++ % TX_INFLIGHT) * SLOTS_PER_PKT,
+				  GPORT, HPORT, VSOCK_OP_RW, 0, NULL, CHUNK, 0);
 			sent += CHUNK;
 			inflight++;
 			continue;
 		}
-		nsim_want_irq(s, RXQ);
+		nsim_want_irq(s, VSIM_RXQ);
 		{
 			struct pollfd pf[2] = {
-				{ .fd = s->q[RXQ].irq_fd, .events = POLLIN },
-				{ .fd = s->q[TXQ].irq_fd, .events = POLLIN },
+				{ .fd = s->q[VSIM_RXQ].irq_fd, .events = POLLIN },
+				{ .fd = s->q[VSIM_TXQ].irq_fd, .events = POLLIN },
 			};
 			uint64_t v;
 
-			nsim_want_irq(s, TXQ);
+			nsim_want_irq(s, VSIM_TXQ);
 			waits++;
 			if (poll(pf, 2, 10) > 0) {
 				if (read(pf[0].fd, &v, 8) < 0 || read(pf[1].fd, &v, 8) < 0) {
@@ -228,7 +160,7 @@ static int run_tx(struct nsim *s, double *mbps)
 static int run_rx(struct nsim *s, double *mbps)
 {
 	uint64_t got = 0, told = 0;
-	struct rxpkt p;
+	struct vsim_pkt p;
 	double t0;
 	unsigned int n = 0;
 
@@ -236,19 +168,15 @@ static int run_rx(struct nsim *s, double *mbps)
 		return -1;
 	t0 = now_s();
 	while (now_s() - t0 < seconds) {
-		uint32_t id, len;
-
-		if (!guest_rx(s, &p, 10))
+		if (!vsim_recv(s, &p, 10))
 			continue;
 		if (p.op == VSOCK_OP_RW)
 			got += p.len;
 		/* Linux tells its credit when less than 64 KiB is left free. */
 		if (got - told >= VSOCK_BUF_ALLOC - CHUNK) {
-			while (nsim_used(s, TXQ, &id, &len))
-				;
-			guest_pkt(s, (n++ % 64) * 1, VSOCK_OP_CREDIT_UPDATE, 0,
-				  (uint32_t)got);
-			nsim_kick(s, TXQ);
+			vsim_reap(s);
+			vsim_send(s, n++ % 64, GPORT, HPORT,
+				  VSOCK_OP_CREDIT_UPDATE, 0, NULL, 0, got);
 			told = got;
 		}
 	}
@@ -260,24 +188,20 @@ static int run_rx(struct nsim *s, double *mbps)
 static int run_conn(struct nsim *s, double *rate)
 {
 	unsigned int n = 0, refused = 0;
-	struct rxpkt p;
+	struct vsim_pkt p;
 	double t0 = now_s();
 
 	while (now_s() - t0 < seconds) {
-		uint32_t id, len;
-
-		while (nsim_used(s, TXQ, &id, &len))
-			;
+		vsim_reap(s);
 		/* A full backlog refuses (RST): count it and go on. */
 		if (guest_connect(s)) {
 			if (++refused > 1000)
 				return -1;
 			continue;
 		}
-		guest_pkt(s, 1, VSOCK_OP_RST, 0, 0);
-		nsim_kick(s, TXQ);
+		vsim_send(s, 1, GPORT, HPORT, VSOCK_OP_RST, 0, NULL, 0, 0);
 		n++;
-		while (guest_rx(s, &p, 0))
+		while (vsim_recv(s, &p, 0))
 			;
 	}
 	*rate = n / (now_s() - t0);
@@ -392,19 +316,13 @@ int main(int argc, char **argv)
 	pthread_create(&th, NULL, !strcmp(test, "tx") ? reader_main :
 			      !strcmp(test, "rx") ? writer_main : acceptor_main,
 		       &l);
-	ret = nsim_setup_device(&s, 3, 1ULL << VIRTIO_F_EVENT_IDX, 0,
-				create_vsock, NULL);
+	ret = vsim_setup(&s, path);
 	if (!ret) {
-		for (unsigned int i = 0; i < RX_BUFS; i++)
-			post_rx(&s, i);
-		nsim_kick(&s, RXQ);
 		ret = !strcmp(test, "tx") ? run_tx(&s, &v) :
 		      !strcmp(test, "rx") ? run_rx(&s, &v) : run_conn(&s, &v);
 	}
-	if (!strcmp(test, "tx")) {
-		guest_pkt(&s, 0, VSOCK_OP_RST, 0, 0);
-		nsim_kick(&s, TXQ);
-	}
+	if (!strcmp(test, "tx"))
+		vsim_send(&s, 0, GPORT, HPORT, VSOCK_OP_RST, 0, NULL, 0, 0);
 	atomic_store(&stop, true);
 	nsim_teardown(&s);
 	shutdown(l, SHUT_RDWR);

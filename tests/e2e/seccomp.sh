@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Per-thread seccomp filters.  Host-side, the device tests (blk on
-# io_uring, rng, console, balloon, the race; virtio-net over a socketpair)
+# io_uring, rng, console, balloon, the race; virtio-net over a socketpair;
+# virtio-vsock, whose thread dials and accepts host sockets)
 # run with their I/O threads filtered (VDRV_SECCOMP=1) and must pass as
 # they do unfiltered: the allow-lists cover real device work.  A thread
 # made to call something forbidden (LKVM_TEST_FAULT=seccomp:NAME) ends
@@ -10,7 +11,7 @@
 . "$(dirname "$0")/common.bash"
 T=${B:-build/x86_64}/tests
 
-for t in "race 3000" balloon net; do
+for t in "race 3000" balloon net vsockdev; do
 	out=$(VDRV_SECCOMP=1 $T/$t 2>&1)
 	check "filtered: $t passes ($(tail -1 <<< "$out"))" \
 		grep -qE "^[0-9]+ passed, 0 failed" <<< "$out"

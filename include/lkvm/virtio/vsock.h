@@ -194,6 +194,15 @@ int virtio_vsock_create(struct lkvm *vm, uint64_t cid, const char *uds,
 			int listen_fd, struct virtio_device **out, char *err,
 			size_t errlen);
 
+/* The engine of a device virtio_vsock_create made. */
+struct vsock *vsock_of_device(struct virtio_device *d);
+/*
+ * From any thread: a stream to guest port `port` through vs's hand-off
+ * (the CONNECT protocol on a socket pair), once the guest accepted: an
+ * fd, or -ECONNREFUSED, -ETIMEDOUT (after timeout_ms; < 0: 5 s).
+ */
+int vsock_dial_guest(struct vsock *vs, uint32_t port, int timeout_ms);
+
 /* vsock_conn.c's helpers for vsock_uds.c. */
 struct vconn *vsock_conn_new(struct vsock *vs, int fd);
 void vsock_conn_kill(struct vsock *vs, struct vconn *c);
