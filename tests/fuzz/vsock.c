@@ -28,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_PEERS 16
 
 static char dir[64], path[128];
-static int listener = -1;
+static int listener = -1, device_listener = -1;
+#define MAX_OPS 96	/* per input: a short script runs fast */
 
 static void cleanup(void)
 {
@@ -36,8 +37,11 @@ static void cleanup(void)
 
 	if (listener >= 0)
 		close(listener);
+	if (device_listener >= 0)
+		close(device_listener);
 	snprintf(p, sizeof(p), "%s_5", path);
 	unlink(p);
+	unlink(path);
 	rmdir(dir);
 }
 
@@ -51,8 +55,10 @@ static bool setup(void)
 	snprintf(path, sizeof(path), "%s/v.sock", dir);
 	snprintf(p, sizeof(p), "%s_5", path);
 	listener = unix_listen(p, 256);
+	/* PATH's listener is made once; each input's device serves a dup. */
+	device_listener = unix_listen(path, 256);
 	atexit(cleanup);
-	return listener >= 0;
+	return listener >= 0 && device_listener >= 0;
 }
 
 static void check_rx(struct vsock *vs, size_t room)
@@ -92,9 +98,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (listener < 0 && !setup())
 		abort();
-	if (vsock_init(&vs, CID, path, -1, err, sizeof(err)))
+	if (vsock_init(&vs, CID, path, dup(device_listener), err, sizeof(err)))
 		abort();
-	while (pos < size) {
+	for (int ops = 0; pos < size && ops < MAX_OPS; ops++) {
 		uint8_t op = data[pos++];
 		struct vsock_hdr h;
 		struct iovec iov[2];
