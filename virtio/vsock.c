@@ -5,7 +5,7 @@
  * fd in its set; see vsock.h for the engine and vsock_uds.c for the
  * host mapping).
  *
- * Threads: the queue thread owns the engine and the spare receive chain.
+ * Threads: the queue thread owns the engine and the held receive chains.
  * vCPU threads read the config (the guest CID, fixed) and reset the
  * device with the thread paused.  lkvm_vsock_connect() runs on the
  * embedder's thread and reaches the engine only through its hand-off.
@@ -37,10 +37,15 @@ struct virtio_vsock {
 	struct virtio_device dev;
 	struct vsock vs;
 	uint64_t config_cid;		/* le64, the config space */
-	/* A receive chain taken but not filled (nothing came after all). */
-	struct vq_elem spare;
-	struct iovec spare_iov[VIRTIO_QUEUE_MAX_IOV];
-	bool have_spare;
+	/*
+	 * Receive chains taken but not filled yet: held[] (slot numbers,
+	 * oldest at held_head) and the free slots, stacked at the front of
+	 * free_slots[] (the first VSOCK_RX_BATCH - nheld of them).
+	 */
+	struct vq_elem rx[VSOCK_RX_BATCH];
+	struct iovec rx_iov[VSOCK_RX_BATCH][64];
+	unsigned int held[VSOCK_RX_BATCH], held_head, nheld;
+	unsigned int free_slots[VSOCK_RX_BATCH];
 	/* A batch of transmit chains, taken together (vsock_tx_many). */
 	struct vq_elem tx[VSOCK_TX_BATCH];
 	struct iovec tx_iov[VSOCK_TX_BATCH][64];
@@ -51,31 +56,55 @@ static struct virtio_vsock *to_vsock(struct virtio_device *d)
 	return container_of(d, struct virtio_vsock, dev);
 }
 
-/* Fills receive chains while the engine has packets for the guest. */
-static void vsock_rx_drain(struct virtio_vsock *v, struct virtio_queue *q)
+/* Takes receive chains until VSOCK_RX_BATCH are held (or none left). */
+static void vsock_rx_hold(struct virtio_vsock *v, struct virtio_queue *q)
 {
-	while (vsock_rx_pending(&v->vs)) {
-		struct vq_elem *e = &v->spare;
-		uint32_t len;
+	while (v->nheld < VSOCK_RX_BATCH) {
+		unsigned int slot = v->free_slots[VSOCK_RX_BATCH - 1 - v->nheld];
+		struct vq_elem *e = &v->rx[slot];
 
-		if (!v->have_spare) {
-			e->iov = v->spare_iov;
-			e->max_iov = ARRAY_SIZE(v->spare_iov);
-			if (virtio_queue_take(q, e) <= 0)
-				return;		/* the guest's next kick */
-			v->have_spare = true;
-		}
+		e->iov = v->rx_iov[slot];
+		e->max_iov = ARRAY_SIZE(v->rx_iov[slot]);
+		if (virtio_queue_take(q, e) <= 0)
+			return;		/* the guest's next kick */
 		if (e->nout || e->in_bytes < VSOCK_HDR_LEN) {
 			virtio_queue_complete(q, e, 0);
 			virtio_queue_count_error(q);
-			v->have_spare = false;
 			continue;
 		}
-		len = vsock_rx(&v->vs, e->iov, e->nin);
-		if (!len)
-			return;			/* kept for the next packet */
-		virtio_queue_complete(q, e, len);
-		v->have_spare = false;
+		v->held[(v->held_head + v->nheld++) % VSOCK_RX_BATCH] = slot;
+	}
+}
+
+/*
+ * Fills receive chains while the engine has packets for the guest; the
+ * chains it did not need stay held, in order, for the next round.
+ */
+static void vsock_rx_drain(struct virtio_vsock *v, struct virtio_queue *q)
+{
+	struct vsock_pkt b[VSOCK_RX_BATCH];
+	uint32_t lens[VSOCK_RX_BATCH];
+	unsigned int i, n;
+
+	while (vsock_rx_pending(&v->vs)) {
+		vsock_rx_hold(v, q);
+		for (i = 0; i < v->nheld; i++) {
+			struct vq_elem *e = &v->rx[v->held[(v->held_head + i) %
+							    VSOCK_RX_BATCH]];
+
+			b[i] = (struct vsock_pkt){ e->iov, e->nin };
+		}
+		n = v->nheld ? vsock_rx_many(&v->vs, b, v->nheld, lens) : 0;
+		if (!n)
+			return;
+		for (i = 0; i < n; i++) {
+			unsigned int slot = v->held[v->held_head];
+
+			virtio_queue_complete(q, &v->rx[slot], lens[i]);
+			v->held_head = (v->held_head + 1) % VSOCK_RX_BATCH;
+			v->nheld--;
+			v->free_slots[VSOCK_RX_BATCH - 1 - v->nheld] = slot;
+		}
 	}
 }
 
@@ -150,18 +179,28 @@ static void vsock_config_read(struct virtio_device *d, uint32_t off,
 	memcpy(data, (uint8_t *)&to_vsock(d)->config_cid + off, len);
 }
 
+/* The held receive chains are void (their ring is going). */
+static void vsock_rx_forget(struct virtio_vsock *v)
+{
+	unsigned int i;
+
+	v->nheld = v->held_head = 0;
+	for (i = 0; i < VSOCK_RX_BATCH; i++)
+		v->free_slots[i] = i;
+}
+
 static void vsock_dev_reset(struct virtio_device *d)
 {
 	struct virtio_vsock *v = to_vsock(d);
 
-	v->have_spare = false;
+	vsock_rx_forget(v);
 	vsock_reset(&v->vs);
 }
 
 static void vsock_queue_reset(struct virtio_device *d, struct virtio_queue *q)
 {
 	if (q->index == VSOCK_RXQ)
-		to_vsock(d)->have_spare = false;
+		vsock_rx_forget(to_vsock(d));
 }
 
 static void vsock_queue_stats(struct virtio_device *d, struct virtio_queue *q,
@@ -294,6 +333,7 @@ int virtio_vsock_create(struct lkvm *vm, uint64_t cid, const char *uds,
 		return ret;
 	}
 	v->config_cid = htole64(cid);
+	vsock_rx_forget(v);
 	*out = &v->dev;
 	ret = virtio_device_init(&v->dev, vm, &virtio_vsock_ops, "vsock0", 0);
 	if (!ret)

@@ -622,20 +622,31 @@ static bool conn_can_send(const struct vconn *c)
 	       !c->guest_no_rcv;
 }
 
-/*
- * Host data for c, read straight into the buffer after the header:
- * bytes in the packet, or 0 (nothing now; c may owe a packet instead).
- */
-static uint32_t rx_data(struct vsock *vs, struct vconn *c,
-			const struct iovec *iov, unsigned int n, size_t room)
+static size_t pkt_bytes(const struct vsock_pkt *p)
 {
-	struct iovec part[VIRTIO_QUEUE_MAX_IOV];
-	uint32_t credit = peer_credit(c), want;
+	size_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++)
+		n += p->iov[i].iov_len;
+	return n;
+}
+
+/*
+ * Host data for c, read with one recvmsg straight into the receive
+ * buffers after their headers, one packet per buffer: how many buffers
+ * it filled (lens[] set), or 0 (nothing now; c may owe a packet).
+ */
+static unsigned int rx_data(struct vsock *vs, struct vconn *c,
+			    const struct vsock_pkt *b, unsigned int nb,
+			    uint32_t *lens)
+{
+	struct iovec part[VSOCK_GATHER_IOV];
+	uint32_t caps[VSOCK_RX_BATCH], credit = peer_credit(c), total = 0;
 	struct msghdr m = { .msg_iov = part };
+	unsigned int i, used = 0, k = 0;
 	ssize_t r;
 
-	if (!room)		/* a buffer with room for a header only */
-		return 0;
 	if (!credit) {
 		if (!c->credit_asked) {
 			c->credit_asked = true;
@@ -643,20 +654,41 @@ static uint32_t rx_data(struct vsock *vs, struct vconn *c,
 		}
 		return 0;
 	}
-	want = MIN(MIN((size_t)credit, room), VSOCK_MAX_PAYLOAD);
-	m.msg_iovlen = iov_slice(part, ARRAY_SIZE(part), iov, n,
-				 VSOCK_HDR_LEN, want);
+	for (i = 0; i < nb && i < VSOCK_RX_BATCH && total < credit; i++) {
+		size_t room = pkt_bytes(&b[i]) - VSOCK_HDR_LEN;
+		uint32_t cap = MIN(MIN(room, (size_t)VSOCK_MAX_PAYLOAD),
+				   (size_t)(credit - total));
+
+		if (!cap || k + b[i].n > ARRAY_SIZE(part))
+			break;
+		k += iov_slice(part + k, ARRAY_SIZE(part) - k, b[i].iov, b[i].n,
+			       VSOCK_HDR_LEN, cap);
+		caps[i] = cap;
+		total += cap;
+		used = i + 1;
+	}
+	if (!used)		/* buffers with room for a header only */
+		return 0;
+	m.msg_iovlen = k;
 	do
 		r = recvmsg(c->fd, &m, MSG_DONTWAIT);
 	while (r < 0 && errno == EINTR);
 	if (r > 0) {
-		put_hdr(vs, iov, n, c->local_port, c->peer_port, VSOCK_OP_RW,
-			r, 0, c);
+		uint32_t left = r;
+
 		c->tx_cnt += r;
+		for (i = 0; i < used && left; i++) {
+			uint32_t len = MIN(caps[i], left);
+
+			put_hdr(vs, b[i].iov, b[i].n, c->local_port,
+				c->peer_port, VSOCK_OP_RW, len, 0, c);
+			lens[i] = VSOCK_HDR_LEN + len;
+			left -= len;
+		}
 		/* Round robin: the others go first next time. */
 		work_remove(vs, c);
 		vsock_work(vs, c);
-		return VSOCK_HDR_LEN + r;
+		return i;
 	}
 	c->readable = false;
 	if (r == 0) {
@@ -680,30 +712,38 @@ bool vsock_rx_pending(const struct vsock *vs)
 	return vs->rst_n || vs->work_head;
 }
 
-static uint32_t vsock_rx_one(struct vsock *vs, const struct iovec *iov,
-			     unsigned int n, size_t room)
+/* The next packets for the guest into b[]: how many buffers filled. */
+static unsigned int vsock_rx_some(struct vsock *vs, const struct vsock_pkt *b,
+				  unsigned int nb, uint32_t *lens)
 {
 	struct vconn *c;
-	uint32_t len;
+	unsigned int got;
 
 	if (vs->rst_n) {
 		unsigned int i = vs->rst_head;
 
 		vs->rst_head = (i + 1) % VSOCK_RST_QUEUE;
 		vs->rst_n--;
-		put_hdr(vs, iov, n, vs->rsts[i].local_port,
+		put_hdr(vs, b[0].iov, b[0].n, vs->rsts[i].local_port,
 			vs->rsts[i].peer_port, VSOCK_OP_RST, 0, 0, NULL);
 		OWNER_ADD(vs->cnt.resets_sent, 1);
-		return VSOCK_HDR_LEN;
+		lens[0] = VSOCK_HDR_LEN;
+		return 1;
 	}
 	while ((c = vs->work_head)) {
-		len = c->owed ? rx_control(vs, c, iov, n) : 0;
-		if (!len && conn_can_send(c))
-			len = rx_data(vs, c, iov, n, room);
-		if (len)
-			return len;
-		if (!room && !c->dead && !c->owed && conn_can_send(c))
-			return 0;	/* data waits for a bigger buffer */
+		if (c->owed) {
+			lens[0] = rx_control(vs, c, b[0].iov, b[0].n);
+			if (lens[0])
+				return 1;
+		}
+		if (conn_can_send(c)) {
+			got = rx_data(vs, c, b, nb, lens);
+			if (got)
+				return got;
+			if (!c->dead && !c->owed && conn_can_send(c) &&
+			    peer_credit(c))
+				return 0;	/* data waits for bigger buffers */
+		}
 		if (!c->dead && !c->owed && !conn_can_send(c))
 			work_remove(vs, c);
 		else if (!c->dead && !c->owed && !peer_credit(c))
@@ -712,20 +752,33 @@ static uint32_t vsock_rx_one(struct vsock *vs, const struct iovec *iov,
 	return 0;
 }
 
+unsigned int vsock_rx_many(struct vsock *vs, const struct vsock_pkt *b,
+			   unsigned int nb, uint32_t *lens)
+{
+	unsigned int done = 0, i;
+
+	for (i = 0; i < nb; i++)
+		if (pkt_bytes(&b[i]) < VSOCK_HDR_LEN)
+			nb = i;		/* the caller's check: no header room */
+	vsock_enter(vs);
+	while (done < nb) {
+		unsigned int got = vsock_rx_some(vs, b + done, nb - done,
+						 lens + done);
+
+		if (!got)
+			break;
+		done += got;
+	}
+	vsock_leave(vs);
+	return done;
+}
+
 uint32_t vsock_rx(struct vsock *vs, const struct iovec *iov, unsigned int n)
 {
-	size_t room = 0;
-	unsigned int i;
-	uint32_t len;
+	struct vsock_pkt b = { iov, n };
+	uint32_t len = 0;
 
-	for (i = 0; i < n; i++)
-		room += iov[i].iov_len;
-	if (room < VSOCK_HDR_LEN)
-		return 0;
-	vsock_enter(vs);
-	len = vsock_rx_one(vs, iov, n, room - VSOCK_HDR_LEN);
-	vsock_leave(vs);
-	return len;
+	return vsock_rx_many(vs, &b, 1, &len) ? len : 0;
 }
 
 void vsock_host_events(struct vsock *vs)

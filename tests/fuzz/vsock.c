@@ -61,20 +61,11 @@ static bool setup(void)
 	return listener >= 0 && device_listener >= 0;
 }
 
-static void check_rx(struct vsock *vs, size_t room)
+/* A packet the engine wrote for the guest: it must be well formed. */
+static void check_pkt(const uint8_t *buf, uint32_t len, size_t room)
 {
-	static uint8_t buf[VSOCK_HDR_LEN + 70000];
-	struct iovec iov[3];
 	struct vsock_hdr h;
-	size_t a = MIN(room, (size_t)7), b = MIN(room - a, (size_t)30);
-	uint32_t len;
 
-	iov[0] = (struct iovec){ buf, a };
-	iov[1] = (struct iovec){ buf + a, b };
-	iov[2] = (struct iovec){ buf + a + b, room - a - b };
-	len = vsock_rx(vs, iov, 3);
-	if (!len)
-		return;
 	if (len > room || len < VSOCK_HDR_LEN)
 		abort();
 	memcpy(&h, buf, sizeof(h));
@@ -82,10 +73,36 @@ static void check_rx(struct vsock *vs, size_t room)
 	    le64toh(h.dst_cid) != CID || le16toh(h.type) != VSOCK_TYPE_STREAM ||
 	    le32toh(h.len) != len - VSOCK_HDR_LEN ||
 	    le16toh(h.op) < VSOCK_OP_REQUEST ||
-	    le16toh(h.op) > VSOCK_OP_CREDIT_REQUEST)
+	    le16toh(h.op) > VSOCK_OP_CREDIT_REQUEST ||
+	    le32toh(h.len) > VSOCK_MAX_PAYLOAD)
 		abort();
-	if (le32toh(h.len) > VSOCK_MAX_PAYLOAD)
+}
+
+/*
+ * nb receive buffers of room bytes each, every one split over three
+ * iovecs at odd places; filled by vsock_rx_many and checked.
+ */
+static void check_rx(struct vsock *vs, size_t room, unsigned int nb)
+{
+	static uint8_t buf[4][VSOCK_HDR_LEN + 70000];
+	struct iovec iov[4][3];
+	struct vsock_pkt b[4];
+	uint32_t lens[4];
+	unsigned int i, n;
+
+	for (i = 0; i < nb; i++) {
+		size_t a = MIN(room, (size_t)7), c = MIN(room - a, (size_t)30);
+
+		iov[i][0] = (struct iovec){ buf[i], a };
+		iov[i][1] = (struct iovec){ buf[i] + a, c };
+		iov[i][2] = (struct iovec){ buf[i] + a + c, room - a - c };
+		b[i] = (struct vsock_pkt){ iov[i], 3 };
+	}
+	n = vsock_rx_many(vs, b, nb, lens);
+	if (n > nb)
 		abort();
+	for (i = 0; i < n; i++)
+		check_pkt(buf[i], lens[i], room);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -133,7 +150,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 2:		/* a receive buffer of some size */
 			check_rx(&vs, op & 0x80 ? VSOCK_HDR_LEN + 65536 :
-				      (size_t)(op >> 3) * 3);
+				      (size_t)(op >> 3) * 3,
+				 1 + (op >> 5) % 4);
 			break;
 		case 3:		/* host events */
 			vsock_host_events(&vs);

@@ -158,9 +158,6 @@ void vsock_fini(struct vsock *vs);
 /* Every connection goes (host sockets closed); the guest starts over. */
 void vsock_reset(struct vsock *vs);
 
-/* One packet from the guest's transmit queue (its readable part). */
-void vsock_tx(struct vsock *vs, const struct iovec *iov, unsigned int n);
-
 /* Up to VSOCK_TX_BATCH packets at once: data for one connection is sent
  * with one sendmsg of up to VSOCK_GATHER_IOV pieces. */
 #define VSOCK_TX_BATCH		16
@@ -169,6 +166,9 @@ struct vsock_pkt {
 	const struct iovec *iov;
 	unsigned int n;
 };
+/* One packet from the guest's transmit queue (its readable part). */
+void vsock_tx(struct vsock *vs, const struct iovec *iov, unsigned int n);
+
 void vsock_tx_many(struct vsock *vs, const struct vsock_pkt *p,
 		   unsigned int n);
 /*
@@ -176,6 +176,14 @@ void vsock_tx_many(struct vsock *vs, const struct vsock_pkt *p,
  * its length, or 0 if there was nothing (the buffer stays unused).
  */
 uint32_t vsock_rx(struct vsock *vs, const struct iovec *iov, unsigned int n);
+/*
+ * Fills receive buffers b[0..nb) in order, lens[] their lengths: how
+ * many it used (the rest stay unused).  Data for one connection spread
+ * over several buffers comes in with one recvmsg.
+ */
+#define VSOCK_RX_BATCH		16
+unsigned int vsock_rx_many(struct vsock *vs, const struct vsock_pkt *b,
+			   unsigned int nb, uint32_t *lens);
 /* Is anything waiting for a receive buffer? */
 bool vsock_rx_pending(const struct vsock *vs);
 /* Handles what epfd reports (non-blocking). */
