@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "lkvm/lib/util.h"
@@ -150,6 +151,41 @@ void vsock_conn_kill(struct vsock *vs, struct vconn *c)
 		vsock_enter(vs);
 		vsock_leave(vs);
 	}
+}
+
+/* The sweep runs twice a deadline's length at most after it passed. */
+void vsock_set_deadline(struct vsock *vs, struct vconn *c, unsigned int ms)
+{
+	struct itimerspec t = { .it_interval.tv_nsec = 250000000,
+				.it_value.tv_nsec = 250000000 };
+
+	c->deadline_ns = now_ns() + (uint64_t)ms * 1000000;
+	if (!vs->timer_armed && timerfd_settime(vs->timer_fd, 0, &t, NULL) == 0)
+		vs->timer_armed = true;
+}
+
+/* Resets what is past its deadline; disarms the timer once none is left. */
+static void vsock_sweep(struct vsock *vs)
+{
+	static const struct itimerspec off;
+	struct vconn *c, *next;
+	uint64_t now = now_ns(), v;
+	bool more = false;
+
+	if (read(vs->timer_fd, &v, sizeof(v)) < 0) {
+		/* nothing expired: a sweep costs little anyway */
+	}
+	for (c = vs->all; c; c = next) {
+		next = c->anext;
+		if (!c->deadline_ns)
+			continue;
+		if (c->deadline_ns <= now)
+			vsock_reset_conn(vs, c);
+		else
+			more = true;
+	}
+	if (!more && timerfd_settime(vs->timer_fd, 0, &off, NULL) == 0)
+		vs->timer_armed = false;
 }
 
 void vsock_enter(struct vsock *vs)
@@ -365,6 +401,7 @@ static void conn_accepted(struct vsock *vs, struct vconn *c)
 		return;
 	}
 	c->state = VC_ESTABLISHED;
+	c->deadline_ns = 0;
 	OWNER_ADD(vs->cnt.conns, 1);
 }
 
@@ -701,6 +738,9 @@ static unsigned int rx_data(struct vsock *vs, struct vconn *c,
 		c->shut_flags = VSOCK_SHUTDOWN_SEND |
 				(c->host_hup ? VSOCK_SHUTDOWN_RCV : 0);
 		owe(vs, c, VC_OWE_SHUTDOWN);
+		/* Both ways closed: the guest's RST ends it, or time does. */
+		if (c->host_hup)
+			vsock_set_deadline(vs, c, vs->close_timeout_ms);
 	} else if (errno != EAGAIN) {
 		vsock_reset_conn(vs, c);
 	}
@@ -798,6 +838,10 @@ void vsock_host_events(struct vsock *vs)
 		}
 		if (ev[i].data.ptr == &vs->hand_efd) {
 			vsock_uds_adopt_handoffs(vs);
+			continue;
+		}
+		if (ev[i].data.ptr == &vs->timer_fd) {
+			vsock_sweep(vs);
 			continue;
 		}
 		if (c->dead)

@@ -20,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -44,16 +45,21 @@ int vsock_init(struct vsock *vs, uint64_t cid, const char *uds,
 
 	memset(vs, 0, sizeof(*vs));
 	vs->guest_cid = cid;
-	vs->listen_fd = vs->hand_efd = -1;
+	vs->listen_fd = vs->hand_efd = vs->timer_fd = -1;
+	vs->connect_timeout_ms = VSOCK_CONNECT_TIMEOUT_MS;
+	vs->close_timeout_ms = VSOCK_CLOSE_TIMEOUT_MS;
 	vs->next_port = VSOCK_LOCAL_PORT_BASE;
 	pthread_mutex_init(&vs->hand_lock, NULL);
 	vs->epfd = epoll_create1(EPOLL_CLOEXEC);
 	vs->hand_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vs->epfd < 0 || vs->hand_efd < 0) {
+	vs->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (vs->epfd < 0 || vs->hand_efd < 0 || vs->timer_fd < 0) {
 		ret = errf(err, errlen, -errno, "vsock: %s", strerror(errno));
 		goto fail;
 	}
 	ret = watch(vs, vs->hand_efd, &vs->hand_efd);
+	if (!ret)
+		ret = watch(vs, vs->timer_fd, &vs->timer_fd);
 	if (ret) {
 		errf(err, errlen, ret, "vsock: epoll: %s", strerror(-ret));
 		goto fail;
@@ -139,9 +145,11 @@ void vsock_fini(struct vsock *vs)
 	vs->hand_n = 0;
 	if (vs->hand_efd >= 0)
 		close(vs->hand_efd);
+	if (vs->timer_fd >= 0)
+		close(vs->timer_fd);
 	if (vs->epfd >= 0)
 		close(vs->epfd);
-	vs->hand_efd = vs->epfd = -1;
+	vs->hand_efd = vs->epfd = vs->timer_fd = -1;
 	pthread_mutex_destroy(&vs->hand_lock);
 }
 
@@ -267,6 +275,7 @@ bool vsock_uds_line(struct vsock *vs, struct vconn *c)
 	vsock_conn_hash(vs, c);
 	c->owed |= VC_OWE_REQUEST;
 	vsock_work(vs, c);
+	vsock_set_deadline(vs, c, vs->connect_timeout_ms);
 	return true;
 drop:
 	vsock_conn_kill(vs, c);

@@ -88,6 +88,7 @@ static const int io_calls[] = {
 /* I/O threads that dial and accept host sockets (virtio-vsock). */
 static const int socket_calls[] = {
 	__NR_socket, __NR_connect, __NR_accept4, __NR_shutdown,
+	__NR_timerfd_settime,
 };
 
 /* ioctls made after the VM starts, by a vCPU or an I/O thread. */

@@ -424,6 +424,57 @@ static void test_many(void)
 	vsock_fini(&vs);
 }
 
+/* Runs host events for ms (timers fire in there). */
+static void spin(struct vsock *vs, int ms)
+{
+	uint64_t end = now_ns() + (uint64_t)ms * 1000000;
+
+	while (now_ns() < end) {
+		struct pollfd p = { .fd = vs->epfd, .events = POLLIN };
+
+		poll(&p, 1, 10);
+		vsock_host_events(vs);
+	}
+}
+
+/* A guest that answers nothing: requests and closes time out. */
+static void test_timeouts(void)
+{
+	struct vsock vs;
+	char err[256], buf[64];
+	struct pkt p;
+	int fd, lfd, hfd;
+	uint32_t local;
+
+	CHECK_EQ(vsock_init(&vs, CID, path, -1, err, sizeof(err)), 0);
+	vs.connect_timeout_ms = vs.close_timeout_ms = 100;
+	fd = unix_connect(path, 0);
+	CHECK_EQ(send(fd, "CONNECT 44\n", 11, 0), 11);
+	CHECK(settle(&vs) && grecv(&vs, &p, 4096) && p.h.op == VSOCK_OP_REQUEST);
+	local = p.h.src_port;
+	spin(&vs, 600);
+	CHECK_EQ(read_wait(fd, buf, sizeof(buf)), 0);
+	CHECK(grecv(&vs, &p, 4096) && p.h.op == VSOCK_OP_RST &&
+	      p.h.src_port == local);
+	CHECK_EQ(vs.nconns, 0);
+	CHECK(!vs.timer_armed);		/* nothing left to time */
+	close(fd);
+
+	lfd = host_listen(45);
+	gsend(&vs, 46, 45, VSOCK_OP_REQUEST, 0, NULL, 0, 65536, 0);
+	CHECK(grecv(&vs, &p, 4096) && p.h.op == VSOCK_OP_RESPONSE);
+	hfd = accept_wait(lfd);
+	close(hfd);
+	CHECK(settle(&vs) && grecv(&vs, &p, 4096) &&
+	      p.h.op == VSOCK_OP_SHUTDOWN && p.h.flags == 3);
+	CHECK_EQ(vs.nconns, 1);
+	spin(&vs, 600);
+	CHECK(grecv(&vs, &p, 4096) && p.h.op == VSOCK_OP_RST);
+	CHECK_EQ(vs.nconns, 0);
+	close(lfd);
+	vsock_fini(&vs);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/lkvm-vsock-XXXXXX");
@@ -435,6 +486,7 @@ int main(void)
 	test_bad_packets();
 	test_credit();
 	test_many();
+	test_timeouts();
 	rmdir(dir);
 	return test_done();
 }

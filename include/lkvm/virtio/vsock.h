@@ -52,6 +52,14 @@ enum vsock_op {
 #define VSOCK_RST_QUEUE		256	/* resets owed with no connection */
 #define VSOCK_HANDOFF_MAX	64
 #define VSOCK_LINE_MAX		32	/* "CONNECT 4294967295\n" fits */
+/*
+ * A guest that leaves a connection request unanswered, or a close
+ * unacknowledged (no RST after lkvm's SHUTDOWN of both directions), is
+ * reset after this long (the spec leaves it to the implementation;
+ * Linux waits 8 s for a close).
+ */
+#define VSOCK_CONNECT_TIMEOUT_MS	5000
+#define VSOCK_CLOSE_TIMEOUT_MS		8000
 /* Local ports of host-initiated connections start here. */
 #define VSOCK_LOCAL_PORT_BASE	(1U << 30)
 
@@ -111,7 +119,7 @@ struct vconn {
 	/* Host to guest: the guest's credit. */
 	uint32_t peer_buf_alloc, peer_fwd_cnt;
 	uint32_t tx_cnt;		/* bytes sent to the guest, all told */
-	uint8_t line_len;
+	uint64_t deadline_ns;		/* reset then (0: none) */
 };
 
 /* What the device counts (lkvm stat shows them as the queues' errors). */
@@ -130,6 +138,9 @@ struct vsock {
 	int listen_fd;			/* -1: no host-initiated connections */
 	int epfd;			/* host sockets, edge-triggered */
 	int hand_efd;			/* hand-off list not empty */
+	int timer_fd;			/* armed while a deadline is set */
+	bool timer_armed;
+	unsigned int connect_timeout_ms, close_timeout_ms;	/* tests shorten them */
 	pthread_mutex_t hand_lock;
 	int hand_fds[VSOCK_HANDOFF_MAX];
 	unsigned int hand_n;
@@ -221,6 +232,7 @@ void vsock_work(struct vsock *vs, struct vconn *c);
 void vsock_owe_rst(struct vsock *vs, uint32_t local, uint32_t peer);
 void vsock_reset_conn(struct vsock *vs, struct vconn *c);
 void vsock_flush_host(struct vsock *vs, struct vconn *c);
+void vsock_set_deadline(struct vsock *vs, struct vconn *c, unsigned int ms);
 void vsock_enter(struct vsock *vs);
 void vsock_leave(struct vsock *vs);
 
