@@ -6,9 +6,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "lkvm/net/net.h"
 #include "lkvm/lib/util.h"
+
+ssize_t net_fd_recv(struct net_backend *nb, unsigned int q,
+		    const struct iovec *iov, unsigned int n)
+{
+	ssize_t r = readv(nb->fds[q], iov, n);
+
+	return r < 0 ? -errno : r;
+}
+
+int net_fd_send(struct net_backend *nb, unsigned int q,
+		const struct iovec *iov, unsigned int n)
+{
+	return writev(nb->fds[q], iov, n) < 0 ? -errno : 0;
+}
 
 void net_spec_free(struct net_spec *spec)
 {

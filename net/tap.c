@@ -212,6 +212,7 @@ static int tap_open(struct net_backend *nb, char *err, size_t errlen)
 	}
 	nb->fds[0] = fd;
 	nb->created = !existed;
+	nb->fd_frames = true;
 	for (i = 1; i < nb->nqueues; i++) {
 		char again[IFNAMSIZ];
 
@@ -280,5 +281,7 @@ const struct net_ops net_tap_ops = {
 	.open = tap_open,
 	.set_offload = tap_set_offload,
 	.set_queue_enabled = tap_set_queue_enabled,
+	.recv = net_fd_recv,
+	.send = net_fd_send,
 	.close = tap_close,
 };

@@ -341,6 +341,12 @@ int virtio_queue_take(struct virtio_queue *q, struct vq_elem *e)
 	return r;
 }
 
+void virtio_queue_unpop(struct virtio_queue *q)
+{
+	vq_unpop(&q->vq);
+	OWNER_ADD(q->stats.chains, -1);
+}
+
 struct vq_elem *virtio_queue_pop(struct virtio_queue *q)
 {
 	return virtio_queue_take(q, &q->elem) > 0 ? &q->elem : NULL;

@@ -46,13 +46,58 @@ void net_tx_dropped(struct net_pair *p)
 	virtio_queue_count_error(p->txq);
 }
 
+/* The fd's events: frames to read, and room to write while blocked. */
+static void net_watch_update(struct net_pair *p)
+{
+	uint32_t ev = (p->watching ? EPOLLIN : 0) |
+		      (p->tx_blocked && !p->fd_dead ? EPOLLOUT : 0);
+
+	if (ev != p->watch_events && iothread_watch(p->thread, p->fd, ev) == 0)
+		p->watch_events = ev;
+}
+
 void net_watch(struct net_pair *p, bool on)
 {
-	on = on && p->enabled && !p->fd_dead;
-	if (on == p->watching)
-		return;
-	if (iothread_watch(p->thread, p->fd, on ? EPOLLIN : 0) == 0)
-		p->watching = on;
+	p->watching = on && p->enabled && !p->fd_dead;
+	net_watch_update(p);
+}
+
+ssize_t net_backend_recv(struct net_pair *p, const struct iovec *iov,
+			 unsigned int n)
+{
+	struct net_backend *nb = p->net->nb;
+
+	return nb->ops->recv(nb, p->index, iov, n);
+}
+
+int net_backend_send(struct net_pair *p, const struct iovec *iov,
+		     unsigned int n)
+{
+	struct net_backend *nb = p->net->nb;
+	int ret = nb->ops->send(nb, p->index, iov, n);
+
+	if (ret == -EAGAIN) {
+		/* Hold the frame; the fd's EPOLLOUT brings it back. */
+		p->tx_blocked = true;
+		net_watch_update(p);
+	}
+	return ret;
+}
+
+/*
+ * The backend broke (a tap gone, the user-mode network process dead):
+ * this pair stops, and the guest sees its link go down.
+ */
+void net_backend_dead(struct net_pair *p)
+{
+	struct virtio_net *net = p->net;
+
+	p->fd_dead = true;
+	p->tx_blocked = false;
+	net_watch(p, false);
+	if (__atomic_exchange_n(&net->config.status, 0, __ATOMIC_RELAXED) &
+	    VIRTIO_NET_S_LINK_UP && net->dev.tr)
+		net->dev.tr->signal_config(&net->dev);
 }
 
 static void net_drain(struct virtio_device *d, struct virtio_queue *q)

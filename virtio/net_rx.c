@@ -129,14 +129,13 @@ static bool net_rx_place_frame(struct net_pair *p, bool mrg)
 }
 
 /* A read from the backend failed: EAGAIN is "no frame"; else it broke. */
-static int net_rx_read_failed(struct net_pair *p)
+static int net_rx_read_failed(struct net_pair *p, int err)
 {
-	if (errno != EAGAIN && errno != EINTR) {
+	if (err != -EAGAIN && err != -EINTR) {
 		/* The interface went away or broke: stop reading it. */
 		vm_warn(p->net->dev.vm, "%s: receive: %s; queue %u stops receiving",
-			p->net->dev.vdev.name, strerror(errno), p->index);
-		p->fd_dead = true;
-		net_watch(p, false);
+			p->net->dev.vdev.name, strerror(-err), p->index);
+		net_backend_dead(p);
 	}
 	return 0;
 }
@@ -152,9 +151,9 @@ static int net_rx_direct(struct net_pair *p)
 	struct virtio_net_hdr h;
 	ssize_t n;
 
-	n = read(p->fd, iov->iov_base, iov->iov_len);
+	n = net_backend_recv(p, iov, 1);
 	if (n < 0)
-		return net_rx_read_failed(p);
+		return net_rx_read_failed(p, n);
 	/* tun returns a frame's whole length even when it did not fit. */
 	memcpy(&h, iov->iov_base, sizeof(h));
 	if ((size_t)n < NET_HDR_LEN + NET_ETH_HLEN || (size_t)n > iov->iov_len ||
@@ -185,9 +184,10 @@ static int net_rx_one(struct net_pair *p, bool mrg)
 			return -1;
 		if (p->held[0].elem.nin == 1 && p->caps[0] >= p->net->rx_max)
 			return net_rx_direct(p);
-		n = read(p->fd, p->frame, NET_FRAME_MAX);
+		n = net_backend_recv(p, &(struct iovec){ p->frame,
+							  NET_FRAME_MAX }, 1);
 		if (n < 0)
-			return net_rx_read_failed(p);
+			return net_rx_read_failed(p, n);
 		if ((size_t)n < NET_HDR_LEN + NET_ETH_HLEN) {
 			net_rx_dropped(p);
 			return 1;
@@ -237,12 +237,19 @@ void net_rx_ready(void *opaque, uint32_t events)
 
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		if (!p->fd_dead)
-			vm_warn(p->net->dev.vm, "%s: queue %u: backend hung up",
+			vm_warn(p->net->dev.vm, "%s: queue %u: backend hung up; link down",
 				p->net->dev.vdev.name, p->index);
-		p->fd_dead = true;
-		net_watch(p, false);
+		net_backend_dead(p);
 		return;
 	}
+	/* Room in the backend again: the held transmit frame goes on. */
+	if ((events & EPOLLOUT) && p->tx_blocked) {
+		p->tx_blocked = false;
+		net_watch(p, p->watching);
+		virtio_queue_service(p->txq);
+	}
+	if (!(events & EPOLLIN))
+		return;
 	p->rx_streaming = net_rx(p) > 0;
 	virtio_queue_publish(p->rxq);
 }

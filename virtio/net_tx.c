@@ -53,7 +53,8 @@ static bool net_tx_async(struct net_pair *p, struct vq_elem *e)
 {
 	struct net_txio *t = p->txio_free;
 
-	if (!p->aio || !t || e->nout > NET_TX_ASYNC_IOV || p->fd_dead)
+	if (!p->aio || !t || e->nout > NET_TX_ASYNC_IOV || p->fd_dead ||
+	    !p->net->nb->fd_frames)
 		return false;
 	p->txio_free = t->next_free;
 	t->head = e->head;
@@ -71,8 +72,22 @@ static bool net_tx_async(struct net_pair *p, struct vq_elem *e)
 	return true;
 }
 
-/* Sends one frame; false if it went to the io_uring (pushed later). */
-static bool net_tx_one(struct net_pair *p, struct vq_elem *e)
+/* The backend's answer to a frame: counted; false if it must wait. */
+static bool net_tx_sent(struct net_pair *p, int ret)
+{
+	if (ret == -EAGAIN)
+		return false;
+	if (ret < 0)
+		net_tx_dropped(p);	/* a full or downed tap drops, as a wire would */
+	else
+		p->tx_frames++;
+	return true;
+}
+
+enum net_tx_result { NET_TX_DONE, NET_TX_QUEUED, NET_TX_WAIT };
+
+/* Sends one frame: done, queued on the io_uring, or to wait for room. */
+static enum net_tx_result net_tx_one(struct net_pair *p, struct vq_elem *e)
 {
 	struct virtio_net_hdr h;
 	enum net_tx_error err = e->nin ? NET_TX_CHAIN : NET_TX_SHORT;
@@ -92,9 +107,13 @@ static bool net_tx_one(struct net_pair *p, struct vq_elem *e)
 		net_tx_dropped(p);
 		p->tx_err[err]++;
 		net_warn_once(p->net, "dropped a transmit frame");
-		return true;
+		return NET_TX_DONE;
 	}
 	h.num_buffers = 0;
+	if (p->fd_dead) {
+		net_tx_dropped(p);
+		return NET_TX_DONE;
+	}
 	/*
 	 * One write per frame, in one piece where possible: a tap write
 	 * costs about 11% more with the header in a separate segment.  A
@@ -105,24 +124,20 @@ static bool net_tx_one(struct net_pair *p, struct vq_elem *e)
 	 * drop): our checks are for counting, not the host's safety.
 	 */
 	if (net_tx_async(p, e))
-		return false;
+		return NET_TX_QUEUED;
 	if (e->nout == 1) {
-		if (p->fd_dead || write(p->fd, e->iov[0].iov_base, total) < 0)
-			net_tx_dropped(p);
-		else
-			p->tx_frames++;
-		return true;
+		p->txiov[0] = (struct iovec){ e->iov[0].iov_base, total };
+		return net_tx_sent(p, net_backend_send(p, p->txiov, 1)) ?
+		       NET_TX_DONE : NET_TX_WAIT;
 	}
 	/* Small frames in several buffers: one contiguous copy. */
 	if (total <= NET_TX_COPY) {
 		memcpy(p->txbuf, &h, sizeof(h));
 		iov_to_buf(e->iov, e->nout, NET_HDR_LEN,
 			   p->txbuf + NET_HDR_LEN, total - NET_HDR_LEN);
-		if (p->fd_dead || write(p->fd, p->txbuf, total) < 0)
-			net_tx_dropped(p);
-		else
-			p->tx_frames++;
-		return true;
+		p->txiov[0] = (struct iovec){ p->txbuf, total };
+		return net_tx_sent(p, net_backend_send(p, p->txiov, 1)) ?
+		       NET_TX_DONE : NET_TX_WAIT;
 	}
 	/* The checked copy of the header goes out, not the guest's. */
 	p->txiov[n].iov_base = &h;
@@ -136,20 +151,27 @@ static bool net_tx_one(struct net_pair *p, struct vq_elem *e)
 		p->txiov[n++].iov_len = e->iov[i].iov_len - skip;
 		skip = 0;
 	}
-	if (p->fd_dead || writev(p->fd, p->txiov, n) < 0)
-		net_tx_dropped(p);	/* a full or downed tap drops, as a wire would */
-	else
-		p->tx_frames++;
-	return true;
+	return net_tx_sent(p, net_backend_send(p, p->txiov, n)) ?
+	       NET_TX_DONE : NET_TX_WAIT;
 }
 
 void net_tx_drain(struct net_pair *p, struct virtio_queue *q)
 {
 	struct vq_elem *e;
 
-	while ((e = virtio_queue_pop(q)))
-		if (net_tx_one(p, e))
+	/* Blocked: the chain waits in the ring until EPOLLOUT. */
+	while (!p->tx_blocked && (e = virtio_queue_pop(q))) {
+		switch (net_tx_one(p, e)) {
+		case NET_TX_DONE:
 			virtio_queue_complete(q, e, 0);
+			break;
+		case NET_TX_QUEUED:
+			break;
+		case NET_TX_WAIT:
+			virtio_queue_unpop(q);
+			return;
+		}
+	}
 }
 
 /* io_uring for transmit writes; without one, write() does them. */

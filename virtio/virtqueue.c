@@ -218,6 +218,11 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e)
 	}
 }
 
+void vq_unpop(struct virtqueue *vq)
+{
+	vq->last_avail--;
+}
+
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 {
 	struct vring_used_elem *ring = (void *)&vq->used[2];

@@ -240,6 +240,8 @@ static const struct net_ops sp_ops = {
 	.name = "socketpair",
 	.set_offload = sp_set_offload,
 	.set_queue_enabled = sp_set_queue,
+	.recv = net_fd_recv,
+	.send = net_fd_send,
 	.close = sp_close,
 };
 
@@ -256,6 +258,7 @@ static struct net_backend *sp_backend(unsigned int nq)
 	nb->offloads = NET_OFF_CSUM | NET_OFF_TSO4 | NET_OFF_TSO6 |
 		       NET_OFF_TSO_ECN | NET_OFF_UFO;
 	nb->mtu = 1500;
+	nb->fd_frames = true;
 	for (i = 0; i < nq; i++) {
 		int sv[2];
 

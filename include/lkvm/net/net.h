@@ -3,12 +3,15 @@
  * only through struct net_ops; each kind is one file in net/ (tap.c now)
  * and one line in net.c's list.
  *
- * A backend gives one non-blocking fd per queue pair.  Each frame read
- * from or written to it starts with a virtio_net_hdr of hdr_len bytes
- * (the layout virtio 1.x uses, little-endian), so the device can pass
- * guest headers through unchanged after checking them.  The fds belong
- * to the queue threads; set_offload and set_queue_enabled are ioctls the
- * kernel serialises and may run on any thread.
+ * A backend gives one non-blocking fd per queue pair, which the pair's
+ * thread watches, and moves frames on it with recv and send.  Each frame
+ * starts with a virtio_net_hdr of hdr_len bytes (the layout virtio 1.x
+ * uses, little-endian), so the device can pass guest headers through
+ * unchanged after checking them.  Where each read or write of the fd is
+ * one frame (fd_frames: a tap), the device may also queue frame writes
+ * on its io_uring.  recv, send and the fds belong to the queue threads;
+ * set_offload and set_queue_enabled are ioctls the kernel serialises and
+ * may run on any thread.
  */
 #ifndef LKVM_NET_NET_H
 #define LKVM_NET_NET_H
@@ -17,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #define NET_MAX_QUEUES		16	/* queue pairs */
 #define NET_MAC_LEN		6
@@ -56,6 +61,20 @@ struct net_ops {
 	/* Stops (or restarts) the backend steering frames to queue pair q. */
 	int (*set_queue_enabled)(struct net_backend *nb, unsigned int q,
 				 bool on);
+	/*
+	 * One frame of pair q into iov (header first): its length (it may
+	 * be longer than iov, which then holds its start), -EAGAIN if none
+	 * is waiting, or another -errno if the backend broke.
+	 */
+	ssize_t (*recv)(struct net_backend *nb, unsigned int q,
+			const struct iovec *iov, unsigned int n);
+	/*
+	 * One frame (header first) out of pair q: 0, -EAGAIN if the backend
+	 * cannot take it now (wait for the fd to be writable; a tap drops
+	 * instead, as a wire would), or another -errno: dropped.
+	 */
+	int (*send)(struct net_backend *nb, unsigned int q,
+		    const struct iovec *iov, unsigned int n);
 	void (*close)(struct net_backend *nb);
 };
 
@@ -69,9 +88,17 @@ struct net_backend {
 	unsigned int mtu;
 	char ifname[IFNAMSIZ];
 	bool created;			/* we made the interface */
+	bool fd_frames;			/* one frame per read/write of fds[] */
+	void *priv;			/* the backend's own state */
 };
 
 extern const struct net_ops net_tap_ops;
+
+/* recv and send for fds that carry one frame per read or write. */
+ssize_t net_fd_recv(struct net_backend *nb, unsigned int q,
+		    const struct iovec *iov, unsigned int n);
+int net_fd_send(struct net_backend *nb, unsigned int q,
+		const struct iovec *iov, unsigned int n);
 
 /* Parses "mode=tap,tapif=NAME,..." or "mode=none"; spec->script malloc'd. */
 int net_spec_parse(const char *s, struct net_spec *spec, char *err,

@@ -244,6 +244,12 @@ struct virtio_queue *virtio_selected_queue(struct virtio_device *d);
  */
 int virtio_queue_take(struct virtio_queue *q, struct vq_elem *e);
 struct vq_elem *virtio_queue_pop(struct virtio_queue *q);
+/*
+ * The chain taken last goes back to the ring, to be taken again later
+ * (a backend that cannot take it now); only before anything else is
+ * taken or completed.
+ */
+void virtio_queue_unpop(struct virtio_queue *q);
 void virtio_queue_complete(struct virtio_queue *q, const struct vq_elem *e,
 			   uint32_t len);
 /* The same, for a chain of which only the head was kept. */

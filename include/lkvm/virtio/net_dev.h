@@ -59,7 +59,9 @@ struct net_pair {
 	struct iothread *thread;	/* the device's thread for this pair */
 	int fd;
 	bool enabled;			/* the guest uses this pair */
-	bool watching;			/* fd in the thread's epoll set */
+	bool watching;			/* reading the fd (EPOLLIN) */
+	bool tx_blocked;		/* the backend took no frame: EPOLLOUT */
+	uint32_t watch_events;		/* what the thread's epoll watches */
 	bool fd_dead;			/* backend fd failed: ignore it */
 	bool rx_streaming;		/* frames came on the last look */
 	/* Receive: chains held in ring order, and a frame read but not
@@ -109,6 +111,13 @@ void net_rx_dropped(struct net_pair *p);
 void net_tx_dropped(struct net_pair *p);
 /* Watches the pair's backend fd for frames (on its thread or paused). */
 void net_watch(struct net_pair *p, bool on);
+/* Frame I/O through the backend's ops (on the pair's thread). */
+ssize_t net_backend_recv(struct net_pair *p, const struct iovec *iov,
+			 unsigned int n);
+int net_backend_send(struct net_pair *p, const struct iovec *iov,
+		     unsigned int n);
+/* The backend broke: the pair stops, the guest's link goes down. */
+void net_backend_dead(struct net_pair *p);
 
 /* net_rx.c: receive, on the pair's thread */
 /* Frames into the guest's chains until none, no buffers, or budget. */

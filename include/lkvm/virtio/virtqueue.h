@@ -104,6 +104,8 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *e);
  * (which vq_should_notify() does first): fewer stores to a cache line
  * the driver polls.
  */
+/* The chain vq_pop gave last goes back (it will be read again). */
+void vq_unpop(struct virtqueue *vq);
 void vq_push(struct virtqueue *vq, uint16_t head, uint32_t len);
 void vq_publish_used(struct virtqueue *vq);
 /* After a batch of pushes: must the guest be interrupted? */
