@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/uio.h>
 
 #include "lkvm/net/net.h"
@@ -28,7 +29,46 @@ int net_fd_send(struct net_backend *nb, unsigned int q,
 void net_spec_free(struct net_spec *spec)
 {
 	free(spec->script);
-	spec->script = NULL;
+	free(spec->passt);
+	spec->script = spec->passt = NULL;
+}
+
+/* "tcp:[ADDR]:HOSTPORT-:GUESTPORT" (QEMU's hostfwd), IPv4 or any. */
+static int parse_fwd(const char *s, struct net_fwd *f)
+{
+	char buf[64], *colon, *dash;
+	uint64_t n;
+	struct in_addr a;
+
+	memset(f, 0, sizeof(*f));
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	if (!strncmp(buf, "tcp:", 4))
+		f->udp = false;
+	else if (!strncmp(buf, "udp:", 4))
+		f->udp = true;
+	else
+		return -EINVAL;
+	dash = strstr(buf + 4, "-:");
+	if (!dash)
+		return -EINVAL;
+	*dash = '\0';
+	if (parse_uint(dash + 2, 1, 65535, &n))
+		return -EINVAL;
+	f->guest_port = n;
+	colon = strrchr(buf + 4, ':');
+	if (!colon)
+		return -EINVAL;
+	*colon = '\0';
+	if (parse_uint(colon + 1, 1, 65535, &n))
+		return -EINVAL;
+	f->host_port = n;
+	if (strlen(buf + 4) >= sizeof(f->addr) ||
+	    (buf[4] && inet_pton(AF_INET, buf + 4, &a) != 1))
+		return -EINVAL;
+	memcpy(f->addr, buf + 4, strlen(buf + 4) + 1);
+	return 0;
 }
 
 static int hexval(char c)
@@ -92,11 +132,13 @@ static int net_opt(struct net_spec *spec, char *opt, bool *mode_set,
 	if (!strcmp(opt, "mode")) {
 		if (!strcmp(val, "tap"))
 			spec->mode = NET_MODE_TAP;
+		else if (!strcmp(val, "user"))
+			spec->mode = NET_MODE_USER;
 		else if (!strcmp(val, "none"))
 			spec->mode = NET_MODE_NONE;
 		else
 			return errf(err, errlen, -EINVAL,
-				    "network: mode=%s: supported are tap and none",
+				    "network: mode=%s: supported are tap, user and none",
 				    val);
 		*mode_set = true;
 	} else if (!strcmp(opt, "tapif")) {
@@ -136,9 +178,29 @@ static int net_opt(struct net_spec *spec, char *opt, bool *mode_set,
 				    "network: queues=%s: want 1 to %d", val,
 				    NET_MAX_QUEUES);
 		spec->queues = n;
+	} else if (!strcmp(opt, "hostfwd")) {
+		if (spec->nfwd == NET_MAX_FWD)
+			return errf(err, errlen, -EINVAL,
+				    "network: more than %d hostfwd", NET_MAX_FWD);
+		if (parse_fwd(val, &spec->fwd[spec->nfwd]))
+			return errf(err, errlen, -EINVAL,
+				    "network: hostfwd=%s: want tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT (IPv4 HOSTADDR, ports 1-65535)",
+				    val);
+		spec->nfwd++;
+	} else if (!strcmp(opt, "mtu")) {
+		if (parse_uint(val, 576, 65520, &n))
+			return errf(err, errlen, -EINVAL,
+				    "network: mtu=%s: want 576 to 65520", val);
+		spec->mtu = n;
+	} else if (!strcmp(opt, "passt")) {
+		free(spec->passt);
+		spec->passt = *val ? strdup(val) : NULL;
+		if (!spec->passt)
+			return errf(err, errlen, *val ? -ENOMEM : -EINVAL,
+				    "network: passt= needs a path");
 	} else {
 		return errf(err, errlen, -EINVAL,
-			    "network: unknown option '%s' (known: mode, tapif, guest_mac, script, queues, fd)",
+			    "network: unknown option '%s' (known: mode, tapif, guest_mac, script, queues, fd, hostfwd, mtu, passt)",
 			    opt);
 	}
 	return 0;
@@ -168,12 +230,22 @@ static int net_spec_parse_raw(const char *s, struct net_spec *spec,
 	free(copy);
 	if (!ret && !mode_set)
 		ret = errf(err, errlen, -EINVAL,
-			   "network: no mode in '%s' (mode=tap or mode=none)",
+			   "network: no mode in '%s' (mode=tap, mode=user or mode=none)",
 			   s);
 	if (!ret && spec->mode == NET_MODE_NONE &&
-	    (spec->tapif[0] || spec->script || spec->queues || spec->mac_set))
+	    (spec->tapif[0] || spec->script || spec->queues || spec->mac_set ||
+	     spec->nfwd || spec->mtu || spec->passt))
 		ret = errf(err, errlen, -EINVAL,
 			   "network: mode=none takes no other options");
+	if (!ret && spec->mode == NET_MODE_TAP &&
+	    (spec->nfwd || spec->mtu || spec->passt))
+		ret = errf(err, errlen, -EINVAL,
+			   "network: hostfwd, mtu and passt are mode=user's");
+	if (!ret && spec->mode == NET_MODE_USER &&
+	    (spec->tapif[0] || spec->script || spec->has_fd ||
+	     spec->queues > 1))
+		ret = errf(err, errlen, -EINVAL,
+			   "network: mode=user takes hostfwd, guest_mac, mtu and passt (one queue pair)");
 	if (ret)
 		net_spec_free(spec);
 	return ret;
@@ -196,7 +268,7 @@ int net_open(struct net_backend **nbp, struct net_spec *spec,
 	int ret;
 
 	*nbp = NULL;
-	if (spec->mode != NET_MODE_TAP || !nqueues ||
+	if (spec->mode == NET_MODE_NONE || !nqueues ||
 	    nqueues > NET_MAX_QUEUES) {
 		net_spec_free(spec);
 		return errf(err, errlen, -EINVAL, "network: nothing to open");
@@ -207,11 +279,12 @@ int net_open(struct net_backend **nbp, struct net_spec *spec,
 		return errf(err, errlen, -ENOMEM, "out of memory");
 	}
 	nb->spec = *spec;
-	spec->script = NULL;		/* ours now */
+	spec->script = spec->passt = NULL;	/* ours now */
 	nb->nqueues = nqueues;
+	nb->log_fd = -1;
 	for (i = 0; i < NET_MAX_QUEUES; i++)
 		nb->fds[i] = -1;
-	nb->ops = &net_tap_ops;
+	nb->ops = spec->mode == NET_MODE_USER ? &net_passt_ops : &net_tap_ops;
 	ret = nb->ops->open(nb, err, errlen);
 	if (ret) {
 		net_close(nb);

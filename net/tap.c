@@ -27,7 +27,6 @@
 extern char **environ;
 
 /* The header virtio 1.x uses: virtio_net_hdr plus num_buffers. */
-#define TAP_HDR_LEN 12
 
 static int tap_attach(const char *name, bool mq, char *got)
 {
@@ -192,7 +191,7 @@ static int tap_open(struct net_backend *nb, char *err, size_t errlen)
 	const char *want = nb->spec.tapif[0] ? nb->spec.tapif : "lkvm%d";
 	bool existed = nb->spec.tapif[0] && if_nametoindex(nb->spec.tapif);
 	bool mq = nb->nqueues > 1;
-	int hdr = TAP_HDR_LEN;
+	int hdr = NET_VNET_HDR_LEN;
 	struct ifreq ifr;
 	unsigned int i;
 	int fd;
@@ -226,7 +225,7 @@ static int tap_open(struct net_backend *nb, char *err, size_t errlen)
 			return errf(err, errlen, -errno,
 				    "network: %s: no virtio-net headers on this tap: %s",
 				    nb->ifname, strerror(errno));
-	nb->hdr_len = TAP_HDR_LEN;
+	nb->hdr_len = NET_VNET_HDR_LEN;
 	tap_probe_offloads(nb);
 	memset(&ifr, 0, sizeof(ifr));
 	nb->mtu = tap_ifreq(nb->ifname, SIOCGIFMTU, &ifr) == 0 &&

@@ -76,6 +76,11 @@ int net_backend_send(struct net_pair *p, const struct iovec *iov,
 	struct net_backend *nb = p->net->nb;
 	int ret = nb->ops->send(nb, p->index, iov, n);
 
+	/* Taken, but part of it still waits in the backend (a stream). */
+	if (!ret && nb->ops->flush && nb->ops->flush(nb, p->index) > 0) {
+		p->tx_blocked = true;
+		net_watch_update(p);
+	}
 	if (ret == -EAGAIN) {
 		/* Hold the frame; the fd's EPOLLOUT brings it back. */
 		p->tx_blocked = true;
@@ -319,6 +324,7 @@ int virtio_net_create(struct lkvm *vm, struct net_backend *nb,
 	net->active = 1;
 	net->rx_max = NET_FRAME_MAX;
 	net->ctl_qi = 2 * net->npairs;
+	net->lowrate = ctl;
 	snprintf(name, sizeof(name), "net%u", index);
 	ret = virtio_device_init(&net->dev, vm, &virtio_net_ops, name,
 				 2 * net->npairs + 1);
@@ -377,6 +383,33 @@ static void net_random_mac(uint8_t *mac)
 	memcpy(mac + 3, r, 3);
 }
 
+/* The backend's messages (passt's stderr), a line each, on the low-rate thread. */
+static void net_backend_log(void *opaque, uint32_t events)
+{
+	struct virtio_net *net = opaque;
+	char buf[1024], *line, *nl;
+	ssize_t r;
+
+	(void)events;
+	r = read(net->nb->log_fd, buf, sizeof(buf) - 1);
+	if (r <= 0) {
+		if (r == 0 || errno != EAGAIN)	/* it closed: it ended */
+			iothread_watch(net->lowrate, net->nb->log_fd, 0);
+		return;
+	}
+	buf[r] = '\0';
+	for (line = buf; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (*line)
+			vm_warn(net->dev.vm, "%s: %s: %s", net->dev.vdev.name,
+				net->nb->ops->name, line);
+		if (!nl)
+			break;
+	}
+}
+
 static int net_create_one(struct machine *m, unsigned int index, char *err,
 			  size_t errlen)
 {
@@ -412,11 +445,14 @@ static int net_create_one(struct machine *m, unsigned int index, char *err,
 	/* Named now: a failed creation frees nb with the device. */
 	snprintf(what, sizeof(what), "virtio-net on %s", nb->ifname);
 	ret = virtio_net_create(m->vm, nb, index, mac, lowrate, &d);
+	if (!ret && nb->log_fd >= 0)
+		ret = iothread_add(lowrate, nb->log_fd, EPOLLIN, net_backend_log,
+				   to_net(d));
 	ret = virtio_device_finish(d, ret, what, err, errlen);
 	if (ret)
 		return ret;
-	vm_info(m->vm, "net%u: tap %s%s, guest MAC %02x:%02x:%02x:%02x:%02x:%02x, %u queue pair(s), MTU %u, receive offloads%s%s%s%s%s",
-		index, nb->ifname, nb->created ? " (created)" : "", mac[0],
+	vm_info(m->vm, "net%u: %s %s%s, guest MAC %02x:%02x:%02x:%02x:%02x:%02x, %u queue pair(s), MTU %u, receive offloads%s%s%s%s%s",
+		index, nb->ops->name, nb->ifname, nb->created ? " (created)" : "", mac[0],
 		mac[1], mac[2], mac[3], mac[4], mac[5], nq, nb->mtu,
 		nb->offloads & NET_OFF_CSUM ? " csum" : " none",
 		nb->offloads & NET_OFF_TSO4 ? " tso4" : "",

@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 
 #define NET_MAX_QUEUES		16	/* queue pairs */
+#define NET_VNET_HDR_LEN	12	/* virtio 1.x's net header */
 #define NET_MAC_LEN		6
 
 /* Offloads the backend may hand us (receive side), as TUN_F_* bits. */
@@ -36,6 +37,16 @@
 enum net_mode {
 	NET_MODE_NONE,
 	NET_MODE_TAP,
+	NET_MODE_USER,			/* passt, a user-mode network */
+};
+
+#define NET_MAX_FWD		16
+
+/* hostfwd=tcp|udp:[HOSTADDR]:HOSTPORT-:GUESTPORT (mode=user) */
+struct net_fwd {
+	bool udp;
+	char addr[16];			/* dotted IPv4, "" for any */
+	uint16_t host_port, guest_port;
 };
 
 /* One -n option. */
@@ -48,6 +59,11 @@ struct net_spec {
 	unsigned int queues;		/* queue pairs; 0: the default */
 	bool has_fd;			/* fd=N: a tap the embedder opened */
 	int fd;
+	/* mode=user */
+	char *passt;			/* passt=PATH; NULL: passt on $PATH */
+	unsigned int mtu;		/* 0: 1500 */
+	struct net_fwd fwd[NET_MAX_FWD];
+	unsigned int nfwd;
 };
 
 struct net_backend;
@@ -75,6 +91,12 @@ struct net_ops {
 	 */
 	int (*send)(struct net_backend *nb, unsigned int q,
 		    const struct iovec *iov, unsigned int n);
+	/*
+	 * Optional: writes what an earlier send left half written (a
+	 * stream): 1 if some is still waiting (watch for EPOLLOUT and call
+	 * again), 0 if none, -errno if the backend broke.
+	 */
+	int (*flush)(struct net_backend *nb, unsigned int q);
 	void (*close)(struct net_backend *nb);
 };
 
@@ -89,10 +111,15 @@ struct net_backend {
 	char ifname[IFNAMSIZ];
 	bool created;			/* we made the interface */
 	bool fd_frames;			/* one frame per read/write of fds[] */
+	int log_fd;			/* the backend's messages, or -1 */
 	void *priv;			/* the backend's own state */
 };
 
 extern const struct net_ops net_tap_ops;
+extern const struct net_ops net_passt_ops;
+
+/* mode=user: the passt process's pid (for tests and messages). */
+int net_passt_pid(const struct net_backend *nb);
 
 /* recv and send for fds that carry one frame per read or write. */
 ssize_t net_fd_recv(struct net_backend *nb, unsigned int q,
@@ -100,7 +127,10 @@ ssize_t net_fd_recv(struct net_backend *nb, unsigned int q,
 int net_fd_send(struct net_backend *nb, unsigned int q,
 		const struct iovec *iov, unsigned int n);
 
-/* Parses "mode=tap,tapif=NAME,..." or "mode=none"; spec->script malloc'd. */
+/*
+ * Parses "mode=tap,tapif=NAME,...", "mode=user,hostfwd=...", or
+ * "mode=none"; spec->script and spec->passt malloc'd.
+ */
 int net_spec_parse(const char *s, struct net_spec *spec, char *err,
 		   size_t errlen);
 void net_spec_free(struct net_spec *spec);

@@ -91,6 +91,7 @@ struct virtio_net {
 	unsigned int npairs;
 	unsigned int active;		/* pairs the guest uses */
 	unsigned int ctl_qi;
+	struct iothread *lowrate;	/* the control queue's, and the log's */
 	uint64_t rx_max;		/* largest frame the backend may give */
 	atomic_bool warned;
 };
