@@ -11,7 +11,7 @@ GUEST_CFLAGS := -O2 -std=gnu11 -Wall -Wextra -Werror -ffreestanding -nostdlib \
 	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest
 GUESTS := hello exitcode spin smp irq panic reboot triple echo emufail \
 	rng batch batchintx msix vconsole hostile blk blkro blkmq net netbasic \
-	counter sysrq acpioff vsock
+	counter sysrq acpioff vsock usernet
 GUEST_RT := guest/build/rt/entry.o guest/build/rt/vectors.o guest/build/rt/lib.o \
 	guest/build/rt/virtio.o guest/build/rt/vblk.o
 

@@ -113,9 +113,12 @@ static void passt_args(const struct net_spec *spec, const char *prog,
 	argv[n++] = "3";
 	argv[n++] = "--foreground";
 	argv[n++] = "--quiet";
-	/* Messages to stderr (our pipe), never syslog. */
-	argv[n++] = "--log-file";
-	argv[n++] = "/dev/stderr";
+	/*
+	 * Its messages go to stderr, our pipe (--log-file would be opened
+	 * inside passt's own sandbox, where the pipe is out of reach).
+	 * Without a syslog socket passt also says it could not send them
+	 * there; those lines come through too.
+	 */
 	argv[n++] = "--address";
 	argv[n++] = PASST_GUEST_ADDR;
 	argv[n++] = "--netmask";

@@ -31,7 +31,8 @@ dpkg-deb -x "$(ls $CACHE/busybox-static_*.deb | head -1)" $W/bb
 KERNEL=$(ls $W/k/boot/vmlinuz-*)
 MODS=$(ls -d $W/k/lib/modules/*)/kernel
 
-make -s STATIC=1 lkvm > $W/build.log 2>&1 && make -s guests build/x86_64/tools/vsockpeer >> $W/build.log 2>&1 ||
+make -s STATIC=1 lkvm > $W/build.log 2>&1 &&
+	make -s guests build/x86_64/tools/vsockpeer build/x86_64/tools/udpecho >> $W/build.log 2>&1 ||
 	{ cat $W/build.log; fail "static x86 lkvm builds"; echo "$PASSED passed, $FAILED failed"; exit 1; }
 pass "static x86 lkvm builds ($(stat -c %s build/x86_64-static/lkvm) bytes)"
 
@@ -42,11 +43,22 @@ rootfs() {	# rootfs DIR INIT: a busybox initramfs
 }
 rootfs $W/l2 tests/x86/l2-init
 rootfs $W/l1 tests/x86/l1-init
-for m in irqbypass ccp kvm kvm-amd; do cp "$(find $MODS -name "$m.ko")" $W/l1/lib/modules/; done
+for m in irqbypass ccp kvm kvm-amd dummy; do cp "$(find $MODS -name "$m.ko")" $W/l1/lib/modules/; done
+# Host programs L1 runs, with the libraries they load: passt (its
+# AVX2 build too) and setpriv.
+host_prog() {
+	for f in "$1" $(ldd "$1" | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p; s/^\s*\(\/[^ ]*\) .*/\1/p'); do
+		mkdir -p "$W/l1$(dirname "$f")"
+		cp -L "$f" "$W/l1$f"
+	done
+}
+for b in /usr/bin/passt /usr/bin/passt.avx2 /usr/bin/setpriv; do
+	[ -x $b ] && host_prog $b
+done
 (cd $W/l2 && find . | cpio -o -H newc --quiet) > $W/l1/g/l2.cpio
 cp build/x86_64-static/lkvm $W/l1/bin/lkvm
-cp guest/build/{hello,acpioff,counter,sysrq,vsock}.bin guest/build/hello.elf $W/l1/g/
-cp build/x86_64/tools/vsockpeer $W/l1/bin/
+cp guest/build/{hello,acpioff,counter,sysrq,vsock,usernet}.bin guest/build/hello.elf $W/l1/g/
+cp build/x86_64/tools/{vsockpeer,udpecho} $W/l1/bin/
 cp $KERNEL $W/l1/g/bzImage
 (cd $W/l1 && find . | cpio -o -H newc --quiet) > $W/l1.cpio
 
@@ -144,6 +156,14 @@ check "vsock: the guest exits 0, its 3 bad packets reset" \
 	grep -q "^X1 vsock status 0: .*resets for 3 bad packets" <<< "$LOG"
 grep "^X1 vsock status" <<< "$LOG" | sed 's/^X1 /  /'
 check "vsock: PATH removed when lkvm ends" has "X1 vsock path left 0"
+check "usernet: as nobody, -n mode=user: the guest's DHCP lease and UDP echo, exit 0" \
+	grep -q "^X1 usernet status 0: usernet: DHCP lease 10.0.2.15, gateway 10.0.2.2 usernet: UDP echo from 10.0.2.2 port 5555: received" <<< "$LOG"
+grep "^X1 usernet" <<< "$LOG" | sed 's/^X1 /  /'
+check "usernet: no passt left after the run" has "X1 usernet passt left 0"
+check "usernet: passt runs beside a running guest" grep -q "^X1 usernet-kill passt before [1-9]" <<< "$LOG"
+check "usernet: kill -9 of lkvm leaves no passt" grep -q "^X1 usernet-kill .*after 0$" <<< "$LOG"
+check "usernet: without passt, -n mode=user says to install it (exit 2)" \
+	grep -q "^X1 usernet-nopasst status 2: .*install the 'passt' package" <<< "$LOG"
 check "Linux L2 (Debian's kernel) powers off through ACPI: lkvm exits 0" \
 	grep -q "^X1 linux status 0 " <<< "$LOG"
 echo "  $(x1 'linux status ')"
