@@ -292,7 +292,10 @@ static int cli_add_disk(struct cli_run *r, const char *spec, char *err,
 			  CLI_MAX_DISKS, "disks", spec, err, errlen);
 }
 
-/* -n mode=none asks for what is the default: no device. */
+/*
+ * -n mode=none stays in the list: it says "no network", which also
+ * keeps a Linux kernel from its default one.
+ */
 static int cli_add_net(struct cli_run *r, const char *spec, char *err,
 		       size_t errlen)
 {
@@ -306,8 +309,6 @@ static int cli_add_net(struct cli_run *r, const char *spec, char *err,
 	if (ret)
 		return ret;
 	net_spec_free(&ns);
-	if (ns.mode == NET_MODE_NONE)
-		return 0;
 	return cli_append(&r->nets, &r->cfg.nets, &r->cfg.nnets, CLI_MAX_NETS,
 			  "networks", spec, err, errlen);
 }

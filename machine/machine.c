@@ -10,9 +10,12 @@
  * Threads: the embedder's thread calling lkvm_create().
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "lkvm/arch.h"
 #include "lkvm/device.h"
@@ -286,6 +289,23 @@ static int machine_check_config(const struct lkvm_config *cfg, char *err,
 	return machine_check_specs(cfg, err, errlen);
 }
 
+/*
+ * A Linux kernel rather than a flat test binary: a bzImage ("HdrS" at
+ * 0x202), an ELF (PVH vmlinux), or an arm64 Image ("ARM\x64" at 0x38).
+ */
+static bool kernel_is_linux(const char *path)
+{
+	uint8_t h[0x206];
+	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	ssize_t n = fd >= 0 ? pread(fd, h, sizeof(h), 0) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	return (n >= 0x206 && !memcmp(h + 0x202, "HdrS", 4)) ||
+	       (n >= 4 && !memcmp(h, "\x7f" "ELF", 4)) ||
+	       (n >= 0x3c && !memcmp(h + 0x38, "ARM\x64", 4));
+}
+
 int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,
 		size_t errlen)
 {
@@ -297,6 +317,10 @@ int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,
 	ret = machine_check_config(cfg, err, errlen);
 	if (!ret)
 		ret = vm_core_create(cfg, &vm, err, errlen);
+	if (!ret)
+		vm->default_user_net = !cfg->nnets && !cfg->nodefaults &&
+				       kernel_is_linux(cfg->kernel) &&
+				       net_passt_available();
 	if (!ret)
 		ret = machine_create_devices(vm, err, errlen);
 	if (!ret)

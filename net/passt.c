@@ -80,6 +80,13 @@ static int passt_find(const char *want, char *out, size_t len)
 	return -ENOENT;
 }
 
+bool net_passt_available(void)
+{
+	char prog[4096];
+
+	return passt_find(NULL, prog, sizeof(prog)) == 0;
+}
+
 /*
  * A host port a forward would listen on, already taken: passt would
  * only say so in its log and go on without it.  Checked here so the

@@ -422,7 +422,8 @@ static int net_create_one(struct machine *m, unsigned int index, char *err,
 	unsigned int nq;
 	int ret;
 
-	ret = net_spec_parse(m->cfg->nets[index], &spec, err, errlen);
+	ret = net_spec_parse(m->cfg->nnets ? m->cfg->nets[index] : "mode=user",
+			     &spec, err, errlen);
 	if (ret)
 		return ret;
 	if (spec.mode == NET_MODE_NONE) {
@@ -472,7 +473,8 @@ static int net_create_all(struct machine *m, char *err, size_t errlen)
 		if (ret)
 			return ret;
 	}
-	return 0;
+	return m->cfg->nnets || !m->vm->default_user_net ? 0 :
+	       net_create_one(m, 0, err, errlen);
 }
 
 /* -n SPEC: lkvm_config.nets. */

@@ -96,6 +96,11 @@ struct lkvm {
 					 * its timeout after a resume */
 	struct ctl_server *ctl;		/* the control socket, or NULL */
 	char *cmdline_defaults;		/* before cfg.cmdline for Linux */
+	/*
+	 * A Linux kernel, no -n and no nodefaults, and passt installed:
+	 * the network is -n mode=user, as kvmtool's default is its own.
+	 */
+	bool default_user_net;
 	char ctl_path[108];
 };
 

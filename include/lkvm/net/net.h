@@ -118,6 +118,8 @@ struct net_backend {
 extern const struct net_ops net_tap_ops;
 extern const struct net_ops net_passt_ops;
 
+/* Is passt on $PATH (mode=user can run)? */
+bool net_passt_available(void);
 /* mode=user: the passt process's pid (for tests and messages). */
 int net_passt_pid(const struct net_backend *nb);
 
