@@ -136,6 +136,14 @@ static void passt_args(const struct net_spec *spec, const char *prog,
 	argv[n++] = PASST_DNS;
 	argv[n++] = "--dns-forward";
 	argv[n++] = PASST_DNS;
+	/*
+	 * As root, passt drops to nobody, which it looks up by name: given
+	 * by number it needs no /etc/passwd (minimal systems, initramfs).
+	 */
+	if (geteuid() == 0) {
+		argv[n++] = "--runas";
+		argv[n++] = "65534:65534";
+	}
 	argv[n++] = "--mtu";
 	snprintf(mtu, 12, "%u", spec->mtu ? spec->mtu : 1500);
 	argv[n++] = mtu;

@@ -29,7 +29,22 @@ make -s ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- build/arm64/tools/vsockpeer 
 	> $W/peer-build.log 2>&1 || { cat $W/peer-build.log; fail "vsockpeer builds for arm64"; }
 cp build/arm64/tools/vsockpeer $W/l2/bin/
 (cd $W/l2 && find . | cpio -o -H newc --quiet) > $W/l2.cpio
-rootfs $W/l1 tests/arm64/l1-init virtio_mmio virtio_blk tun
+rootfs $W/l1 tests/arm64/l1-init virtio_mmio virtio_blk tun dummy
+# passt for -n mode=user, with the C library it loads, off $PATH (L2
+# runs elsewhere keep their no-network default): Debian's arm64 builds.
+if ! ls $CACHE/passt_*_arm64.deb > /dev/null 2>&1 ||
+   ! ls $CACHE/libc6_*_arm64.deb > /dev/null 2>&1; then
+	(cd $CACHE && apt-get download passt:arm64 libc6:arm64) > /dev/null 2>&1
+fi
+if ls $CACHE/passt_*_arm64.deb > /dev/null 2>&1; then
+	dpkg-deb -x $CACHE/passt_*_arm64.deb $W/pa
+	dpkg-deb -x $CACHE/libc6_*_arm64.deb $W/pa
+	mkdir -p $W/l1/opt/passt $W/l1/lib/aarch64-linux-gnu
+	cp $W/pa/usr/bin/passt $W/l1/opt/passt/
+	cp -L $W/pa/lib/aarch64-linux-gnu/libc.so.6 $W/l1/lib/aarch64-linux-gnu/
+	cp -L $W/pa/lib/ld-linux-aarch64.so.1 $W/l1/lib/ 2> /dev/null ||
+		cp -L $W/pa/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1 $W/l1/lib/
+fi
 mkdir -p $W/l1/l2
 cp $IMAGE $W/l1/l2/Image
 cp $W/l2.cpio $W/l1/l2/initrd.cpio
@@ -186,6 +201,17 @@ if [ -z "${LKVM_NESTED_ONLY:-}" ] || [ "$LKVM_NESTED_ONLY" = vsock ]; then
 		grep -q "^L1 vsock vsockpeer: churn: 200 of 200" <<< "$S"
 	check "vsock: lkvm exits 0, PATH removed" \
 		eval 'grep -q "^L1 end vsock status 0" <<< "$S" && grep -q "^L1 vsock path left 0" <<< "$S"'
+fi
+
+S=$(section usernet)
+if [ -z "${LKVM_NESTED_ONLY:-}" ] || [ "$LKVM_NESTED_ONLY" = usernet ]; then
+	check "usernet: L2 gets 10.0.2.15 by DHCP (udhcpc) from passt" \
+		grep -q "^L2 usernet lease 10.0.2.15" <<< "$S"
+	US=$(sed -n 's/^L1 usernet serving sha256 //p' <<< "$S")
+	check "usernet: L2 fetches 1 MiB from L1's loopback (wget via 10.0.2.2), sha256 equal" \
+		eval '[ -n "$US" ] && grep -q "^L2 usernet fetched sha256 $US" <<< "$S"'
+	check "usernet: lkvm exits 0, no passt left" \
+		eval 'grep -q "^L1 end usernet status 0" <<< "$S" && grep -q "^L1 usernet passt left 0" <<< "$S"'
 fi
 
 S=$(section balloon)
