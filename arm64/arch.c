@@ -275,6 +275,14 @@ static void arm64_vm_free(struct lkvm *vm)
 	vm->arch = NULL;
 }
 
+/* The arm64 loader boots Linux Images only (anything else is refused). */
+static bool arm64_kernel_is_linux(const uint8_t *head, size_t len)
+{
+	(void)head;
+	(void)len;
+	return true;
+}
+
 const struct arch_ops arch_ops = {
 	.name = "arm64",
 	.serial_console_args = "console=ttyS0",
@@ -292,6 +300,7 @@ const struct arch_ops arch_ops = {
 	.irq_line_id = arm64_irq_line_id,
 	.mem_layout = arm64_mem_layout,
 	.vm_init = arm64_vm_init,
+	.kernel_is_linux = arm64_kernel_is_linux,
 	.load_kernel = arm64_load_kernel,
 	.vcpu_init = arm64_vcpu_init,
 	.vcpus_ready = arm64_vcpus_ready,

@@ -289,21 +289,16 @@ static int machine_check_config(const struct lkvm_config *cfg, char *err,
 	return machine_check_specs(cfg, err, errlen);
 }
 
-/*
- * A Linux kernel rather than a flat test binary: a bzImage ("HdrS" at
- * 0x202), an ELF (PVH vmlinux), or an arm64 Image ("ARM\x64" at 0x38).
- */
+/* A Linux kernel rather than a flat test binary, as the arch's loader sees it. */
 static bool kernel_is_linux(const char *path)
 {
-	uint8_t h[0x206];
+	uint8_t head[1024];
 	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	ssize_t n = fd >= 0 ? pread(fd, h, sizeof(h), 0) : -1;
+	ssize_t n = fd >= 0 ? pread(fd, head, sizeof(head), 0) : -1;
 
 	if (fd >= 0)
 		close(fd);
-	return (n >= 0x206 && !memcmp(h + 0x202, "HdrS", 4)) ||
-	       (n >= 4 && !memcmp(h, "\x7f" "ELF", 4)) ||
-	       (n >= 0x3c && !memcmp(h + 0x38, "ARM\x64", 4));
+	return n > 0 && arch_ops.kernel_is_linux(head, n);
 }
 
 int lkvm_create(const struct lkvm_config *cfg, struct lkvm **vmp, char *err,

@@ -377,6 +377,12 @@ static void x86_vm_free(struct lkvm *vm)
 	vm->arch = NULL;
 }
 
+/* What the loaders boot as Linux: a bzImage or a PVH ELF (vmlinux). */
+static bool x86_kernel_is_linux(const uint8_t *head, size_t len)
+{
+	return bzimage_probe(head, len) || elf_probe(head, len);
+}
+
 const struct arch_ops arch_ops = {
 	.name = "x86_64",
 	.max_cpus = X86_MAX_CPUS,
@@ -391,6 +397,7 @@ const struct arch_ops arch_ops = {
 	.msi_gsi_base = X86_MSI_GSI_BASE,
 	.mem_layout = x86_mem_layout,
 	.vm_init = x86_vm_init,
+	.kernel_is_linux = x86_kernel_is_linux,
 	.load_kernel = x86_load_kernel,
 	.vcpu_init = x86_vcpu_init,
 	.vcpu_dump = x86_vcpu_dump,

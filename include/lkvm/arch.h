@@ -53,6 +53,11 @@ struct arch_ops {
 				   unsigned int max);
 	/* After memory exists: irqchip, timers, platform devices. */
 	int (*vm_init)(struct lkvm *vm, char *err, size_t errlen);
+	/*
+	 * Is a kernel whose first bytes are head a Linux kernel (which gets
+	 * the default command line and network), not a flat test binary?
+	 */
+	bool (*kernel_is_linux)(const uint8_t *head, size_t len);
 	/* Loads kernel/initrd/command line; decides the boot state. */
 	int (*load_kernel)(struct lkvm *vm, char *err, size_t errlen);
 	/* Per vCPU, before its thread starts. */
