@@ -19,7 +19,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "lkvm/lib/util.h"
@@ -292,8 +291,7 @@ static int vsock_parse(char *copy, struct vsock_opts *o, char *err,
 	if (o->uds) {
 		struct stat st;
 
-		/* PATH_4294967295 must fit a socket address too. */
-		if (strlen(o->uds) + 11 >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		if (!vsock_uds_path_fits(o->uds))
 			return input_errf(err, errlen, -ENAMETOOLONG,
 					  "vsock: uds path %s is too long", o->uds);
 		if (lstat(o->uds, &st) == 0 && !S_ISSOCK(st.st_mode))

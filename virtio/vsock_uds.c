@@ -73,14 +73,19 @@ fail:
 	return ret;
 }
 
+bool vsock_uds_path_fits(const char *uds)
+{
+	return strlen(uds) + VSOCK_PORT_SUFFIX <
+	       sizeof(((struct sockaddr_un *)0)->sun_path);
+}
+
 int vsock_uds_open(struct vsock *vs, const char *uds, int listen_fd,
 		   char *err, size_t errlen)
 {
 	int ret;
 
 	if (uds) {
-		if (strlen(uds) + VSOCK_PORT_SUFFIX >=
-		    sizeof(((struct sockaddr_un *)0)->sun_path))
+		if (!vsock_uds_path_fits(uds))
 			return input_errf(err, errlen, -ENAMETOOLONG,
 					  "vsock: uds path %s is too long (at most %zu bytes)",
 					  uds,

@@ -79,6 +79,9 @@ struct vsock_hdr {
 
 _Static_assert(sizeof(struct vsock_hdr) == VSOCK_HDR_LEN, "vsock header");
 
+/* A header read off the wire, to host byte order (its own inverse). */
+void vsock_hdr_from_le(struct vsock_hdr *h);
+
 enum vconn_state {
 	VC_HOST_LINE,		/* host client: waiting for "CONNECT P\n" */
 	VC_CONNECTING,		/* REQUEST owed or sent, no RESPONSE yet */
@@ -237,6 +240,8 @@ void vsock_enter(struct vsock *vs);
 void vsock_leave(struct vsock *vs);
 
 /* vsock_uds.c: the host side. */
+/* Does PATH leave room for "_4294967295" in a socket address? */
+bool vsock_uds_path_fits(const char *uds);
 int vsock_uds_open(struct vsock *vs, const char *uds, int listen_fd,
 		   char *err, size_t errlen);
 void vsock_uds_close(struct vsock *vs);
