@@ -414,7 +414,7 @@ static void conn_shutdown(struct vsock *vs, struct vconn *c, uint32_t flags)
 	conn_maybe_closed(vs, c);
 }
 
-static void hdr_from_le(struct vsock_hdr *h)
+void vsock_hdr_from_le(struct vsock_hdr *h)
 {
 	h->src_cid = le64toh(h->src_cid);
 	h->dst_cid = le64toh(h->dst_cid);
@@ -428,21 +428,39 @@ static void hdr_from_le(struct vsock_hdr *h)
 	h->fwd_cnt = le32toh(h->fwd_cnt);
 }
 
+static size_t pkt_bytes(const struct vsock_pkt *p)
+{
+	size_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++)
+		n += p->iov[i].iov_len;
+	return n;
+}
+
+/* A guest packet's header, in host order, and the packet's length. */
+static bool read_hdr(const struct vsock_pkt *p, struct vsock_hdr *h,
+		     size_t *total)
+{
+	*total = pkt_bytes(p);
+	if (iov_to_buf(p->iov, p->n, 0, h, sizeof(*h)) < sizeof(*h))
+		return false;
+	vsock_hdr_from_le(h);
+	return true;
+}
+
 static void vsock_tx_one(struct vsock *vs, const struct iovec *iov,
 			 unsigned int n)
 {
+	const struct vsock_pkt p = { iov, n };
 	struct vsock_hdr h;
 	struct vconn *c;
-	size_t total = 0;
-	unsigned int i;
+	size_t total;
 
-	for (i = 0; i < n; i++)
-		total += iov[i].iov_len;
-	if (iov_to_buf(iov, n, 0, &h, sizeof(h)) < sizeof(h)) {
+	if (!read_hdr(&p, &h, &total)) {
 		OWNER_ADD(vs->cnt.bad_packets, 1);
 		return;
 	}
-	hdr_from_le(&h);
 	/* Misaddressed: no answer, it would go nowhere. */
 	if (h.src_cid != vs->guest_cid || h.dst_cid != VSOCK_HOST_CID) {
 		OWNER_ADD(vs->cnt.bad_packets, 1);
@@ -520,14 +538,10 @@ static struct vconn *rw_fast(struct vsock *vs, const struct vsock_pkt *p,
 {
 	struct vsock_hdr h;
 	struct vconn *c;
-	size_t total = 0;
-	unsigned int i;
+	size_t total;
 
-	for (i = 0; i < p->n; i++)
-		total += p->iov[i].iov_len;
-	if (iov_to_buf(p->iov, p->n, 0, &h, sizeof(h)) < sizeof(h))
+	if (!read_hdr(p, &h, &total))
 		return NULL;
-	hdr_from_le(&h);
 	if (h.src_cid != vs->guest_cid || h.dst_cid != VSOCK_HOST_CID ||
 	    h.type != VSOCK_TYPE_STREAM || h.op != VSOCK_OP_RW || !h.len ||
 	    h.len > total - sizeof(h))
@@ -657,16 +671,6 @@ static bool conn_can_send(const struct vconn *c)
 {
 	return c->state == VC_ESTABLISHED && c->readable && !c->host_eof &&
 	       !c->guest_no_rcv;
-}
-
-static size_t pkt_bytes(const struct vsock_pkt *p)
-{
-	size_t n = 0;
-	unsigned int i;
-
-	for (i = 0; i < p->n; i++)
-		n += p->iov[i].iov_len;
-	return n;
 }
 
 /*

@@ -58,13 +58,7 @@ static bool grecv(struct vsock *vs, struct pkt *p, size_t room)
 	if (!p->len)
 		return false;
 	memcpy(&p->h, buf, sizeof(p->h));
-	p->h.src_port = le32toh(p->h.src_port);
-	p->h.dst_port = le32toh(p->h.dst_port);
-	p->h.len = le32toh(p->h.len);
-	p->h.op = le16toh(p->h.op);
-	p->h.flags = le32toh(p->h.flags);
-	p->h.buf_alloc = le32toh(p->h.buf_alloc);
-	p->h.fwd_cnt = le32toh(p->h.fwd_cnt);
+	vsock_hdr_from_le(&p->h);
 	memcpy(p->data, buf + VSOCK_HDR_LEN, p->len - VSOCK_HDR_LEN);
 	return true;
 }
@@ -122,7 +116,7 @@ static void test_guest_connects(void)
 	CHECK_EQ(p.h.op, VSOCK_OP_RESPONSE);
 	CHECK_EQ(p.h.src_port, 5000);
 	CHECK_EQ(p.h.dst_port, 40000);
-	CHECK_EQ(le64toh(p.h.dst_cid), CID);
+	CHECK_EQ(p.h.dst_cid, CID);
 	CHECK_EQ(p.h.buf_alloc, VSOCK_BUF_ALLOC);
 	CHECK(!grecv(&vs, &p, 4096));
 	hfd = accept_wait(lfd);

@@ -88,21 +88,22 @@ struct vsim_pkt {
 static inline bool vsim_recv(struct nsim *s, struct vsim_pkt *p, int wait_ms)
 {
 	uint32_t id, len;
-	struct vsock_hdr *h;
+	struct vsock_hdr h;
 	static uint8_t copy[VSIM_RX_BUF];
 
 	if (!(wait_ms ? nsim_wait(s, VSIM_RXQ, &id, &len, wait_ms) :
 			nsim_used(s, VSIM_RXQ, &id, &len)))
 		return false;
-	h = (struct vsock_hdr *)nsim_buf(s, VSIM_RXQ, id);
-	p->op = le16toh(h->op);
-	p->src_port = le32toh(h->src_port);
-	p->dst_port = le32toh(h->dst_port);
-	p->len = le32toh(h->len);
-	p->flags = le32toh(h->flags);
-	p->fwd = le32toh(h->fwd_cnt);
-	p->buf_alloc = le32toh(h->buf_alloc);
-	memcpy(copy, h, MIN((size_t)len, sizeof(copy)));
+	memcpy(copy, nsim_buf(s, VSIM_RXQ, id), MIN((size_t)len, sizeof(copy)));
+	memcpy(&h, copy, sizeof(h));
+	vsock_hdr_from_le(&h);
+	p->op = h.op;
+	p->src_port = h.src_port;
+	p->dst_port = h.dst_port;
+	p->len = h.len;
+	p->flags = h.flags;
+	p->fwd = h.fwd_cnt;
+	p->buf_alloc = h.buf_alloc;
 	p->data = copy + VSOCK_HDR_LEN;
 	nsim_add(s, VSIM_RXQ, id, VSIM_RX_BUF, VRING_DESC_F_WRITE);
 	nsim_kick(s, VSIM_RXQ);
