@@ -287,10 +287,11 @@ static int passt_open(struct net_backend *nb, char *err, size_t errlen)
 	snprintf(nb->ifname, sizeof(nb->ifname), "passt");
 	ret = 0;
 out:
+	/* What nb took is -1 here: the rest is closed. */
 	for (i = 0; i < 2; i++) {
 		if (sv[i] >= 0)
 			close(sv[i]);
-		if (logp[i] >= 0 && !(i == 0 && nb->log_fd == logp[0]))
+		if (logp[i] >= 0)
 			close(logp[i]);
 		if (st[i] >= 0)
 			close(st[i]);
