@@ -51,6 +51,7 @@
 struct passt {
 	pid_t pid;
 	struct stream_rx rx;
+	uint64_t told;			/* of rx.dropped, reported */
 	uint8_t *rbuf;			/* bytes read from passt, not yet framed */
 	size_t rlen, roff;
 	uint8_t *frame;			/* the frame being assembled */
@@ -313,16 +314,28 @@ static ssize_t passt_recv(struct net_backend *nb, unsigned int q,
 
 	(void)q;
 	for (;;) {
+		/*
+		 * Each frame skipped for its length is told once, after any
+		 * good frame the same feed completed.
+		 */
+		if (ps->rx.dropped != ps->told) {
+			ps->told++;
+			return -EBADMSG;
+		}
 		while (ps->roff < ps->rlen) {
 			ps->roff += stream_rx_feed(&ps->rx, ps->rbuf + ps->roff,
 						   ps->rlen - ps->roff,
 						   ps->frame, &done);
+			if (!done && ps->rx.dropped != ps->told)
+				break;
 			if (!done)
 				continue;
 			buf_to_iov(iov, n, 0, zero, sizeof(zero));
 			buf_to_iov(iov, n, sizeof(zero), ps->frame, done);
 			return sizeof(zero) + done;
 		}
+		if (ps->rx.dropped != ps->told)
+			continue;		/* a drop to tell first */
 		ps->roff = ps->rlen = 0;
 		r = read(nb->fds[0], ps->rbuf, PASST_RBUF);
 		if (r == 0)

@@ -128,9 +128,18 @@ static bool net_rx_place_frame(struct net_pair *p, bool mrg)
 	return true;
 }
 
-/* A read from the backend failed: EAGAIN is "no frame"; else it broke. */
+/*
+ * A read from the backend failed: EAGAIN is "no frame", EBADMSG one
+ * frame dropped; else it broke.
+ */
 static int net_rx_read_failed(struct net_pair *p, int err)
 {
+	if (err == -EBADMSG) {
+		/* The backend skipped a frame of a bad length: go on. */
+		net_rx_dropped(p);
+		net_warn_once(p->net, "the backend sent a frame too long or too short");
+		return 1;
+	}
 	if (err != -EAGAIN && err != -EINTR) {
 		/* The interface went away or broke: stop reading it. */
 		vm_warn(p->net->dev.vm, "%s: receive: %s; queue %u stops receiving",

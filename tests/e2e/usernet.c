@@ -18,6 +18,11 @@
  * Ends with "N passed, N failed".
  *   usernet hold
  * starts the backend, prints passt's pid and waits (for a kill -9).
+ *   usernet drops
+ * runs the backend on this program as a fake passt (passt=, no network
+ * needed), which sends frames too long and too short for Ethernet
+ * between good ones, cut at odd places: the good ones arrive whole, the
+ * bad ones are dropped and counted.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -208,6 +213,85 @@ static int create_user_net(struct net_backend **nb, unsigned int hport,
 	return ret;
 }
 
+/*
+ * The fake passt (argv has --fd 3): good frame, a 1600-byte frame (over
+ * the 1518 a 1500 MTU allows), an 8-byte one, good frame; written in
+ * 7-byte pieces so frames and lengths straddle reads.  Then it waits
+ * for its peer to close.
+ */
+static int fake_passt(void)
+{
+	static uint8_t out[4 * 4 + 3 * 1600];
+	size_t n = 0, o;
+	uint32_t lens[4] = { 64, 1600, 8, 64 };
+	unsigned int i;
+	char c;
+
+	for (i = 0; i < 4; i++) {
+		uint32_t be = htonl(lens[i]);
+
+		memcpy(out + n, &be, 4);
+		n += 4;
+		memset(out + n, 0, lens[i]);
+		if (lens[i] >= 14) {
+			memcpy(out + n, guest_mac, 6);
+			out[n + 12] = 0x88, out[n + 13] = 0xb5;	/* experimental */
+			out[n + 14] = i;
+		}
+		n += lens[i];
+	}
+	for (o = 0; o < n; o += 7) {
+		if (write(3, out + o, MIN((size_t)7, n - o)) < 0)
+			return 1;
+		usleep(100);
+	}
+	while (read(3, &c, 1) > 0)
+		;
+	return 0;
+}
+
+static int drops(void)
+{
+	struct net_backend *nb;
+	struct net_spec spec;
+	char s[4200], self[4096], err[256];
+	uint8_t f[2048];
+	ssize_t k;
+	size_t n;
+
+	k = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (k <= 0)
+		return 1;
+	self[k] = 0;
+	snprintf(s, sizeof(s), "mode=user,passt=%s", self);
+	if (net_spec_parse(s, &spec, err, sizeof(err)) ||
+	    net_open(&nb, &spec, 1, err, sizeof(err))) {
+		fprintf(stderr, "usernet: %s\n", err);
+		return 1;
+	}
+	CHECK_EQ(nsim_setup(&sim, nb, 1ULL << VIRTIO_NET_F_MAC), 0);
+	for (unsigned int i = 0; i < 64; i++)
+		nsim_add(&sim, RXQ, i, 2048, VRING_DESC_F_WRITE);
+	nsim_kick(&sim, RXQ);
+	n = recv_frame(0x88b5, f, 3000);
+	CHECK(n == 64 && f[14] == 0);
+	n = recv_frame(0x88b5, f, 3000);
+	CHECK(n == 64 && f[14] == 3);
+	{
+		struct virtio_net *net = to_net(sim.dev);
+		struct virtio_queue_stats st;
+
+		virtio_queue_stats_read(net->pairs[0].rxq, &st);
+		CHECK_EQ(net->pairs[0].rx_dropped, 2);
+		CHECK_EQ(st.errors, 2);
+		printf("fake passt: frames 0 and 3 arrived; dropped %llu (queue errors %llu)\n",
+		       (unsigned long long)net->pairs[0].rx_dropped,
+		       (unsigned long long)st.errors);
+	}
+	nsim_teardown(&sim);
+	return test_done();
+}
+
 int main(int argc, char **argv)
 {
 	unsigned int port, hport, gport, i;
@@ -219,6 +303,10 @@ int main(int argc, char **argv)
 	size_t n;
 	int c;
 
+	if (argc >= 3 && !strcmp(argv[1], "--fd"))
+		return fake_passt();
+	if (argc == 2 && !strcmp(argv[1], "drops"))
+		return drops();
 	if (argc == 2 && !strcmp(argv[1], "hold")) {
 		if (create_user_net(&nb, 0, 0))
 			return 1;

@@ -17,6 +17,11 @@ check "mode=user takes one queue pair: exit 2" [ "$STATUS" -eq 2 ]
 lkvm_run run -k "$GUESTS/hello.bin" -n mode=tap,hostfwd=tcp::80-:80
 check "hostfwd belongs to mode=user: exit 2" [ "$STATUS" -eq 2 ]
 
+OUT=$(timeout 30 "$U" drops 2>&1)
+echo "$OUT" | grep -vE "^(PASS|FAIL)"
+check "frames from passt too long or too short are dropped and counted: $(tail -1 <<< "$OUT")" \
+	eval 'grep -q "^[0-9]* passed, 0 failed" <<< "$OUT" && has "$OUT" "dropped 2 (queue errors 2)"'
+
 if [ "$(id -u)" -ne 0 ]; then
 	skip_env "the passt checks need root to make their network namespace"
 	finish

@@ -80,7 +80,8 @@ struct net_ops {
 	/*
 	 * One frame of pair q into iov (header first): its length (it may
 	 * be longer than iov, which then holds its start), -EAGAIN if none
-	 * is waiting, or another -errno if the backend broke.
+	 * is waiting, -EBADMSG if the backend dropped one malformed frame
+	 * (count it and call again), or another -errno if it broke.
 	 */
 	ssize_t (*recv)(struct net_backend *nb, unsigned int q,
 			const struct iovec *iov, unsigned int n);
