@@ -209,6 +209,7 @@ bench: lkvm guests $(BENCH_BINS)
 	tests/bench/blk.py $(if $(BENCH_JSON),--json $(BENCH_JSON))
 	tests/bench/net.py $(if $(BENCH_JSON),--json $(BENCH_JSON:.json=-net.json))
 	tests/bench/vsock.py $(if $(BENCH_JSON),--json $(BENCH_JSON:.json=-vsock.json))
+	tests/bench/usernet.py $(if $(BENCH_JSON),--json $(BENCH_JSON:.json=-usernet.json))
 
 # A real Linux guest's I/O speed, nested under qemu-system-aarch64
 # (tests/arm64/bench.sh; its settings are environment variables there).

@@ -52,34 +52,25 @@ size_t stream_rx_feed(struct stream_rx *s, const uint8_t *in, size_t n,
 	return used;
 }
 
-void stream_tx_start(struct stream_tx *t, uint32_t len)
+uint32_t stream_rx_whole(const struct stream_rx *s, const uint8_t *in, size_t n)
 {
-	t->hdr[0] = len >> 24;
-	t->hdr[1] = len >> 16;
-	t->hdr[2] = len >> 8;
-	t->hdr[3] = len;
-	t->len = len;
-	t->sent = 0;
+	uint32_t len;
+
+	if (s->hdr_got || n < STREAM_HDR)
+		return 0;
+	len = (uint32_t)in[0] << 24 | in[1] << 16 | in[2] << 8 | in[3];
+	if (len < STREAM_MIN_FRAME || len > s->max_frame ||
+	    n - STREAM_HDR < len)
+		return 0;
+	return len;
 }
 
-unsigned int stream_tx_iov(const struct stream_tx *t, const struct iovec *frame,
-			   unsigned int n, struct iovec *out)
+size_t stream_put(uint8_t *out, const struct iovec *iov, unsigned int n,
+		  size_t skip, uint32_t len)
 {
-	unsigned int k = 0;
-
-	if (t->sent < STREAM_HDR)
-		out[k++] = (struct iovec){ (uint8_t *)t->hdr + t->sent,
-					   STREAM_HDR - t->sent };
-	return k + iov_slice(out + k, n, frame, n,
-			     t->sent > STREAM_HDR ? t->sent - STREAM_HDR : 0,
-			     t->len);
-}
-
-bool stream_tx_sent(struct stream_tx *t, size_t n)
-{
-	t->sent += n;
-	if (t->sent < STREAM_HDR + t->len)
-		return false;
-	t->len = t->sent = 0;
-	return true;
+	out[0] = len >> 24;
+	out[1] = len >> 16;
+	out[2] = len >> 8;
+	out[3] = len;
+	return STREAM_HDR + iov_to_buf(iov, n, skip, out + STREAM_HDR, len);
 }

@@ -76,17 +76,34 @@ int net_backend_send(struct net_pair *p, const struct iovec *iov,
 	struct net_backend *nb = p->net->nb;
 	int ret = nb->ops->send(nb, p->index, iov, n);
 
-	/* Taken, but part of it still waits in the backend (a stream). */
-	if (!ret && nb->ops->flush && nb->ops->flush(nb, p->index) > 0) {
-		p->tx_blocked = true;
-		net_watch_update(p);
-	}
 	if (ret == -EAGAIN) {
 		/* Hold the frame; the fd's EPOLLOUT brings it back. */
 		p->tx_blocked = true;
 		net_watch_update(p);
 	}
 	return ret;
+}
+
+/*
+ * The end of a transmit batch: a backend that gathers frames (a stream)
+ * writes them now; what it cannot write yet waits for EPOLLOUT.
+ */
+void net_backend_flush(struct net_pair *p)
+{
+	struct net_backend *nb = p->net->nb;
+	int ret;
+
+	if (!nb->ops->flush || p->fd_dead)
+		return;
+	ret = nb->ops->flush(nb, p->index);
+	if (ret > 0 && !p->tx_blocked) {
+		p->tx_blocked = true;
+		net_watch_update(p);
+	} else if (ret < 0) {
+		vm_warn(p->net->dev.vm, "%s: transmit: %s; link down",
+			p->net->dev.vdev.name, strerror(-ret));
+		net_backend_dead(p);
+	}
 }
 
 /*

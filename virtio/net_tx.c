@@ -172,6 +172,7 @@ void net_tx_drain(struct net_pair *p, struct virtio_queue *q)
 			return;
 		}
 	}
+	net_backend_flush(p);
 }
 
 /* io_uring for transmit writes; without one, write() does them. */

@@ -32,6 +32,7 @@
 #include <sys/wait.h>
 
 #include "lkvm/net/net.h"
+#include "lkvm/net/stream.h"
 #include "lkvm/virtio/net_dev.h"
 #include "netsim.h"
 #include "test.h"
@@ -213,11 +214,67 @@ static int create_user_net(struct net_backend **nb, unsigned int hport,
 	return ret;
 }
 
+#define TX_FRAMES	1500
+
+/* Frame i the guest sends: its length, and its bytes after the MACs. */
+static size_t tx_len(unsigned int i)
+{
+	return 60 + i * 37 % 1400;
+}
+
+static uint8_t tx_byte(unsigned int i, size_t k)
+{
+	return (uint8_t)(i * 7 + k);
+}
+
+/*
+ * The fake passt's other half: it reads nothing for 300 ms (the guest's
+ * frames back up into lkvm), then takes TX_FRAMES frames, checks each
+ * whole and in order, and writes "ok N" or what went wrong to the file
+ * $USERNET_FAKE_OUT.  Then it waits for its peer to close.
+ */
+static int fake_passt_take(void)
+{
+	static uint8_t buf[1 << 16];
+	struct stream_rx rx;
+	const char *path = getenv("USERNET_FAKE_OUT");
+	unsigned int got = 0, bad = 0;
+	uint8_t frame[2048];
+	FILE *f;
+	ssize_t r;
+
+	stream_rx_init(&rx, sizeof(frame));
+	usleep(300000);
+	while (got < TX_FRAMES && (r = read(3, buf, sizeof(buf))) > 0) {
+		size_t off = 0;
+		uint32_t done;
+
+		while (off < (size_t)r) {
+			off += stream_rx_feed(&rx, buf + off, r - off, frame, &done);
+			if (!done)
+				continue;
+			if (done != tx_len(got))
+				bad++;
+			for (size_t k = 12; k < done && !bad; k++)
+				bad += frame[k] != tx_byte(got, k);
+			got++;
+		}
+	}
+	f = path ? fopen(path, "w") : NULL;
+	if (f) {
+		fprintf(f, bad ? "bad %u of %u\n" : "ok %u\n", bad ? bad : got, got);
+		fclose(f);
+	}
+	while (read(3, buf, sizeof(buf)) > 0)
+		;
+	return 0;
+}
+
 /*
  * The fake passt (argv has --fd 3): good frame, a 1600-byte frame (over
  * the 1518 a 1500 MTU allows), an 8-byte one, good frame; written in
- * 7-byte pieces so frames and lengths straddle reads.  Then it waits
- * for its peer to close.
+ * 7-byte pieces so frames and lengths straddle reads.  Then it takes
+ * the guest's frames (fake_passt_take).
  */
 static int fake_passt(void)
 {
@@ -225,7 +282,6 @@ static int fake_passt(void)
 	size_t n = 0, o;
 	uint32_t lens[4] = { 64, 1600, 8, 64 };
 	unsigned int i;
-	char c;
 
 	for (i = 0; i < 4; i++) {
 		uint32_t be = htonl(lens[i]);
@@ -245,9 +301,7 @@ static int fake_passt(void)
 			return 1;
 		usleep(100);
 	}
-	while (read(3, &c, 1) > 0)
-		;
-	return 0;
+	return fake_passt_take();
 }
 
 static int drops(void)
@@ -263,6 +317,13 @@ static int drops(void)
 	if (k <= 0)
 		return 1;
 	self[k] = 0;
+	{
+		static char out[64];
+
+		snprintf(out, sizeof(out), "/tmp/lkvm-fakepasst.%d", (int)getpid());
+		setenv("USERNET_FAKE_OUT", out, 1);
+		unlink(out);
+	}
 	snprintf(s, sizeof(s), "mode=user,passt=%s", self);
 	if (net_spec_parse(s, &spec, err, sizeof(err)) ||
 	    net_open(&nb, &spec, 1, err, sizeof(err))) {
@@ -287,6 +348,55 @@ static int drops(void)
 		printf("fake passt: frames 0 and 3 arrived; dropped %llu (queue errors %llu)\n",
 		       (unsigned long long)net->pairs[0].rx_dropped,
 		       (unsigned long long)st.errors);
+	}
+	/*
+	 * Transmit while passt reads nothing: frames back up (the ring
+	 * waits on EPOLLOUT), then all arrive whole and in order.
+	 */
+	{
+		unsigned int sent = 0, done = 0, inflight = 0;
+		uint64_t end = now_ns() + 10000000000ULL;
+		uint32_t id, len;
+		char res[64] = "";
+		bool blocked = false;
+		FILE *rf;
+
+		while (done < TX_FRAMES && now_ns() < end) {
+			while (sent < TX_FRAMES && inflight < 64) {
+				uint8_t *b = nsim_buf(&sim, TXQ, sent % 64);
+
+				memset(b, 0, NET_HDR_LEN);
+				for (size_t j = 0; j < tx_len(sent); j++)
+					b[NET_HDR_LEN + j] = tx_byte(sent, j);
+				nsim_add(&sim, TXQ, sent % 64,
+					 NET_HDR_LEN + tx_len(sent), 0);
+				sent++;
+				inflight++;
+			}
+			nsim_kick(&sim, TXQ);
+			blocked |= __atomic_load_n(&to_net(sim.dev)->pairs[0].tx_blocked,
+						   __ATOMIC_RELAXED);
+			if (nsim_wait(&sim, TXQ, &id, &len, 100)) {
+				done++;
+				inflight--;
+			}
+		}
+		CHECK_EQ(done, TX_FRAMES);
+		for (int i = 0; i < 100 && !res[0]; i++) {
+			rf = fopen(getenv("USERNET_FAKE_OUT"), "r");
+			if (rf) {
+				if (!fgets(res, sizeof(res), rf))
+					res[0] = 0;
+				fclose(rf);
+			}
+			if (!res[0])
+				usleep(50000);
+		}
+		CHECK(!strcmp(res, "ok 1500\n"));
+		CHECK(blocked);
+		printf("transmit while passt did not read: %s; %u frames completed; passt says %s",
+		       blocked ? "the queue waited for room" : "never blocked",
+		       done, res[0] ? res : "nothing\n");
 	}
 	nsim_teardown(&sim);
 	return test_done();

@@ -2,9 +2,11 @@
  * Fuzz target for net/stream.c, the framing of frames that passt (a
  * separate process) sends: the input is the byte stream, cut into reads
  * at places the input also picks.  Every frame handed out must fit the
- * buffer and the Ethernet bounds, and each read must be used up.
+ * buffer and the Ethernet bounds, each read must be used up, and the
+ * fast path (stream_rx_whole) must hand out exactly what feed does.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "lkvm/lib/util.h"
 #include "lkvm/net/stream.h"
@@ -25,9 +27,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t used = 0;
 
 		while (used < chunk) {
-			uint32_t done;
-			size_t k = stream_rx_feed(&s, data + off + used,
-						  chunk - used, frame, &done);
+			uint32_t done, whole;
+			size_t k;
+
+			/* A whole frame the fast path takes, feed must agree. */
+			whole = stream_rx_whole(&s, data + off + used, chunk - used);
+			k = stream_rx_feed(&s, data + off + used, chunk - used,
+					   frame, &done);
+			if (whole && (done != whole || k != STREAM_HDR + whole ||
+				      memcmp(frame, data + off + used + STREAM_HDR,
+					     whole)))
+				abort();
 
 			if (!k && !done)
 				abort();	/* no progress: a caller would spin */

@@ -86,16 +86,18 @@ struct net_ops {
 	ssize_t (*recv)(struct net_backend *nb, unsigned int q,
 			const struct iovec *iov, unsigned int n);
 	/*
-	 * One frame (header first) out of pair q: 0, -EAGAIN if the backend
-	 * cannot take it now (wait for the fd to be writable; a tap drops
-	 * instead, as a wire would), or another -errno: dropped.
+	 * One frame (header first) out of pair q: 0 (sent, or gathered
+	 * for flush), -EAGAIN if the backend cannot take it now (wait for
+	 * the fd to be writable; a tap drops instead, as a wire would), or
+	 * another -errno: dropped.
 	 */
 	int (*send)(struct net_backend *nb, unsigned int q,
 		    const struct iovec *iov, unsigned int n);
 	/*
-	 * Optional: writes what an earlier send left half written (a
-	 * stream): 1 if some is still waiting (watch for EPOLLOUT and call
-	 * again), 0 if none, -errno if the backend broke.
+	 * Optional, at the end of each transmit batch and when the fd is
+	 * writable again: writes what send gathered (a stream): 1 if some
+	 * still waits (watch for EPOLLOUT, call again), 0 if none, -errno
+	 * if the backend broke.
 	 */
 	int (*flush)(struct net_backend *nb, unsigned int q);
 	void (*close)(struct net_backend *nb);

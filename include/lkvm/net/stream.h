@@ -7,7 +7,8 @@
  * once.  It never buffers more than one frame: frames land in the
  * caller's buffer, and one that is too long or too short for Ethernet is
  * skipped byte by byte as it streams past, counted, never stored.  The
- * transmit side keeps track of a frame only partly written.
+ * transmit side puts a frame behind its length into a buffer that
+ * gathers many (the backend writes them together).
  *
  * Pure code, no fds: the backend (net/passt.c) does the I/O; the fuzz
  * target tests/fuzz/stream.c feeds it arbitrary bytes.
@@ -42,21 +43,18 @@ void stream_rx_init(struct stream_rx *s, uint32_t max_frame);
 size_t stream_rx_feed(struct stream_rx *s, const uint8_t *in, size_t n,
 		      uint8_t *frame, uint32_t *done);
 
-struct stream_tx {
-	uint8_t hdr[STREAM_HDR];
-	uint32_t len;			/* frame length, 0: idle */
-	uint32_t sent;			/* of STREAM_HDR + len */
-};
-
-/* Starts a frame of len bytes. */
-void stream_tx_start(struct stream_tx *t, uint32_t len);
 /*
- * The iovec of what is left to write (the rest of the prefix, then the
- * rest of frame[]): its count (at most 2 + n).
+ * The fast path: between frames, if in[0..n) starts with a whole frame
+ * of a good length, its length (the frame is at in + STREAM_HDR; the
+ * caller takes it and STREAM_HDR + len bytes), else 0 (use feed).
  */
-unsigned int stream_tx_iov(const struct stream_tx *t, const struct iovec *frame,
-			   unsigned int n, struct iovec *out);
-/* n bytes were written; true once the frame went whole. */
-bool stream_tx_sent(struct stream_tx *t, size_t n);
+uint32_t stream_rx_whole(const struct stream_rx *s, const uint8_t *in, size_t n);
+
+/*
+ * Writes a frame behind its length into out: len bytes of iov after
+ * skip (which must hold them).  Returns the bytes written to out.
+ */
+size_t stream_put(uint8_t *out, const struct iovec *iov, unsigned int n,
+		  size_t skip, uint32_t len);
 
 #endif
