@@ -210,6 +210,9 @@ if [ -z "${LKVM_NESTED_ONLY:-}" ] || [ "$LKVM_NESTED_ONLY" = usernet ]; then
 	US=$(sed -n 's/^L1 usernet serving sha256 //p' <<< "$S")
 	check "usernet: L2 fetches 1 MiB from L1's loopback (wget via 10.0.2.2), sha256 equal" \
 		eval '[ -n "$US" ] && grep -q "^L2 usernet fetched sha256 $US" <<< "$S"'
+	check "usernet: hostfwd: L1 sends 1 MiB to its 127.0.0.1:8022, L2's listener on port 22 gets it, sha256 equal" \
+		eval '[ -n "$US" ] && grep -q "^L1 usernet hostfwd send status 0" <<< "$S" &&
+		      grep -q "^L2 usernet hostfwd got sha256 $US" <<< "$S"'
 	check "usernet: lkvm exits 0, no passt left" \
 		eval 'grep -q "^L1 end usernet status 0" <<< "$S" && grep -q "^L1 usernet passt left 0" <<< "$S"'
 fi

@@ -7,6 +7,8 @@
  *	unixl:PATH	listen on the Unix socket PATH (PATH_PORT for guests)
  *	vsock:CID:PORT	AF_VSOCK connect
  *	vsockl:PORT	AF_VSOCK listen
+ *	tcp:IPV4:PORT	TCP connect (the user-mode network's hostfwd tests)
+ *	tcpl:PORT	TCP listen on every IPv4 address
  *
  * Commands (data on stdin/stdout, so the test compares sha256 sums):
  *	echo LADDR		serve: echo every connection, many at once
@@ -21,6 +23,7 @@
  *	cid			print this guest's CID (/dev/vsock)
  * Ends with "vsockpeer: ..." on stderr; exit 0 if all held.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -36,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/vm_sockets.h>
+#include <netinet/in.h>
 
 #define MAXC 512
 
@@ -94,6 +98,16 @@ static int dial(const char *addr)
 			return -1;
 		return fd;
 	}
+	if (!strncmp(buf, "tcp:", 4)) {
+		struct sockaddr_in si = { .sin_family = AF_INET };
+
+		si.sin_port = htons(atoi(port));
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0 || inet_pton(AF_INET, buf + 4, &si.sin_addr) != 1 ||
+		    connect(fd, (struct sockaddr *)&si, sizeof(si)) < 0)
+			return -1;
+		return fd;
+	}
 	if (!strncmp(buf, "vsock:", 6)) {
 		struct sockaddr_vm sv = { .svm_family = AF_VSOCK };
 
@@ -118,6 +132,16 @@ static int listen_on(const char *addr)
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
 		if (fd < 0 || unix_addr(addr + 6, &sa) ||
 		    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			die("bind");
+	} else if (!strncmp(addr, "tcpl:", 5)) {
+		struct sockaddr_in si = { .sin_family = AF_INET };
+		int one = 1;
+
+		si.sin_port = htons(atoi(addr + 5));
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd >= 0)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (fd < 0 || bind(fd, (struct sockaddr *)&si, sizeof(si)) < 0)
 			die("bind");
 	} else if (!strncmp(addr, "vsockl:", 7)) {
 		struct sockaddr_vm sv = { .svm_family = AF_VSOCK,
