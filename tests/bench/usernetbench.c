@@ -299,7 +299,7 @@ static void *sink_main(void *arg)
  * scheduler shares out a CPU among dropped datagrams, not the path.
  * Datagrams lost anyway are written off after a 2 ms stall.
  */
-#define WINDOW		1024
+#define WINDOW		256
 
 static atomic_uint_fast64_t rx_frames;
 
