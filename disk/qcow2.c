@@ -10,13 +10,10 @@
  * complete inside submit, like a page-cache hit.  Metadata is under one
  * per-image mutex; a read or in-place write whose clusters are all
  * allocated only maps them under it and does its I/O outside, so queues
- * run in parallel in the steady state.  Tables are written
- * through (no dirty metadata cache), so what reached the file is always
- * consistent:
- *   allocation: refcount of the new cluster first, then its contents,
- *   then the L2 (or L1) entry pointing at it; a crash in between leaks a
- *   cluster at worst.  With barriers (the default) an fdatasync sits
- *   between the refcount and the pointer, for power loss too.
+ * run in parallel in the steady state.  L2 tables and refcount blocks
+ * are cached and written back in batches, refcounts before the pointers
+ * that depend on them, one fdatasync between (qcow2_cache.c): what
+ * reached the file is always consistent, up to leaked clusters.
  * New clusters are appended at the end of the file; freed ones are not
  * reused (they read as free to qemu-img check, not as leaks).
  *
@@ -90,7 +87,8 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 			    "for qcow2 yet", d->spec.path);
 	d->priv = q;
 	pthread_mutex_init(&q->lock, NULL);
-	q->barriers = true;
+	/* cache=unsafe: no fdatasync at all, FLUSH included. */
+	q->barriers = d->spec.cache != DISK_CACHE_UNSAFE;
 	ret = disk_pread_full(d->fd, h, sizeof(h), 0);
 	if (ret)
 		return errf(err, errlen, ret, "disk %s: cannot read: %s",
@@ -157,13 +155,8 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 	q->rt = calloc(q->rt_entries, 8);
 	buf = malloc(MAX((uint64_t)q->l1_size * 8, q->rt_entries * 8) + 8);
 	q->cbuf = malloc(2 * q->cluster_size);
-	for (i = 0; i < L2_CACHE; i++)
-		q->cache[i].table = malloc(q->cluster_size);
-	if (!q->l1 || !q->rt || !buf || !q->cbuf || !q->cache[L2_CACHE - 1].table)
+	if (!q->l1 || !q->rt || !buf || !q->cbuf || qcow2_cache_init(q))
 		goto nomem;
-	for (i = 0; i < L2_CACHE; i++)
-		if (!q->cache[i].table)
-			goto nomem;
 	ret = disk_pread_full(d->fd, buf, (uint64_t)q->l1_size * 8,
 			      q->l1_offset);
 	for (i = 0; !ret && i < q->l1_size; i++)
@@ -228,6 +221,12 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 			return ret;
 	}
 	d->size = ALIGN_DOWN(q->size, 512);
+	if (!d->spec.ro) {
+		ret = qcow2_wb_start(d);
+		if (ret)
+			return errf(err, errlen, ret, "disk %s: %s", d->spec.path,
+				    strerror(-ret));
+	}
 	return 0;
 nomem:
 	free(buf);
@@ -238,13 +237,17 @@ nomem:
 static void qcow2_close(struct disk *d)
 {
 	struct qcow2 *q = d->priv;
-	unsigned int i;
+	int ret;
 
 	if (!q)
 		return;
+	qcow2_wb_stop(d);
+	ret = d->spec.ro ? 0 : qcow2_writeback(d, true);
+	if (ret)
+		fprintf(stderr, "lkvm: disk %s: writing back qcow2 metadata failed: %s\n",
+			d->spec.path, strerror(-ret));
 	disk_close(q->backing);
-	for (i = 0; i < L2_CACHE; i++)
-		free(q->cache[i].table);
+	qcow2_cache_free(q);
 	free(q->cbuf);
 	free(q->l1);
 	free(q->rt);

@@ -139,6 +139,18 @@ static int backing_read(struct disk *d, uint8_t *buf, uint64_t off,
 
 /* ---- writes ---- */
 
+/* Do the contents of the cluster at guest offset cbase, entry e, read as zeroes? */
+static bool old_zero(struct disk *d, uint64_t e, uint64_t cbase)
+{
+	struct qcow2 *q = d->priv;
+
+	if (e & (QCOW2_OFLAG_COMPRESSED | QCOW2_OFFSET_MASK))
+		return false;
+	if (q->version >= 3 && (e & QCOW2_OFLAG_ZERO))
+		return true;
+	return !q->backing || cbase >= q->backing->size;
+}
+
 /* Writes [vo, vo+len) of one cluster from buf (NULL: zeroes). */
 static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 			 uint64_t len)
@@ -167,25 +179,38 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 		free(c);
 		return ret;
 	}
-	/* A new cluster: the old contents, our bytes over them. */
-	c = malloc(q->cluster_size);
-	if (!c)
-		return -ENOMEM;
-	ret = (in || len < q->cluster_size) ?
-	      cluster_read(d, c, cbase, q->cluster_size) : 0;
-	if (buf)
-		memcpy(c + in, buf, len);
-	else
-		memset(c + in, 0, len);
-	if (!ret)
+	/*
+	 * A new cluster.  Where the old contents read as zeroes, only our
+	 * bytes are written: new clusters lie past the end of the file, so
+	 * the rest of one reads as zeroes too (a 4 KiB write into a fresh
+	 * image writes 4 KiB, not a cluster).  Else the old contents, our
+	 * bytes over them.
+	 */
+	if (old_zero(d, e, cbase)) {
+		if (!buf)
+			return 0;	/* zeroes over zeroes */
 		ret = qcow2_cluster_alloc(d, &n);
+		if (!ret)
+			ret = pwrite_full(d->fd, buf, len, n + in);
+	} else {
+		c = malloc(q->cluster_size);
+		if (!c)
+			return -ENOMEM;
+		ret = (in || len < q->cluster_size) ?
+		      cluster_read(d, c, cbase, q->cluster_size) : 0;
+		if (buf)
+			memcpy(c + in, buf, len);
+		else
+			memset(c + in, 0, len);
+		if (!ret)
+			ret = qcow2_cluster_alloc(d, &n);
+		if (!ret)
+			ret = pwrite_full(d->fd, c, q->cluster_size, n);
+		free(c);
+	}
+	/* The pointer waits in the cache for write-back (qcow2_cache.c). */
 	if (!ret)
-		ret = pwrite_full(d->fd, c, q->cluster_size, n);
-	free(c);
-	if (!ret && q->barriers && fdatasync(d->fd))
-		ret = -errno;
-	if (!ret)
-		ret = qcow2_l2_set(d, l2off, t, idx, n | QCOW2_OFLAG_COPIED);
+		ret = qcow2_l2_set(d, t, idx, n | QCOW2_OFLAG_COPIED);
 	/* The old cluster loses this user (a snapshot may keep it). */
 	if (!ret)
 		ret = qcow2_entry_release(d, e);
@@ -204,7 +229,7 @@ static int cluster_unmap(struct disk *d, uint64_t vo, bool zero)
 		return ret;
 	idx = (vo >> q->cluster_bits) & (q->l2_entries - 1);
 	e = t[idx];
-	ret = qcow2_l2_set(d, l2off, t, idx, zero ? QCOW2_OFLAG_ZERO : 0);
+	ret = qcow2_l2_set(d, t, idx, zero ? QCOW2_OFLAG_ZERO : 0);
 	if (!ret)
 		ret = qcow2_entry_release(d, e);
 	return ret;
@@ -369,8 +394,8 @@ void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 		}
 		break;
 	case DISK_FLUSH:
-		if (d->spec.cache != DISK_CACHE_UNSAFE && fdatasync(d->fd))
-			ret = -errno;
+		/* Metadata in dependency order, then everything durable. */
+		ret = qcow2_writeback(d, true);
 		break;
 	case DISK_DISCARD:
 		ret = qcow2_zero_range(d, r->off, r->len, true);

@@ -1,9 +1,9 @@
 /*
  * qcow2_meta.c - qcow2 metadata: refcounts (any width), cluster
- * allocation at the end of the file, and the L2 tables
- * through a small write-through cache.  Runs under the image lock, on
- * whichever queue thread holds it.  Ordering for crash safety is
- * described in qcow2.c.
+ * allocation at the end of the file, and the L2 tables, through the
+ * cache of qcow2_cache.c.  Runs under the image lock, on whichever
+ * queue thread holds it.  Ordering for crash safety is described in
+ * qcow2_cache.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,56 +18,47 @@
 #include "lkvm/disk/qcow2.h"
 #include "lkvm/lib/util.h"
 
-/* ---- refcounts ---- */
+/* ---- refcounts (cached blocks) ---- */
 
-static int refcount_get(struct disk *d, uint64_t cluster, uint64_t *rc)
+/* The refcount block for table index ti, or NULL if it has none. */
+static int rb_get(struct disk *d, uint64_t ti, uint8_t **blk)
 {
 	struct qcow2 *q = d->priv;
-	uint64_t ti = cluster / q->rb_entries, bi = cluster % q->rb_entries;
-	uint64_t bit = bi * q->refcount_bits;
-	uint8_t b[8] = { 0 };
-	unsigned int nbytes = (q->refcount_bits + 7) / 8;
-	int ret;
+	uint64_t off = ti < q->rt_entries ? q->rt[ti] & ~511ULL : 0;
 
-	*rc = 0;
-	if (ti >= q->rt_entries || !(q->rt[ti] & ~511ULL))
+	*blk = NULL;
+	if (!off)
 		return 0;
-	ret = disk_pread_full(d->fd, b, nbytes,
-			      (q->rt[ti] & ~511ULL) + bit / 8);
-	if (ret)
-		return ret;
-	if (q->refcount_bits < 8) {
-		*rc = (b[0] >> (bit % 8)) & ((1u << q->refcount_bits) - 1);
-	} else {
-		unsigned int i;
-
-		for (i = 0; i < nbytes; i++)
-			*rc = *rc << 8 | b[i];
-	}
-	return 0;
+	return qcow2_cache_get(d, &q->rbc, off, (void **)blk);
 }
 
-/* Writes one refcount into an existing block at blk. */
-static int refcount_put(struct disk *d, uint64_t blk, uint64_t bi, uint64_t rc)
+static uint64_t rc_read(const struct qcow2 *q, const uint8_t *blk, uint64_t bi)
 {
-	struct qcow2 *q = d->priv;
+	uint64_t bit = bi * q->refcount_bits, rc = 0;
+	unsigned int nbytes = (q->refcount_bits + 7) / 8, i;
+
+	if (q->refcount_bits < 8)
+		return (blk[bit / 8] >> (bit % 8)) &
+		       ((1u << q->refcount_bits) - 1);
+	for (i = 0; i < nbytes; i++)
+		rc = rc << 8 | blk[bit / 8 + i];
+	return rc;
+}
+
+static void rc_write(const struct qcow2 *q, uint8_t *blk, uint64_t bi,
+		     uint64_t rc)
+{
 	uint64_t bit = bi * q->refcount_bits;
 	unsigned int nbytes = (q->refcount_bits + 7) / 8, i;
-	uint8_t b[8];
-	int ret;
 
 	if (q->refcount_bits < 8) {
 		unsigned int mask = ((1u << q->refcount_bits) - 1) << (bit % 8);
 
-		ret = disk_pread_full(d->fd, b, 1, blk + bit / 8);
-		if (ret)
-			return ret;
-		b[0] = (b[0] & ~mask) | ((rc << (bit % 8)) & mask);
-	} else {
-		for (i = 0; i < nbytes; i++)
-			b[nbytes - 1 - i] = rc >> (8 * i);
+		blk[bit / 8] = (blk[bit / 8] & ~mask) | ((rc << (bit % 8)) & mask);
+		return;
 	}
-	return pwrite_full(d->fd, b, nbytes, blk + bit / 8);
+	for (i = 0; i < nbytes; i++)
+		blk[bit / 8 + nbytes - 1 - i] = rc >> (8 * i);
 }
 
 static uint64_t refcount_max(const struct qcow2 *q)
@@ -76,50 +67,71 @@ static uint64_t refcount_max(const struct qcow2 *q)
 					(1ULL << q->refcount_bits) - 1;
 }
 
-/* Adds delta to a cluster's refcount, making its refcount block if new. */
+static int refcount_add(struct disk *d, uint64_t cluster, int delta);
+
+/*
+ * A new refcount block for table index ti, at the end of the file.  It
+ * is written whole (counting itself if it covers itself), then, with
+ * the block that counts it if another does, made durable before the
+ * table entry that points at it is written: written through, since it
+ * happens once per rb_entries clusters.
+ */
+static int refcount_new_block(struct disk *d, uint64_t ti)
+{
+	struct qcow2 *q = d->priv;
+	uint64_t blk = q->file_end, bc = blk >> q->cluster_bits;
+	uint8_t *b, e[8];
+	int ret;
+
+	b = calloc(1, q->cluster_size);
+	if (!b)
+		return -ENOMEM;
+	q->file_end += q->cluster_size;
+	if (bc / q->rb_entries == ti)
+		rc_write(q, b, bc % q->rb_entries, 1);
+	ret = pwrite_full(d->fd, b, q->cluster_size, blk);
+	free(b);
+	if (!ret && bc / q->rb_entries != ti)
+		ret = refcount_add(d, bc, 1);
+	if (!ret)
+		ret = qcow2_writeback(d, true);
+	if (ret)
+		return ret;
+	put_be64(e, blk);
+	ret = pwrite_full(d->fd, e, 8, q->rt_offset + ti * 8);
+	if (!ret)
+		q->rt[ti] = blk;
+	return ret;
+}
+
+/* Adds delta to a cluster's refcount, in the cached block. */
 static int refcount_add(struct disk *d, uint64_t cluster, int delta)
 {
 	struct qcow2 *q = d->priv;
 	uint64_t ti = cluster / q->rb_entries, rc;
-	uint8_t e[8];
+	uint8_t *blk;
 	int ret;
 
 	if (ti >= q->rt_entries)
 		return -EFBIG;		/* growing the table: not yet */
 	if (!(q->rt[ti] & ~511ULL)) {
-		/* A new block at the end; it may have to count itself. */
-		uint64_t blk = q->file_end, bc = blk >> q->cluster_bits;
-		uint8_t *zero;
-
 		if (delta < 0)
 			return -EIO;
-		zero = calloc(1, q->cluster_size);
-		if (!zero)
-			return -ENOMEM;
-		q->file_end += q->cluster_size;
-		ret = pwrite_full(d->fd, zero, q->cluster_size, blk);
-		free(zero);
-		if (!ret && bc / q->rb_entries == ti)
-			ret = refcount_put(d, blk, bc % q->rb_entries, 1);
-		else if (!ret)
-			ret = refcount_add(d, bc, 1);
+		ret = refcount_new_block(d, ti);
 		if (ret)
 			return ret;
-		if (q->barriers && fdatasync(d->fd))
-			return -errno;
-		put_be64(e, blk);
-		ret = pwrite_full(d->fd, e, 8, q->rt_offset + ti * 8);
-		if (ret)
-			return ret;
-		q->rt[ti] = blk;
 	}
-	ret = refcount_get(d, cluster, &rc);
+	ret = rb_get(d, ti, &blk);
 	if (ret)
 		return ret;
+	if (!blk)
+		return -EIO;
+	rc = rc_read(q, blk, cluster % q->rb_entries);
 	if ((delta < 0 && rc == 0) || (delta > 0 && rc == refcount_max(q)))
 		return -EIO;		/* would under- or overflow */
-	return refcount_put(d, q->rt[ti] & ~511ULL, cluster % q->rb_entries,
-			    rc + delta);
+	rc_write(q, blk, cluster % q->rb_entries, rc + delta);
+	qcow2_cache_dirty(q, &q->rbc, blk);
+	return 0;
 }
 
 /* A new cluster at the end of the file, counted. */
@@ -138,7 +150,10 @@ int qcow2_cluster_alloc(struct disk *d, uint64_t *off)
 	return 0;
 }
 
-/* Drops one reference from every host cluster an entry uses. */
+/*
+ * Drops one reference from every host cluster an entry used, once the
+ * entry's new value (already in the cache) is safe on disk.
+ */
 int qcow2_entry_release(struct disk *d, uint64_t e)
 {
 	struct qcow2 *q = d->priv;
@@ -158,6 +173,10 @@ int qcow2_entry_release(struct disk *d, uint64_t e)
 	} else {
 		return 0;
 	}
+	/* No pointer to them may be left on disk when their counts drop. */
+	ret = qcow2_writeback(d, true);
+	if (ret)
+		return ret;
 	for (c = first; c <= last; c++) {
 		ret = refcount_add(d, c, -1);
 		if (ret)
@@ -181,58 +200,23 @@ bool qcow2_cluster_ok(const struct qcow2 *q, uint64_t off)
 			       q->rt_entries * 8);
 }
 
-/* ---- L2 tables (write-through cache) ---- */
+/* ---- L2 tables (cached) ---- */
 
 static int l2_get(struct disk *d, uint64_t off, uint64_t **table)
 {
 	struct qcow2 *q = d->priv;
-	struct l2_cache_entry *victim = &q->cache[0];
-	unsigned int i;
-	uint8_t *raw;
-	int ret;
 
-	for (i = 0; i < L2_CACHE; i++) {
-		if (q->cache[i].off == off) {
-			q->cache[i].age = ++q->tick;
-			*table = q->cache[i].table;
-			return 0;
-		}
-		if (q->cache[i].age < victim->age)
-			victim = &q->cache[i];
-	}
-	if (!qcow2_cluster_ok(q, off))
-		return -EIO;		/* outside the image, or over metadata */
-	raw = (uint8_t *)victim->table;
-	ret = disk_pread_full(d->fd, raw, q->cluster_size, off);
-	if (ret) {
-		victim->off = 0;
-		return ret;
-	}
-	for (i = 0; i < q->l2_entries; i++)
-		victim->table[i] = be64(raw + 8 * i);
-	victim->off = off;
-	victim->age = ++q->tick;
-	*table = victim->table;
-	return 0;
+	return qcow2_cache_get(d, &q->l2c, off, (void **)table);
 }
 
-int qcow2_l2_set(struct disk *d, uint64_t l2off, uint64_t *table,
-		 uint64_t idx, uint64_t val)
+/* Sets an entry of a cached table; written back later. */
+int qcow2_l2_set(struct disk *d, uint64_t *table, uint64_t idx, uint64_t val)
 {
-	uint8_t e[8];
+	struct qcow2 *q = d->priv;
 
-	put_be64(e, val);
 	table[idx] = val;
-	return pwrite_full(d->fd, e, 8, l2off + idx * 8);
-}
-
-static void l2_forget(struct qcow2 *q, uint64_t off)
-{
-	unsigned int i;
-
-	for (i = 0; i < L2_CACHE; i++)
-		if (q->cache[i].off == off)
-			q->cache[i].off = 0;
+	qcow2_cache_dirty(q, &q->l2c, table);
+	return 0;
 }
 
 /* The L2 table for guest offset vo; with alloc, one that may be written. */
@@ -241,6 +225,7 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 {
 	struct qcow2 *q = d->priv;
 	uint64_t i1 = vo >> (q->cluster_bits * 2 - 3), e = q->l1[i1], n;
+	uint64_t old_shared = 0;
 	uint8_t be[8];
 	int ret;
 
@@ -274,8 +259,7 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 		if (!ret)
 			ret = pwrite_full(d->fd, buf, q->cluster_size, n);
 		free(buf);
-		if (!ret)
-			ret = refcount_add(d, *l2off >> q->cluster_bits, -1);
+		old_shared = *l2off;
 	} else {
 		uint8_t *zero = calloc(1, q->cluster_size);
 
@@ -283,16 +267,25 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 			     -ENOMEM;
 		free(zero);
 	}
+	/* The table and its count durable before the L1 entry. */
+	if (!ret)
+		ret = qcow2_writeback(d, true);
 	if (ret)
 		return ret;
-	if (q->barriers && fdatasync(d->fd))
-		return -errno;
 	put_be64(be, n | QCOW2_OFLAG_COPIED);
 	ret = pwrite_full(d->fd, be, 8, q->l1_offset + i1 * 8);
 	if (ret)
 		return ret;
 	q->l1[i1] = n | QCOW2_OFLAG_COPIED;
-	l2_forget(q, n);
+	qcow2_cache_forget(&q->l2c, n);
+	/* The shared table loses our reference once the L1 entry is safe. */
+	if (old_shared) {
+		ret = q->barriers && fdatasync(d->fd) ? -errno : 0;
+		if (!ret)
+			ret = refcount_add(d, old_shared >> q->cluster_bits, -1);
+		if (ret)
+			return ret;
+	}
 	*l2off = n;
 	return l2_get(d, n, table);
 }

@@ -1,8 +1,9 @@
 /*
  * qcow2.h - the qcow2 driver's state and its internal interface, shared
  * by disk/qcow2.c (probe, open, close), qcow2_meta.c (refcounts, L2
- * tables) and qcow2_io.c (mapping, reads, writes, discard).  Everything
- * here runs under struct qcow2's lock unless a comment says otherwise.
+ * tables), qcow2_cache.c (the metadata cache and its write-back) and
+ * qcow2_io.c (mapping, reads, writes, discard).  Everything here runs
+ * under struct qcow2's lock unless a comment says otherwise.
  */
 #ifndef LKVM_DISK_QCOW2_H
 #define LKVM_DISK_QCOW2_H
@@ -24,11 +25,25 @@
 #define QCOW2_EXT_BACKING_FMT	0xe2792aca
 #define QCOW2_MAX_CHAIN		16
 #define L2_CACHE		16
+#define RB_CACHE		4
+/* Dirty metadata is written back at most this long after it changed. */
+#define QCOW2_WRITEBACK_NS	1000000000ULL
 
-struct l2_cache_entry {
+/*
+ * A cached table: an L2 table (host order, entries as uint64_t) or a
+ * refcount block (as on disk).  Dirty: changed here, not yet written.
+ */
+struct qcow2_cached {
 	uint64_t off;		/* 0: empty */
-	uint64_t *table;	/* host order */
+	void *buf;
 	unsigned int age;
+	bool dirty;
+};
+
+struct qcow2_cache {
+	struct qcow2_cached e[L2_CACHE];
+	unsigned int n;
+	bool l2;		/* entries are L2 tables */
 };
 
 struct qcow2 {
@@ -47,11 +62,19 @@ struct qcow2 {
 	unsigned int refcount_bits;
 	uint64_t rb_entries;	/* refcounts per block */
 	uint64_t file_end;	/* next cluster to allocate */
-	bool barriers;
+	bool barriers;		/* fdatasync between dependency levels */
 	struct disk *backing;	/* NULL: reads of unallocated are zero */
-	struct l2_cache_entry cache[L2_CACHE];
+	struct qcow2_cache l2c;	/* L2 tables */
+	struct qcow2_cache rbc;	/* refcount blocks */
 	unsigned int tick;
+	uint8_t *wbuf;		/* a cluster: an L2 table on its way out */
 	uint8_t *cbuf;		/* compressed data, 2 clusters */
+	/* Write-back of dirty metadata (qcow2_cache.c). */
+	uint64_t dirty_since;	/* now_ns() of the oldest change, 0: clean */
+	pthread_cond_t wb_cond;
+	pthread_t wb_thread;
+	bool wb_running, wb_stop;
+	uint64_t writebacks, syncs;	/* counted, for tests */
 };
 
 static inline uint64_t be64(const uint8_t *p)
@@ -77,12 +100,30 @@ static inline void put_be64(uint8_t *p, uint64_t v)
 		p[i] = v;
 }
 
+/*
+ * qcow2_cache.c: cached L2 tables and refcount blocks, written back in
+ * dependency order (refcount blocks, sync, L2 tables) by
+ * qcow2_writeback: on the guest's FLUSH (then with a final sync), when
+ * a dirty table must leave the cache, before a cluster loses a
+ * reference, and from the write-back thread at most
+ * QCOW2_WRITEBACK_NS after the first change.
+ */
+int qcow2_cache_init(struct qcow2 *q);
+void qcow2_cache_free(struct qcow2 *q);
+int qcow2_cache_get(struct disk *d, struct qcow2_cache *c, uint64_t off,
+		    void **buf);
+void qcow2_cache_dirty(struct qcow2 *q, struct qcow2_cache *c,
+		       const void *buf);
+void qcow2_cache_forget(struct qcow2_cache *c, uint64_t off);
+int qcow2_writeback(struct disk *d, bool sync);
+int qcow2_wb_start(struct disk *d);
+void qcow2_wb_stop(struct disk *d);
+
 /* qcow2_meta.c: cluster allocation, L2 tables */
 int qcow2_cluster_alloc(struct disk *d, uint64_t *off);
 int qcow2_entry_release(struct disk *d, uint64_t e);
 bool qcow2_cluster_ok(const struct qcow2 *q, uint64_t off);
-int qcow2_l2_set(struct disk *d, uint64_t l2off, uint64_t *table,
-		 uint64_t idx, uint64_t val);
+int qcow2_l2_set(struct disk *d, uint64_t *table, uint64_t idx, uint64_t val);
 int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 		    uint64_t *l2off, uint64_t **table);
 
