@@ -248,6 +248,12 @@ static void qcow2_close(struct disk *d)
 			d->spec.path, strerror(-ret));
 	disk_close(q->backing);
 	qcow2_cache_free(q);
+	while (q->mio_all) {
+		struct qcow2_mio *m = q->mio_all;
+
+		q->mio_all = m->all_next;
+		free(m);
+	}
 	free(q->cbuf);
 	free(q->l1);
 	free(q->rt);

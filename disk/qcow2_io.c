@@ -3,7 +3,8 @@
  * (backing files, zero and compressed clusters), writes (allocating and
  * copying shared clusters), write-zeroes and discard, and the submit
  * entry point.  On the submitting queue thread; metadata under the image
- * lock, data I/O of allocated clusters outside it.
+ * lock, data I/O of allocated clusters outside it, on the queue's engine
+ * (io_uring) straight between the guest's buffers and the file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -280,8 +281,6 @@ static int qcow2_zero_range(struct disk *d, uint64_t off, uint64_t len,
 	return 0;
 }
 
-#define QCOW2_MAX_EXTENTS 64
-
 struct extent {
 	uint64_t host, len;
 };
@@ -344,30 +343,217 @@ static int extents_io(struct disk *d, uint8_t *buf, const struct extent *ext,
 	return ret;
 }
 
+/* ---- the asynchronous path: allocated clusters through the engine ---- */
+
+/*
+ * Finishes on the spot an extent the engine moved only part of (done
+ * bytes): the rest of a read past the end of the file reads as zeroes
+ * (a new cluster written in part ends the file early).
+ */
+static int extent_finish(struct disk *d, bool write, const struct iovec *iov,
+			 unsigned int n, uint64_t host, uint64_t done)
+{
+	unsigned int i;
+	int ret = 0;
+
+	for (i = 0; !ret && i < n; i++) {
+		uint64_t len = iov[i].iov_len;
+
+		if (done >= len) {
+			done -= len;
+			host += len;
+			continue;
+		}
+		ret = write ?
+		      pwrite_full(d->fd, (uint8_t *)iov[i].iov_base + done,
+				  len - done, host + done) :
+		      disk_pread_full(d->fd, (uint8_t *)iov[i].iov_base + done,
+				      len - done, host + done);
+		host += len;
+		done = 0;
+	}
+	return ret;
+}
+
+static enum aio_hint qcow2_hint(struct qcow2 *q, bool write)
+{
+	/* As raw: buffered writes land in the page cache at once. */
+	if (write)
+		return AIO_INLINE;
+	return atomic_load_explicit(&q->read_nowait_off, memory_order_relaxed) ?
+	       AIO_ASYNC : AIO_TRY_NOWAIT;
+}
+
+/* The result of one extent's I/O: 0 or -errno, short ones finished. */
+static int extent_result(struct disk *d, struct aio_io *io, long res,
+			 uint64_t len)
+{
+	struct qcow2 *q = d->priv;
+
+	if (io->nowait_failed)
+		atomic_store_explicit(&q->read_nowait_off, true,
+				      memory_order_relaxed);
+	if (res < 0)
+		return (int)res;
+	if ((uint64_t)res < len)
+		return extent_finish(d, io->op == AIO_WRITE, io->iov, io->niov,
+				     io->off, res);
+	return 0;
+}
+
+static uint64_t iovs_len(const struct iovec *iov, unsigned int n)
+{
+	uint64_t len = 0;
+
+	while (n--)
+		len += iov[n].iov_len;
+	return len;
+}
+
+/* A request of one extent: the request's own aio_io and iovecs. */
+static void qcow2_io_done(struct aio_io *io, long res)
+{
+	struct disk_req *r = container_of(io, struct disk_req, io);
+
+	r->done(r, extent_result(r->disk, io, res, r->len));
+}
+
+/* Back to the pool: pushes race only with each other and one pop. */
+static void mio_put(struct qcow2 *q, struct qcow2_mio *m)
+{
+	m->next = atomic_load_explicit(&q->mio_free, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&q->mio_free, &m->next, m,
+						      memory_order_release,
+						      memory_order_relaxed))
+		;
+}
+
+static void mio_ext_done(struct aio_io *io, long res)
+{
+	struct qcow2_mio_ext *x = container_of(io, struct qcow2_mio_ext, io);
+	struct qcow2_mio *m = x->m;
+	struct disk_req *r = m->r;
+	struct qcow2 *q = r->disk->priv;
+	int err = extent_result(r->disk, io, res, x->len);
+
+	if (err && !m->err)
+		m->err = err;
+	if (--m->pending)
+		return;
+	err = m->err;
+	mio_put(q, m);
+	r->done(r, err);
+}
+
+/* A context for a request of several extents, from the pool (under the lock). */
+static struct qcow2_mio *mio_get(struct qcow2 *q)
+{
+	struct qcow2_mio *m = atomic_load_explicit(&q->mio_free,
+						   memory_order_acquire);
+
+	/* Pops are serialized by the lock, so no ABA. */
+	while (m && !atomic_compare_exchange_weak_explicit(&q->mio_free, &m,
+							   m->next,
+							   memory_order_acquire,
+							   memory_order_acquire))
+		;
+	if (m)
+		return m;
+	m = calloc(1, sizeof(*m));
+	if (m) {
+		m->all_next = q->mio_all;
+		q->mio_all = m;
+	}
+	return m;
+}
+
+/*
+ * Submits the request's extents on the queue's engine, straight from and
+ * into the guest's buffers.  False if it must take the synchronous path
+ * (more pieces than a context holds).
+ */
+static bool qcow2_submit_async(struct disk *d, struct aio *a,
+			       struct disk_req *r, const struct extent *ext,
+			       unsigned int n, struct qcow2_mio *m)
+{
+	struct qcow2 *q = d->priv;
+	bool write = r->type == DISK_WRITE;
+	uint64_t skip = 0;
+	unsigned int i, used = 0;
+
+	if (n == 1) {
+		memset(&r->io, 0, sizeof(r->io));
+		r->io.op = write ? AIO_WRITE : AIO_READ;
+		r->io.fd = d->fd;
+		r->io.iov = r->iov;
+		r->io.niov = r->niov;
+		r->io.off = ext[0].host;
+		r->io.hint = qcow2_hint(q, write);
+		r->io.done = qcow2_io_done;
+		aio_submit(a, &r->io);
+		return true;
+	}
+	/* Each extent's slice of the request's iovecs. */
+	for (i = 0; i < n; i++) {
+		struct qcow2_mio_ext *x = &m->ext[i];
+		unsigned int k = iov_slice(m->iov + used, QCOW2_MIO_IOV - used,
+					   r->iov, r->niov, skip, ext[i].len);
+
+		if (!k || iovs_len(m->iov + used, k) != ext[i].len)
+			return false;
+		memset(&x->io, 0, sizeof(x->io));
+		x->io.op = write ? AIO_WRITE : AIO_READ;
+		x->io.fd = d->fd;
+		x->io.iov = m->iov + used;
+		x->io.niov = k;
+		x->io.off = ext[i].host;
+		x->io.hint = qcow2_hint(q, write);
+		x->io.done = mio_ext_done;
+		x->m = m;
+		x->len = ext[i].len;
+		used += k;
+		skip += ext[i].len;
+	}
+	m->r = r;
+	m->err = 0;
+	m->pending = n;
+	for (i = 0; i < n; i++)
+		aio_submit(a, &m->ext[i].io);
+	return true;
+}
+
 void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 {
 	struct qcow2 *q = d->priv;
 	uint8_t *buf = NULL;
 	int ret = 0;
 
-	(void)a;
 	if ((r->type == DISK_READ || r->type == DISK_WRITE) && r->len) {
+		struct extent ext[QCOW2_MAX_EXTENTS];
+		bool write = r->type == DISK_WRITE;
+		struct qcow2_mio *m = NULL;
+		unsigned int n;
+		bool plain;
+
+		/*
+		 * Allocated clusters: mapped under the lock, their I/O on the
+		 * queue's engine without it, no copy, no allocation.
+		 */
+		pthread_mutex_lock(&q->lock);
+		plain = qcow2_map(d, r->off, r->len, write, ext, &n);
+		if (plain && n > 1)
+			m = mio_get(q);
+		pthread_mutex_unlock(&q->lock);
+		if (plain && (n == 1 || m) &&
+		    qcow2_submit_async(d, a, r, ext, n, m))
+			return;
+		if (m)
+			mio_put(q, m);
 		buf = malloc(r->len);
 		if (!buf) {
 			r->done(r, -ENOMEM);
 			return;
 		}
-	}
-	if (buf) {
-		struct extent ext[QCOW2_MAX_EXTENTS];
-		bool write = r->type == DISK_WRITE;
-		unsigned int n;
-		bool plain;
-
-		/* Allocated clusters: map under the lock, I/O without it. */
-		pthread_mutex_lock(&q->lock);
-		plain = qcow2_map(d, r->off, r->len, write, ext, &n);
-		pthread_mutex_unlock(&q->lock);
 		if (plain) {
 			if (write)
 				iov_to_buf(r->iov, r->niov, 0, buf, r->len);

@@ -9,6 +9,7 @@
 #define LKVM_DISK_QCOW2_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -25,6 +26,8 @@
 #define QCOW2_EXT_BACKING_FMT	0xe2792aca
 #define QCOW2_MAX_CHAIN		16
 #define L2_CACHE		16
+#define QCOW2_MAX_EXTENTS	64
+#define QCOW2_MIO_IOV		256
 #define RB_CACHE		4
 /* Dirty metadata is written back at most this long after it changed. */
 #define QCOW2_WRITEBACK_NS	1000000000ULL
@@ -44,6 +47,26 @@ struct qcow2_cache {
 	struct qcow2_cached e[L2_CACHE];
 	unsigned int n;
 	bool l2;		/* entries are L2 tables */
+};
+
+struct qcow2_mio;
+
+/* One extent of a request of several, in flight on a queue's engine. */
+struct qcow2_mio_ext {
+	struct aio_io io;
+	struct qcow2_mio *m;
+	uint64_t len;
+};
+
+/* A request of several extents in flight: pooled per image, reused. */
+struct qcow2_mio {
+	struct disk_req *r;
+	unsigned int pending;
+	int err;
+	struct qcow2_mio_ext ext[QCOW2_MAX_EXTENTS];
+	struct iovec iov[QCOW2_MIO_IOV];
+	struct qcow2_mio *next;		/* in the free list */
+	struct qcow2_mio *all_next;	/* every context, for close */
 };
 
 struct qcow2 {
@@ -75,6 +98,10 @@ struct qcow2 {
 	pthread_t wb_thread;
 	bool wb_running, wb_stop;
 	uint64_t writebacks, syncs;	/* counted, for tests */
+	/* The asynchronous path (qcow2_io.c). */
+	_Atomic(struct qcow2_mio *) mio_free;	/* popped under the lock */
+	struct qcow2_mio *mio_all;
+	atomic_bool read_nowait_off;	/* RWF_NOWAIT unsupported here */
 };
 
 static inline uint64_t be64(const uint8_t *p)
