@@ -17,8 +17,11 @@
  * New clusters are appended at the end of the file; freed ones are not
  * reused (they read as free to qemu-img check, not as leaks).
  *
+ * Extended L2 entries (subclusters, 32 per cluster) are read and
+ * written: a write allocates the subclusters it touches, not a cluster.
+ *
  * Refused at open with a message: encryption, external data files,
- * extended L2 entries, compression other than zlib, the corrupt bit,
+ * compression other than zlib, the corrupt bit,
  * unknown incompatible features, a dirty image opened for writing, and
  * tables outside the file.  Snapshots are kept: a shared cluster or L2
  * table (no COPIED flag) is copied before it is written.
@@ -124,7 +127,7 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 				   d->spec.path);
 		if (incompat & ~QCOW2_INCOMPAT_KNOWN)
 			return BAD("unsupported qcow2 features 0x%llx (external "
-				   "data, extended L2 or non-zlib compression)",
+				   "data or non-zlib compression)",
 				   d->spec.path,
 				   (unsigned long long)(incompat &
 							~QCOW2_INCOMPAT_KNOWN));
@@ -132,6 +135,15 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 			return BAD("bad header length %llu", d->spec.path,
 				   (unsigned long long)hdr_len);
 	}
+	if (incompat & QCOW2_INCOMPAT_EXTL2) {
+		if (q->cluster_bits < 14)
+			return BAD("extended L2 entries need clusters of 16 KiB "
+				   "or more", d->spec.path);
+		q->ext_l2 = true;
+		q->l2_entries = q->cluster_size / 16;
+		q->sc_size = q->cluster_size / QCOW2_SUBCLUSTERS;
+	}
+	q->l2_bits = __builtin_ctzll(q->l2_entries);
 	if ((incompat & QCOW2_INCOMPAT_DIRTY) && !d->spec.ro)
 		return BAD("the image is dirty (lazy refcounts); run qemu-img "
 			   "check -r all, or open it read-only", d->spec.path);

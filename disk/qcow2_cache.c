@@ -74,7 +74,7 @@ static int cached_write(struct disk *d, struct qcow2_cache *c,
 		const uint64_t *t = e->buf;
 		uint64_t i;
 
-		for (i = 0; i < q->l2_entries; i++)
+		for (i = 0; i < q->cluster_size / 8; i++)
 			put_be64(q->wbuf + 8 * i, t[i]);
 		out = q->wbuf;
 	}
@@ -180,7 +180,7 @@ int qcow2_cache_get(struct disk *d, struct qcow2_cache *c, uint64_t off,
 	if (c->l2) {
 		uint64_t *t = victim->buf;
 
-		for (i = 0; i < q->l2_entries; i++)
+		for (i = 0; i < q->cluster_size / 8; i++)
 			t[i] = be64(q->wbuf + 8 * i);
 	}
 	victim->off = off;

@@ -60,18 +60,83 @@ static int compressed_read(struct disk *d, uint64_t e, uint8_t *out)
 	return ret;
 }
 
+/* Does a standard entry say its cluster reads as zeroes (v3, no bitmap)? */
+static bool desc_zero(const struct qcow2 *q, uint64_t e)
+{
+	return !q->ext_l2 && q->version >= 3 && (e & QCOW2_OFLAG_ZERO);
+}
+
+enum sc_state { SC_ALLOC, SC_ZERO, SC_BACKING, SC_BAD };
+
+/* What subcluster sc of an extended entry holds. */
+static enum sc_state sc_state(uint64_t e, uint64_t bm, unsigned int sc)
+{
+	bool a = bm >> sc & 1, z = bm >> (32 + sc) & 1;
+
+	if (a && (z || !(e & QCOW2_OFFSET_MASK)))
+		return SC_BAD;	/* allocated and zero, or with no cluster */
+	return a ? SC_ALLOC : z ? SC_ZERO : SC_BACKING;
+}
+
+/*
+ * Reads [vo, vo+len) of a cluster with an extended entry (not
+ * compressed): runs of subclusters alike, from the cluster, zeroes, or
+ * the backing file.
+ */
+static int sub_read(struct disk *d, uint8_t *buf, uint64_t vo, uint64_t len,
+		    uint64_t e, uint64_t bm)
+{
+	struct qcow2 *q = d->priv;
+	uint64_t in = vo & (q->cluster_size - 1), cbase = vo - in;
+	int ret = 0;
+
+	while (!ret && len) {
+		unsigned int sc = in / q->sc_size;
+		enum sc_state st = sc_state(e, bm, sc);
+		uint64_t k = MIN(len, q->sc_size - in % q->sc_size);
+
+		while (k < len && sc_state(e, bm, sc + (in + k) / q->sc_size -
+					   in / q->sc_size) == st)
+			k += MIN(len - k, q->sc_size);
+		switch (st) {
+		case SC_ALLOC: {
+			uint64_t ho = (e & QCOW2_OFFSET_MASK) + in;
+
+			ret = ho + k > q->file_end ? -EIO :
+			      disk_pread_full(d->fd, buf, k, ho);
+			break;
+		}
+		case SC_ZERO:
+			memset(buf, 0, k);
+			break;
+		case SC_BACKING:
+			ret = backing_read(d, buf, cbase + in, k);
+			break;
+		case SC_BAD:
+			ret = -EIO;
+			break;
+		}
+		buf += k;
+		in += k;
+		len -= k;
+	}
+	return ret;
+}
+
 /* Reads [vo, vo+len) of one cluster (len within it) into buf. */
 static int cluster_read(struct disk *d, uint8_t *buf, uint64_t vo,
 			uint64_t len)
 {
 	struct qcow2 *q = d->priv;
-	uint64_t *t, l2off, e, in = vo & (q->cluster_size - 1);
+	uint64_t *t, l2off, e, bm, in = vo & (q->cluster_size - 1), idx;
 	int ret;
 
 	ret = qcow2_l2_lookup(d, vo, false, &l2off, &t);
 	if (ret)
 		return ret;
-	e = t ? t[(vo >> q->cluster_bits) & (q->l2_entries - 1)] : 0;
+	idx = qcow2_l2_index(q, vo);
+	e = t ? *qcow2_l2_desc(q, t, idx) : 0;
+	bm = t ? qcow2_l2_bitmap(q, t, idx) : 0;
 	if (e & QCOW2_OFLAG_COMPRESSED) {
 		uint8_t *c = malloc(q->cluster_size);
 
@@ -83,7 +148,9 @@ static int cluster_read(struct disk *d, uint8_t *buf, uint64_t vo,
 		free(c);
 		return ret;
 	}
-	if (q->version >= 3 && (e & QCOW2_OFLAG_ZERO)) {
+	if (q->ext_l2)
+		return sub_read(d, buf, vo, len, e, bm);
+	if (desc_zero(q, e)) {
 		memset(buf, 0, len);
 		return 0;
 	}
@@ -147,9 +214,64 @@ static bool old_zero(struct disk *d, uint64_t e, uint64_t cbase)
 
 	if (e & (QCOW2_OFLAG_COMPRESSED | QCOW2_OFFSET_MASK))
 		return false;
-	if (q->version >= 3 && (e & QCOW2_OFLAG_ZERO))
+	if (desc_zero(q, e))
 		return true;
 	return !q->backing || cbase >= q->backing->size;
+}
+
+/*
+ * Writes [vo, vo+len) of one cluster with an extended entry, ours alone
+ * or not yet allocated: only the subclusters it touches are allocated
+ * and written (a 4 KiB write into a fresh overlay writes 4 KiB, where a
+ * cluster would copy 64 KiB from the backing file).  A subcluster it
+ * covers in part and that was not allocated gets its old contents
+ * (zeroes or the backing file's) around ours.
+ */
+static int sub_write(struct disk *d, const uint8_t *buf, uint64_t vo,
+		     uint64_t len, uint64_t *t, uint64_t idx)
+{
+	struct qcow2 *q = d->priv;
+	uint64_t e = *qcow2_l2_desc(q, t, idx), bm = qcow2_l2_bitmap(q, t, idx);
+	uint64_t in = vo & (q->cluster_size - 1), cbase = vo - in;
+	unsigned int first = in / q->sc_size, last = (in + len - 1) / q->sc_size;
+	uint64_t lo = in, hi = in + len, host = e & QCOW2_OFFSET_MASK;
+	uint32_t mask = qcow2_sc_mask(first, last);
+	uint8_t *span = NULL;
+	int ret;
+
+	if (!host) {
+		ret = qcow2_cluster_alloc(d, &host);
+		if (ret)
+			return ret;
+	} else if (!qcow2_cluster_ok(q, host)) {
+		return -EIO;		/* would write over metadata */
+	}
+	if (in % q->sc_size && !(bm >> first & 1))
+		lo = (uint64_t)first * q->sc_size;
+	if (hi % q->sc_size && !(bm >> last & 1))
+		hi = (uint64_t)(last + 1) * q->sc_size;
+	if (lo == in && hi == in + len && buf) {
+		ret = pwrite_full(d->fd, buf, len, host + in);
+	} else {
+		span = malloc(hi - lo);
+		if (!span)
+			return -ENOMEM;
+		ret = lo < in ? sub_read(d, span, cbase + lo, in - lo, e, bm) : 0;
+		if (!ret && hi > in + len)
+			ret = sub_read(d, span + (in + len - lo), vo + len,
+				       hi - in - len, e, bm);
+		if (buf)
+			memcpy(span + (in - lo), buf, len);
+		else
+			memset(span + (in - lo), 0, len);
+		if (!ret)
+			ret = pwrite_full(d->fd, span, hi - lo, host + lo);
+		free(span);
+	}
+	if (ret)
+		return ret;
+	bm = (bm | mask) & ~((uint64_t)mask << 32);
+	return qcow2_l2_set(d, t, idx, host | QCOW2_OFLAG_COPIED, bm);
 }
 
 /* Writes [vo, vo+len) of one cluster from buf (NULL: zeroes). */
@@ -165,10 +287,14 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	ret = qcow2_l2_lookup(d, vo, true, &l2off, &t);
 	if (ret)
 		return ret;
-	idx = (vo >> q->cluster_bits) & (q->l2_entries - 1);
-	e = t[idx];
-	if ((e & QCOW2_OFLAG_COPIED) && !(e & QCOW2_OFLAG_COMPRESSED) &&
-	    !(e & QCOW2_OFLAG_ZERO) && (e & QCOW2_OFFSET_MASK)) {
+	idx = qcow2_l2_index(q, vo);
+	e = *qcow2_l2_desc(q, t, idx);
+	if (q->ext_l2 && !(e & QCOW2_OFLAG_COMPRESSED) &&
+	    (!(e & QCOW2_OFFSET_MASK) || (e & QCOW2_OFLAG_COPIED)))
+		return sub_write(d, buf, vo, len, t, idx);
+	if (!q->ext_l2 && (e & QCOW2_OFLAG_COPIED) &&
+	    !(e & QCOW2_OFLAG_COMPRESSED) && !desc_zero(q, e) &&
+	    (e & QCOW2_OFFSET_MASK)) {
 		uint64_t ho = (e & QCOW2_OFFSET_MASK) + in;
 
 		if (!qcow2_cluster_ok(q, e & QCOW2_OFFSET_MASK))
@@ -184,10 +310,11 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	 * A new cluster.  Where the old contents read as zeroes, only our
 	 * bytes are written: new clusters lie past the end of the file, so
 	 * the rest of one reads as zeroes too (a 4 KiB write into a fresh
-	 * image writes 4 KiB, not a cluster).  Else the old contents, our
-	 * bytes over them.
+	 * image writes 4 KiB, not a cluster).  Else (and for a shared or
+	 * compressed cluster with extended entries) the old contents, our
+	 * bytes over them, all subclusters allocated.
 	 */
-	if (old_zero(d, e, cbase)) {
+	if (!q->ext_l2 && old_zero(d, e, cbase)) {
 		if (!buf)
 			return 0;	/* zeroes over zeroes */
 		ret = qcow2_cluster_alloc(d, &n);
@@ -211,7 +338,8 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	}
 	/* The pointer waits in the cache for write-back (qcow2_cache.c). */
 	if (!ret)
-		ret = qcow2_l2_set(d, t, idx, n | QCOW2_OFLAG_COPIED);
+		ret = qcow2_l2_set(d, t, idx, n | QCOW2_OFLAG_COPIED,
+				   q->ext_l2 ? 0xffffffffULL : 0);
 	/* The old cluster loses this user (a snapshot may keep it). */
 	if (!ret)
 		ret = qcow2_entry_release(d, e);
@@ -228,9 +356,12 @@ static int cluster_unmap(struct disk *d, uint64_t vo, bool zero)
 	ret = qcow2_l2_lookup(d, vo, zero, &l2off, &t);
 	if (ret || !t)
 		return ret;
-	idx = (vo >> q->cluster_bits) & (q->l2_entries - 1);
-	e = t[idx];
-	ret = qcow2_l2_set(d, t, idx, zero ? QCOW2_OFLAG_ZERO : 0);
+	idx = qcow2_l2_index(q, vo);
+	e = *qcow2_l2_desc(q, t, idx);
+	if (q->ext_l2)	/* zero: every subcluster reads as zero */
+		ret = qcow2_l2_set(d, t, idx, 0, zero ? 0xffffffffULL << 32 : 0);
+	else
+		ret = qcow2_l2_set(d, t, idx, zero ? QCOW2_OFLAG_ZERO : 0, 0);
 	if (!ret)
 		ret = qcow2_entry_release(d, e);
 	return ret;
@@ -305,15 +436,25 @@ static bool qcow2_map(struct disk *d, uint64_t off, uint64_t len, bool write,
 
 		if (qcow2_l2_lookup(d, off, false, &l2off, &t) || !t)
 			return false;
-		if (write && !(q->l1[off >> (q->cluster_bits * 2 - 3)] &
+		if (write && !(q->l1[qcow2_l1_index(q, off)] &
 			       QCOW2_OFLAG_COPIED))
 			return false;
-		e = t[(off >> q->cluster_bits) & (q->l2_entries - 1)];
+		e = *qcow2_l2_desc(q, t, qcow2_l2_index(q, off));
 		if ((e & QCOW2_OFLAG_COMPRESSED) || !(e & QCOW2_OFFSET_MASK) ||
-		    (q->version >= 3 && (e & QCOW2_OFLAG_ZERO)) ||
-		    (write && !(e & QCOW2_OFLAG_COPIED)) ||
+		    desc_zero(q, e) || (write && !(e & QCOW2_OFLAG_COPIED)) ||
 		    !qcow2_cluster_ok(q, e & QCOW2_OFFSET_MASK))
 			return false;
+		if (q->ext_l2) {
+			/* Every subcluster in range allocated, none zero. */
+			uint32_t want = qcow2_sc_mask(in / q->sc_size,
+						      (in + k - 1) / q->sc_size);
+			uint64_t bm = qcow2_l2_bitmap(q, t,
+						      qcow2_l2_index(q, off));
+
+			if (((uint32_t)bm & want) != want ||
+			    ((uint32_t)(bm >> 32) & want))
+				return false;
+		}
 		host = (e & QCOW2_OFFSET_MASK) + in;
 		if (*n && ext[*n - 1].host + ext[*n - 1].len == host) {
 			ext[*n - 1].len += k;
@@ -526,6 +667,7 @@ void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 {
 	struct qcow2 *q = d->priv;
 	uint8_t *buf = NULL;
+	bool own = true;	/* buf is ours (else the guest's) */
 	int ret = 0;
 
 	if ((r->type == DISK_READ || r->type == DISK_WRITE) && r->len) {
@@ -549,18 +691,29 @@ void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 			return;
 		if (m)
 			mio_put(q, m);
-		buf = malloc(r->len);
+		/*
+		 * One guest buffer is used as it is (as raw does: a guest
+		 * changing it meanwhile gets what it asked for); several are
+		 * gathered into one.
+		 */
+		if (r->niov == 1 && r->iov[0].iov_len == r->len) {
+			buf = r->iov[0].iov_base;
+			own = false;
+		} else {
+			buf = malloc(r->len);
+		}
 		if (!buf) {
 			r->done(r, -ENOMEM);
 			return;
 		}
 		if (plain) {
-			if (write)
+			if (write && own)
 				iov_to_buf(r->iov, r->niov, 0, buf, r->len);
 			ret = extents_io(d, buf, ext, n, write);
-			if (!ret && !write)
+			if (!ret && !write && own)
 				buf_to_iov(r->iov, r->niov, 0, buf, r->len);
-			free(buf);
+			if (own)
+				free(buf);
 			r->done(r, ret);
 			return;
 		}
@@ -570,12 +723,13 @@ void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 	case DISK_READ:
 		if (r->len)
 			ret = qcow2_read(d, buf, r->off, r->len);
-		if (!ret && r->len)
+		if (!ret && r->len && own)
 			buf_to_iov(r->iov, r->niov, 0, buf, r->len);
 		break;
 	case DISK_WRITE:
 		if (r->len) {
-			iov_to_buf(r->iov, r->niov, 0, buf, r->len);
+			if (own)
+				iov_to_buf(r->iov, r->niov, 0, buf, r->len);
 			ret = qcow2_write(d, buf, r->off, r->len);
 		}
 		break;
@@ -591,6 +745,7 @@ void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 		break;
 	}
 	pthread_mutex_unlock(&q->lock);
-	free(buf);
+	if (own)
+		free(buf);
 	r->done(r, ret);
 }

@@ -209,12 +209,15 @@ static int l2_get(struct disk *d, uint64_t off, uint64_t **table)
 	return qcow2_cache_get(d, &q->l2c, off, (void **)table);
 }
 
-/* Sets an entry of a cached table; written back later. */
-int qcow2_l2_set(struct disk *d, uint64_t *table, uint64_t idx, uint64_t val)
+/* Sets an entry of a cached table (and its bitmap); written back later. */
+int qcow2_l2_set(struct disk *d, uint64_t *table, uint64_t idx, uint64_t val,
+		 uint64_t bitmap)
 {
 	struct qcow2 *q = d->priv;
 
-	table[idx] = val;
+	*qcow2_l2_desc(q, table, idx) = val;
+	if (q->ext_l2)
+		table[2 * idx + 1] = bitmap;
 	qcow2_cache_dirty(q, &q->l2c, table);
 	return 0;
 }
@@ -224,7 +227,7 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 		    uint64_t *l2off, uint64_t **table)
 {
 	struct qcow2 *q = d->priv;
-	uint64_t i1 = vo >> (q->cluster_bits * 2 - 3), e = q->l1[i1], n;
+	uint64_t i1 = qcow2_l1_index(q, vo), e = q->l1[i1], n;
 	uint64_t old_shared = 0;
 	uint8_t be[8];
 	int ret;
@@ -245,17 +248,16 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 		uint8_t *buf = malloc(q->cluster_size);
 
 		ret = buf ? l2_get(d, *l2off, &old) : -ENOMEM;
-		for (i = 0; !ret && i < q->l2_entries; i++) {
-			uint64_t o = old[i] & QCOW2_OFFSET_MASK;
-
-			/*
-			 * Refcounts count L1 tables a cluster is reachable
-			 * from: the snapshot's still reaches it through the
-			 * old table, ours through the copy; no change.
-			 */
-			(void)o;
-			put_be64(buf + 8 * i, old[i] & ~QCOW2_OFLAG_COPIED);
-		}
+		/*
+		 * Refcounts count L1 tables a cluster is reachable from: the
+		 * snapshot's still reaches it through the old table, ours
+		 * through the copy; no change.  Only COPIED goes (bitmaps of
+		 * extended entries are copied as they are).
+		 */
+		for (i = 0; !ret && i < q->cluster_size / 8; i++)
+			put_be64(buf + 8 * i,
+				 q->ext_l2 && (i & 1) ? old[i] :
+				 old[i] & ~QCOW2_OFLAG_COPIED);
 		if (!ret)
 			ret = pwrite_full(d->fd, buf, q->cluster_size, n);
 		free(buf);

@@ -62,6 +62,34 @@ check "... and the snapshot is still there" eval 'qemu-img snapshot -l $D/snap.q
 qemu-img convert -q -O raw -l snapshot.name=before $D/snap.qcow2 $D/snapraw.raw 2>/dev/null &&
 	check "... with its old contents" cmp -s $D/snapraw.raw $D/base.raw
 
+# Extended L2 entries (subclusters): images qemu-img makes read alike and
+# take random writes; an overlay qemu-io left with subclusters of every
+# kind (allocated, zero, from the backing file) reads alike and takes
+# writes; a 4 KiB write into a fresh overlay allocates its subclusters
+# only (two of 2 KiB), not the 64 KiB cluster.
+for cs in 16384 65536 2M; do
+	qemu-img convert -q -O qcow2 -o extended_l2=on,cluster_size=$cs $D/base.raw $D/e.qcow2
+	check "extended L2, cluster $cs: reads like qemu-img" reads_like $D/e.qcow2
+	check "extended L2, cluster $cs: writes, check clean, compare equal" \
+		writes_ok $D/e.qcow2 $RANDOM
+done
+qemu-img convert -q -O qcow2 $D/base.raw $D/eb.qcow2
+qemu-img create -q -f qcow2 -o extended_l2=on -b $D/eb.qcow2 -F qcow2 $D/eo.qcow2
+qemu-io -c "write -P 0x11 1k 3k" -c "write -z 70k 6k" -c "write -P 0x22 200k 100k" \
+	-c "discard 300k 64k" $D/eo.qcow2 > /dev/null
+check "extended L2 overlay with every kind of subcluster: reads like qemu-img" \
+	reads_like $D/eo.qcow2
+check "... takes random writes: check clean, compare equal" writes_ok $D/eo.qcow2 11
+qemu-img create -q -f qcow2 -o extended_l2=on -b $D/eb.qcow2 -F qcow2 $D/ef.qcow2
+$Q poke $D/ef.qcow2 131072 4096	# also makes the L2 table
+S0=$(stat -c %b $D/ef.qcow2)
+$Q poke $D/ef.qcow2 327680 4096
+S1=$(stat -c %b $D/ef.qcow2)
+check "a 4 KiB write into a fresh extended-L2 overlay stores 4 KiB, not a 64 KiB cluster (+$(((S1 - S0) * 512)) bytes on disk)" \
+	eval 'qemu-img map --output=json $D/ef.qcow2 | grep -q "\"start\": 327680, \"length\": 4096, \"depth\": 0" &&
+	      [ $(qemu-img map --output=json $D/ef.qcow2 | grep -c "\"depth\": 0") = 2 ] &&
+	      [ $(((S1 - S0) * 512)) -lt 65536 ] && qemu-img check -q $D/ef.qcow2'
+
 # The same through io_uring, as queue threads run it: reads and writes
 # of allocated clusters go to the engine straight from the buffers, one
 # extent or several; verify checks every read against a copy in memory.
@@ -78,8 +106,8 @@ done
 C=${B:-build/x86_64}/e2e/qcow2crash
 K=0 R=0
 for i in $(seq 20); do
-	cs=$([ $((i % 2)) = 0 ] && echo 4096 || echo 65536)
-	qemu-img create -q -f qcow2 -o cluster_size=$cs $D/k.qcow2 32M
+	o=$(case $((i % 3)) in 0) echo 4096;; 1) echo 65536;; *) echo 65536,extended_l2=on;; esac)
+	qemu-img create -q -f qcow2 -o cluster_size=$o $D/k.qcow2 32M
 	$C run $D/k.qcow2 $i 1000000 - > $D/kout &
 	P=$!
 	sleep 0.$((RANDOM % 5 + 1))
@@ -102,9 +130,10 @@ check "... and every write flushed before the kill reads back ($R of 20)" [ $R =
 # This tests the write-back order itself (kill -9 cannot: the page cache
 # survives a killed process).
 P=0 R=0
-for cs in 4096 65536; do
+for cs in 4096 65536 65536,extended_l2=on; do
 	qemu-img create -q -f qcow2 -o cluster_size=$cs $D/p.qcow2 32M
 	cp $D/p.qcow2 $D/p0.qcow2
+	cs=${cs%%,*}
 	$C run $D/p.qcow2 $cs 3000 $D/p.log > /dev/null
 	for i in $(seq 10); do
 		$C cut $D/p0.qcow2 $D/p.log $((cs + i)) $D/cut.qcow2 > $D/cut.out
@@ -116,8 +145,8 @@ for cs in 4096 65536; do
 			R=$((R + 1)) || head -3 $D/kread
 	done
 done
-check "power cut at 20 random points: qemu-img check finds no corruption ($P of 20)" [ $P = 20 ]
-check "... and every write flushed before the cut reads back ($R of 20)" [ $R = 20 ]
+check "power cut at 30 random points (4 KiB, 64 KiB clusters, extended L2): qemu-img check finds no corruption ($P of 30)" [ $P = 30 ]
+check "... and every write flushed before the cut reads back ($R of 30)" [ $R = 30 ]
 
 # Bad images: clear errors, no crash.
 bad() {	# NAME: lkvm must refuse it with an error line, exit 1

@@ -168,6 +168,7 @@ int main(int argc, char **argv)
 		if (ret)
 			fprintf(stderr, "qcow2io: write at %llu: %s\n",
 				(unsigned long long)off, strerror(-ret));
+		disk_close(d);		/* writes the metadata back */
 		return ret != 0;
 	}
 	if (!strcmp(argv[1], "hold")) {

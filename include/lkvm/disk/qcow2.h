@@ -22,7 +22,9 @@
 #define QCOW2_OFFSET_MASK	0x00fffffffffffe00ULL
 #define QCOW2_INCOMPAT_DIRTY	(1ULL << 0)
 #define QCOW2_INCOMPAT_CORRUPT	(1ULL << 1)
-#define QCOW2_INCOMPAT_KNOWN	QCOW2_INCOMPAT_DIRTY
+#define QCOW2_INCOMPAT_EXTL2	(1ULL << 4)
+#define QCOW2_INCOMPAT_KNOWN	(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_EXTL2)
+#define QCOW2_SUBCLUSTERS	32	/* per cluster, with extended L2 */
 #define QCOW2_EXT_BACKING_FMT	0xe2792aca
 #define QCOW2_MAX_CHAIN		16
 #define L2_CACHE		16
@@ -75,6 +77,11 @@ struct qcow2 {
 	unsigned int cluster_bits;
 	uint64_t cluster_size;
 	uint64_t l2_entries;
+	unsigned int l2_bits;	/* log2(l2_entries) */
+	bool ext_l2;		/* 128-bit L2 entries: a descriptor, then
+				 * the subcluster bitmap (allocated: bits
+				 * 0-31, reads as zero: bits 32-63) */
+	uint64_t sc_size;	/* subcluster size (ext_l2) */
 	uint64_t size;
 	uint64_t *l1;		/* host order */
 	uint32_t l1_size;
@@ -103,6 +110,37 @@ struct qcow2 {
 	struct qcow2_mio *mio_all;
 	atomic_bool read_nowait_off;	/* RWF_NOWAIT unsupported here */
 };
+
+/* The L1 index of a guest offset. */
+static inline uint64_t qcow2_l1_index(const struct qcow2 *q, uint64_t vo)
+{
+	return vo >> (q->cluster_bits + q->l2_bits);
+}
+
+/* The L2 index of a guest offset. */
+static inline uint64_t qcow2_l2_index(const struct qcow2 *q, uint64_t vo)
+{
+	return (vo >> q->cluster_bits) & (q->l2_entries - 1);
+}
+
+/* Entry idx of a cached table: its descriptor, and its bitmap (ext_l2). */
+static inline uint64_t *qcow2_l2_desc(const struct qcow2 *q, uint64_t *t,
+				      uint64_t idx)
+{
+	return &t[q->ext_l2 ? 2 * idx : idx];
+}
+
+static inline uint64_t qcow2_l2_bitmap(const struct qcow2 *q,
+				       const uint64_t *t, uint64_t idx)
+{
+	return q->ext_l2 ? t[2 * idx + 1] : 0;
+}
+
+/* Subclusters first..last (inclusive) as bits. */
+static inline uint32_t qcow2_sc_mask(unsigned int first, unsigned int last)
+{
+	return (uint32_t)((((uint64_t)2 << last) - 1) & ~((1ULL << first) - 1));
+}
 
 static inline uint64_t be64(const uint8_t *p)
 {
@@ -150,7 +188,8 @@ void qcow2_wb_stop(struct disk *d);
 int qcow2_cluster_alloc(struct disk *d, uint64_t *off);
 int qcow2_entry_release(struct disk *d, uint64_t e);
 bool qcow2_cluster_ok(const struct qcow2 *q, uint64_t off);
-int qcow2_l2_set(struct disk *d, uint64_t *table, uint64_t idx, uint64_t val);
+int qcow2_l2_set(struct disk *d, uint64_t *table, uint64_t idx, uint64_t val,
+		 uint64_t bitmap);
 int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 		    uint64_t *l2off, uint64_t **table);
 
