@@ -219,6 +219,24 @@ static bool old_zero(struct disk *d, uint64_t e, uint64_t cbase)
 	return !q->backing || cbase >= q->backing->size;
 }
 
+/* Makes a reused cluster read as zeroes: a hole, or written zeroes. */
+static int cluster_clear(struct disk *d, uint64_t off)
+{
+	struct qcow2 *q = d->priv;
+	uint8_t *z;
+	int ret;
+
+	if (!fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+		       q->cluster_size))
+		return 0;
+	z = calloc(1, q->cluster_size);
+	if (!z)
+		return -ENOMEM;
+	ret = pwrite_full(d->fd, z, q->cluster_size, off);
+	free(z);
+	return ret;
+}
+
 /*
  * Writes [vo, vo+len) of one cluster with an extended entry, ours alone
  * or not yet allocated: only the subclusters it touches are allocated
@@ -240,7 +258,9 @@ static int sub_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	int ret;
 
 	if (!host) {
-		ret = qcow2_cluster_alloc(d, &host);
+		bool fresh;	/* no matter: unallocated subclusters are not read */
+
+		ret = qcow2_cluster_alloc(d, &host, &fresh);
 		if (ret)
 			return ret;
 	} else if (!qcow2_cluster_ok(q, host)) {
@@ -281,6 +301,7 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	struct qcow2 *q = d->priv;
 	uint64_t *t, l2off, e, idx, in = vo & (q->cluster_size - 1), n;
 	uint64_t cbase = vo & ~(q->cluster_size - 1);
+	bool fresh;
 	uint8_t *c;
 	int ret;
 
@@ -317,7 +338,10 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	if (!q->ext_l2 && old_zero(d, e, cbase)) {
 		if (!buf)
 			return 0;	/* zeroes over zeroes */
-		ret = qcow2_cluster_alloc(d, &n);
+		ret = qcow2_cluster_alloc(d, &n, &fresh);
+		/* A cluster used before is emptied first. */
+		if (!ret && !fresh)
+			ret = cluster_clear(d, n);
 		if (!ret)
 			ret = pwrite_full(d->fd, buf, len, n + in);
 	} else {
@@ -331,7 +355,7 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 		else
 			memset(c + in, 0, len);
 		if (!ret)
-			ret = qcow2_cluster_alloc(d, &n);
+			ret = qcow2_cluster_alloc(d, &n, &fresh);
 		if (!ret)
 			ret = pwrite_full(d->fd, c, q->cluster_size, n);
 		free(c);
@@ -346,25 +370,25 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	return ret;
 }
 
-/* Discard (unmap) or v3 zero a whole cluster. */
-static int cluster_unmap(struct disk *d, uint64_t vo, bool zero)
+/*
+ * Discard (unmap) or v3 zero a whole cluster; the entry it held goes to
+ * *old, for the caller to release (once for a whole range).
+ */
+static int cluster_unmap(struct disk *d, uint64_t vo, bool zero, uint64_t *old)
 {
 	struct qcow2 *q = d->priv;
-	uint64_t *t, l2off, e, idx;
+	uint64_t *t, l2off, idx;
 	int ret;
 
+	*old = 0;
 	ret = qcow2_l2_lookup(d, vo, zero, &l2off, &t);
 	if (ret || !t)
 		return ret;
 	idx = qcow2_l2_index(q, vo);
-	e = *qcow2_l2_desc(q, t, idx);
+	*old = *qcow2_l2_desc(q, t, idx);
 	if (q->ext_l2)	/* zero: every subcluster reads as zero */
-		ret = qcow2_l2_set(d, t, idx, 0, zero ? 0xffffffffULL << 32 : 0);
-	else
-		ret = qcow2_l2_set(d, t, idx, zero ? QCOW2_OFLAG_ZERO : 0, 0);
-	if (!ret)
-		ret = qcow2_entry_release(d, e);
-	return ret;
+		return qcow2_l2_set(d, t, idx, 0, zero ? 0xffffffffULL << 32 : 0);
+	return qcow2_l2_set(d, t, idx, zero ? QCOW2_OFLAG_ZERO : 0, 0);
 }
 
 static int qcow2_write(struct disk *d, const uint8_t *buf, uint64_t off,
@@ -387,29 +411,39 @@ static int qcow2_write(struct disk *d, const uint8_t *buf, uint64_t off,
 	return 0;
 }
 
+#define QCOW2_RELEASE_BATCH	256
+
 static int qcow2_zero_range(struct disk *d, uint64_t off, uint64_t len,
 			    bool discard)
 {
 	struct qcow2 *q = d->priv;
+	uint64_t old[QCOW2_RELEASE_BATCH];
+	size_t n = 0;
+	int ret = 0;
 
-	while (len) {
+	while (!ret && len) {
 		uint64_t in = off & (q->cluster_size - 1);
-		uint64_t n = MIN(len, q->cluster_size - in);
-		int ret;
+		uint64_t k = MIN(len, q->cluster_size - in);
 
-		if (!in && n == q->cluster_size &&
-		    (q->version >= 3 || (discard && !q->backing)))
+		if (!in && k == q->cluster_size &&
+		    (q->version >= 3 || (discard && !q->backing))) {
 			ret = cluster_unmap(d, off, q->version >= 3 && !discard ?
 					    true : !q->backing ? false :
-					    q->version >= 3);
-		else	/* partial cluster: zeroes, so discarded reads as zero */
-			ret = qcow2_write(d, NULL, off, n);
-		if (ret)
-			return ret;
-		off += n;
-		len -= n;
+					    q->version >= 3, &old[n]);
+			/* Freed clusters: one write-back per batch of them. */
+			if (!ret && old[n] && ++n == QCOW2_RELEASE_BATCH) {
+				ret = qcow2_entries_release(d, old, n);
+				n = 0;
+			}
+		} else {	/* partial cluster: zeroes, so discarded reads as zero */
+			ret = qcow2_write(d, NULL, off, k);
+		}
+		off += k;
+		len -= k;
 	}
-	return 0;
+	if (!ret && n)
+		ret = qcow2_entries_release(d, old, n);
+	return ret;
 }
 
 struct extent {
@@ -551,12 +585,20 @@ static uint64_t iovs_len(const struct iovec *iov, unsigned int n)
 	return len;
 }
 
+/* A request mapped outside the lock has ended (see qcow2_cluster_alloc). */
+static void mapped_end(struct qcow2 *q)
+{
+	atomic_fetch_sub_explicit(&q->inflight, 1, memory_order_release);
+}
+
 /* A request of one extent: the request's own aio_io and iovecs. */
 static void qcow2_io_done(struct aio_io *io, long res)
 {
 	struct disk_req *r = container_of(io, struct disk_req, io);
+	int err = extent_result(r->disk, io, res, r->len);
 
-	r->done(r, extent_result(r->disk, io, res, r->len));
+	mapped_end(r->disk->priv);
+	r->done(r, err);
 }
 
 /* Back to the pool: pushes race only with each other and one pop. */
@@ -583,6 +625,7 @@ static void mio_ext_done(struct aio_io *io, long res)
 		return;
 	err = m->err;
 	mio_put(q, m);
+	mapped_end(q);
 	r->done(r, err);
 }
 
@@ -683,6 +726,9 @@ void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 		 */
 		pthread_mutex_lock(&q->lock);
 		plain = qcow2_map(d, r->off, r->len, write, ext, &n);
+		if (plain)
+			atomic_fetch_add_explicit(&q->inflight, 1,
+						  memory_order_relaxed);
 		if (plain && n > 1)
 			m = mio_get(q);
 		pthread_mutex_unlock(&q->lock);
@@ -703,6 +749,8 @@ void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 			buf = malloc(r->len);
 		}
 		if (!buf) {
+			if (plain)
+				mapped_end(q);
 			r->done(r, -ENOMEM);
 			return;
 		}
@@ -714,6 +762,7 @@ void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r)
 				buf_to_iov(r->iov, r->niov, 0, buf, r->len);
 			if (own)
 				free(buf);
+			mapped_end(q);
 			r->done(r, ret);
 			return;
 		}

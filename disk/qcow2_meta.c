@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <stdatomic.h>
 
 #include "lkvm/disk/qcow2.h"
 #include "lkvm/lib/util.h"
@@ -104,6 +105,107 @@ static int refcount_new_block(struct disk *d, uint64_t ti)
 	return ret;
 }
 
+/*
+ * Is table index ti's block among those that exist?  (A table index past
+ * the table, or a zero entry, has none.)
+ */
+static bool rb_exists(const struct qcow2 *q, uint64_t ti)
+{
+	return ti < q->rt_entries && (q->rt[ti] & ~511ULL);
+}
+
+/*
+ * A refcount table with room for index need: at least twice the size,
+ * written at the end of the file after the new refcount blocks that the
+ * new clusters (those blocks and the table) need, each counting them.
+ * Then, in order: everything durable, the header switched to the new
+ * table (offset and size are neighbours: one 12-byte write), durable,
+ * and only then the old table's clusters freed.  A crash before the
+ * header write leaves the old table in force and the new clusters
+ * leaked.
+ */
+static int refcount_table_grow(struct disk *d, uint64_t need)
+{
+	struct qcow2 *q = d->priv;
+	uint64_t per = q->cluster_size / 8, rb = q->rb_entries;
+	uint64_t sc = q->file_end >> q->cluster_bits, nb = 0, entries, end, ti;
+	uint64_t old_off = q->rt_offset, old_cl = q->rt_entries / per, k, c;
+	uint64_t *nrt;
+	uint8_t *blk, h[12];
+	int ret = 0;
+
+	entries = MAX(need + 1, q->rt_entries * 2);
+	for (;;) {
+		uint64_t want = 0;
+
+		entries = ALIGN_UP(entries, per);
+		end = sc + nb + entries / per;
+		for (ti = sc / rb; ti <= (end - 1) / rb; ti++)
+			want += !rb_exists(q, ti);
+		if (want == nb && (end - 1) / rb < entries)
+			break;
+		nb = want;
+		entries = MAX(entries, (end - 1) / rb + 1);
+	}
+	if (entries > (8u << 20))
+		return -EFBIG;
+	nrt = calloc(entries, 8);
+	blk = calloc(1, q->cluster_size);
+	if (!nrt || !blk) {
+		free(nrt);
+		free(blk);
+		return -ENOMEM;
+	}
+	memcpy(nrt, q->rt, q->rt_entries * 8);
+	q->file_end = end << q->cluster_bits;
+	for (ti = sc / rb, k = 0; !ret && ti <= (end - 1) / rb; ti++) {
+		uint64_t lo = MAX(sc, ti * rb), hi = MIN(end, (ti + 1) * rb);
+
+		if (rb_exists(q, ti)) {
+			for (c = lo; !ret && c < hi; c++)
+				ret = refcount_add(d, c, 1);
+			continue;
+		}
+		memset(blk, 0, q->cluster_size);
+		for (c = lo; c < hi; c++)
+			rc_write(q, blk, c % rb, 1);
+		nrt[ti] = (sc + k++) << q->cluster_bits;
+		ret = pwrite_full(d->fd, blk, q->cluster_size, nrt[ti]);
+	}
+	/* The new table, big-endian, after the new blocks. */
+	for (k = 0; !ret && k < entries / per; k++) {
+		for (c = 0; c < per; c++)
+			put_be64(blk + 8 * c, nrt[k * per + c]);
+		ret = pwrite_full(d->fd, blk, q->cluster_size,
+				  (sc + nb + k) << q->cluster_bits);
+	}
+	free(blk);
+	if (!ret)
+		ret = qcow2_writeback(d, true);
+	if (!ret) {
+		put_be64(h, (sc + nb) << q->cluster_bits);
+		h[8] = (entries / per) >> 24;
+		h[9] = (entries / per) >> 16;
+		h[10] = (entries / per) >> 8;
+		h[11] = entries / per;
+		ret = pwrite_full(d->fd, h, sizeof(h), 48);
+	}
+	if (!ret && q->barriers && fdatasync(d->fd))
+		ret = -errno;
+	if (ret) {
+		free(nrt);
+		return ret;
+	}
+	free(q->rt);
+	q->rt = nrt;
+	q->rt_offset = (sc + nb) << q->cluster_bits;
+	q->rt_entries = entries;
+	for (k = 0; !ret && k < old_cl; k++)
+		ret = refcount_add(d, (old_off >> q->cluster_bits) + k, -1);
+	q->free_hint = MIN(q->free_hint, old_off >> q->cluster_bits);
+	return ret;
+}
+
 /* Adds delta to a cluster's refcount, in the cached block. */
 static int refcount_add(struct disk *d, uint64_t cluster, int delta)
 {
@@ -112,8 +214,13 @@ static int refcount_add(struct disk *d, uint64_t cluster, int delta)
 	uint8_t *blk;
 	int ret;
 
-	if (ti >= q->rt_entries)
-		return -EFBIG;		/* growing the table: not yet */
+	if (ti >= q->rt_entries) {
+		if (delta < 0)
+			return -EIO;
+		ret = refcount_table_grow(d, ti);
+		if (ret)
+			return ret;
+	}
 	if (!(q->rt[ti] & ~511ULL)) {
 		if (delta < 0)
 			return -EIO;
@@ -131,18 +238,62 @@ static int refcount_add(struct disk *d, uint64_t cluster, int delta)
 		return -EIO;		/* would under- or overflow */
 	rc_write(q, blk, cluster % q->rb_entries, rc + delta);
 	qcow2_cache_dirty(q, &q->rbc, blk);
+	if (rc + delta == 0 && cluster < q->free_hint)
+		q->free_hint = cluster;
 	return 0;
 }
 
+/*
+ * A free cluster below the end of the file, from the hint on: true and
+ * *c if one is found.  The hint only moves up past clusters in use and
+ * back down when one is freed, so each is looked at about once.
+ */
+static bool cluster_find_free(struct disk *d, uint64_t *c)
+{
+	struct qcow2 *q = d->priv;
+	uint64_t i, end = q->file_end >> q->cluster_bits;
+	uint8_t *blk;
+
+	for (i = MAX(q->free_hint, 1); i < end; i++) {
+		uint64_t ti = i / q->rb_entries;
+
+		if (!qcow2_cluster_ok(q, i << q->cluster_bits))
+			continue;	/* header, tables: never free */
+		if (!rb_exists(q, ti))
+			break;		/* no block: nothing counted here */
+		if (rb_get(d, ti, &blk) || !blk)
+			break;
+		if (!rc_read(q, blk, i % q->rb_entries))
+			break;
+	}
+	q->free_hint = i;
+	if (i >= end)
+		return false;
+	*c = i;
+	return true;
+}
+
 /* A new cluster at the end of the file, counted. */
-int qcow2_cluster_alloc(struct disk *d, uint64_t *off)
+int qcow2_cluster_alloc(struct disk *d, uint64_t *off, bool *fresh)
 {
 	struct qcow2 *q = d->priv;
 	uint64_t c;
 	int ret;
 
-	c = q->file_end;
-	q->file_end += q->cluster_size;
+	/*
+	 * A freed cluster is taken again only while no request maps
+	 * clusters outside the lock: one mapped before the free could
+	 * still be writing to it.
+	 */
+	if (!atomic_load_explicit(&q->inflight, memory_order_acquire) &&
+	    cluster_find_free(d, &c)) {
+		*fresh = false;
+		c <<= q->cluster_bits;
+	} else {
+		*fresh = true;
+		c = q->file_end;
+		q->file_end += q->cluster_size;
+	}
 	ret = refcount_add(d, c >> q->cluster_bits, 1);
 	if (ret)
 		return ret;
@@ -151,38 +302,52 @@ int qcow2_cluster_alloc(struct disk *d, uint64_t *off)
 }
 
 /*
- * Drops one reference from every host cluster an entry used, once the
- * entry's new value (already in the cache) is safe on disk.
+ * Drops one reference from every host cluster entries e[0..n) used, once
+ * their new values (already in the cache) are safe on disk: one
+ * write-back and sync for all of them.
  */
-int qcow2_entry_release(struct disk *d, uint64_t e)
+int qcow2_entries_release(struct disk *d, const uint64_t *e, size_t n)
 {
 	struct qcow2 *q = d->priv;
 	unsigned int x = 62 - (q->cluster_bits - 8);
 	uint64_t first, last, c;
+	bool synced = false;
+	size_t i;
 	int ret;
 
-	if (e & QCOW2_OFLAG_COMPRESSED) {
-		uint64_t off = e & ((1ULL << x) - 1);
-		uint64_t sectors = ((e & ~(QCOW2_OFLAG_COPIED |
-					   QCOW2_OFLAG_COMPRESSED)) >> x) + 1;
+	for (i = 0; i < n; i++) {
+		if (e[i] & QCOW2_OFLAG_COMPRESSED) {
+			uint64_t off = e[i] & ((1ULL << x) - 1);
+			uint64_t sectors = ((e[i] & ~(QCOW2_OFLAG_COPIED |
+						      QCOW2_OFLAG_COMPRESSED)) >> x) + 1;
 
-		first = off >> q->cluster_bits;
-		last = ((off & ~511ULL) + sectors * 512 - 1) >> q->cluster_bits;
-	} else if (e & QCOW2_OFFSET_MASK) {
-		first = last = (e & QCOW2_OFFSET_MASK) >> q->cluster_bits;
-	} else {
-		return 0;
-	}
-	/* No pointer to them may be left on disk when their counts drop. */
-	ret = qcow2_writeback(d, true);
-	if (ret)
-		return ret;
-	for (c = first; c <= last; c++) {
-		ret = refcount_add(d, c, -1);
-		if (ret)
-			return ret;
+			first = off >> q->cluster_bits;
+			last = ((off & ~511ULL) + sectors * 512 - 1) >>
+			       q->cluster_bits;
+		} else if (e[i] & QCOW2_OFFSET_MASK) {
+			first = last = (e[i] & QCOW2_OFFSET_MASK) >> q->cluster_bits;
+		} else {
+			continue;
+		}
+		/* No pointer to them may be left on disk when counts drop. */
+		if (!synced) {
+			ret = qcow2_writeback(d, true);
+			if (ret)
+				return ret;
+			synced = true;
+		}
+		for (c = first; c <= last; c++) {
+			ret = refcount_add(d, c, -1);
+			if (ret)
+				return ret;
+		}
 	}
 	return 0;
+}
+
+int qcow2_entry_release(struct disk *d, uint64_t e)
+{
+	return qcow2_entries_release(d, &e, 1);
 }
 
 /*
@@ -230,6 +395,7 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 	uint64_t i1 = qcow2_l1_index(q, vo), e = q->l1[i1], n;
 	uint64_t old_shared = 0;
 	uint8_t be[8];
+	bool fresh;
 	int ret;
 
 	*l2off = e & QCOW2_OFFSET_MASK;
@@ -240,7 +406,8 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 		return 0;
 	}
 	/* New table, or a copy of one a snapshot shares. */
-	ret = qcow2_cluster_alloc(d, &n);
+	ret = qcow2_cluster_alloc(d, &n, &fresh);
+	(void)fresh;		/* the table is written whole */
 	if (ret)
 		return ret;
 	if (*l2off) {

@@ -8,6 +8,10 @@
  *       read back from IMAGE into MIRROR: their content is undefined),
  *       then a flush.  Prints progress lines for the kill -9 test.
  *   qcow2io poke IMAGE OFF LEN   one write of LEN bytes (0xa5) at OFF
+ *   qcow2io copy IMAGE RAW       RAW's bytes written to IMAGE, 1 MiB at a time
+ *   qcow2io reuse IMAGE RAW SEED
+ *       4 rounds: discard a random half of the disk's 1 MiB pieces, then
+ *       write new bytes to them (also into RAW), then flush
  *   qcow2io hold SPEC SECONDS    opens SPEC (and so locks it), waits
  *   qcow2io verify SPEC SEED N
  *       opens SPEC (a -d specification: "FILE,cache=none" for O_DIRECT),
@@ -169,6 +173,53 @@ int main(int argc, char **argv)
 			fprintf(stderr, "qcow2io: write at %llu: %s\n",
 				(unsigned long long)off, strerror(-ret));
 		disk_close(d);		/* writes the metadata back */
+		return ret != 0;
+	}
+	if (!strcmp(argv[1], "copy") && argc == 4) {
+		int fd = open(argv[3], O_RDONLY);
+		static uint8_t buf[1 << 20];
+		uint64_t off;
+
+		for (off = 0, ret = fd < 0; !ret && off < d->size; off += sizeof(buf))
+			ret = pread(fd, buf, sizeof(buf), off) != sizeof(buf) ? -EIO :
+			      io(d, DISK_WRITE, buf, off, sizeof(buf), false);
+		if (!ret)
+			ret = io(d, DISK_FLUSH, NULL, 0, 0, false);
+		if (ret)
+			fprintf(stderr, "qcow2io: copy: %s\n", strerror(-ret));
+		disk_close(d);
+		return ret != 0;
+	}
+	if (!strcmp(argv[1], "reuse") && argc == 5) {
+		int fd = open(argv[3], O_RDWR);
+		uint64_t seed = strtoull(argv[4], NULL, 0) | 1, off, n = d->size >> 20;
+		static uint8_t buf[1 << 20];
+		unsigned int round, j;
+
+		for (round = 0, ret = fd < 0; !ret && round < 4; round++) {
+			uint64_t pick = rnd(&seed);
+
+			for (off = 0; !ret && off < n; off++)
+				if ((pick >> (off % 64)) & 1)
+					ret = io(d, DISK_DISCARD, NULL, off << 20,
+						 1 << 20, false);
+			for (off = 0; !ret && off < n; off++) {
+				if (!((pick >> (off % 64)) & 1))
+					continue;
+				for (j = 0; j < sizeof(buf); j += 8)
+					*(uint64_t *)(buf + j) = rnd(&seed);
+				ret = io(d, DISK_WRITE, buf, off << 20, sizeof(buf),
+					 false);
+				if (!ret && pwrite(fd, buf, sizeof(buf), off << 20) !=
+					    sizeof(buf))
+					ret = -EIO;
+			}
+		}
+		if (!ret)
+			ret = io(d, DISK_FLUSH, NULL, 0, 0, false);
+		if (ret)
+			fprintf(stderr, "qcow2io: reuse: %s\n", strerror(-ret));
+		disk_close(d);
 		return ret != 0;
 	}
 	if (!strcmp(argv[1], "hold")) {

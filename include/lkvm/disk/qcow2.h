@@ -91,7 +91,10 @@ struct qcow2 {
 	uint64_t rt_offset;
 	unsigned int refcount_bits;
 	uint64_t rb_entries;	/* refcounts per block */
-	uint64_t file_end;	/* next cluster to allocate */
+	uint64_t file_end;	/* next cluster to append */
+	uint64_t free_hint;	/* no free cluster below this index */
+	/* Requests mapped outside the lock, in flight (qcow2_io.c). */
+	atomic_uint inflight;
 	bool barriers;		/* fdatasync between dependency levels */
 	struct disk *backing;	/* NULL: reads of unallocated are zero */
 	struct qcow2_cache l2c;	/* L2 tables */
@@ -185,8 +188,14 @@ int qcow2_wb_start(struct disk *d);
 void qcow2_wb_stop(struct disk *d);
 
 /* qcow2_meta.c: cluster allocation, L2 tables */
-int qcow2_cluster_alloc(struct disk *d, uint64_t *off);
+/*
+ * A cluster for new contents, counted: a free one again, or one
+ * appended at the end of the file (*fresh: it reads as zeroes).
+ */
+int qcow2_cluster_alloc(struct disk *d, uint64_t *off, bool *fresh);
+/* Drops the references entries held (after writing back their new values). */
 int qcow2_entry_release(struct disk *d, uint64_t e);
+int qcow2_entries_release(struct disk *d, const uint64_t *e, size_t n);
 bool qcow2_cluster_ok(const struct qcow2 *q, uint64_t off);
 int qcow2_l2_set(struct disk *d, uint64_t *table, uint64_t idx, uint64_t val,
 		 uint64_t bitmap);
