@@ -3,8 +3,8 @@
  * input is an image file: it is opened through lkvm's disk layer, and if
  * accepted, read from start to end (at most 256 KiB) and written a
  * little, which walks the L1/L2/refcount tables and inflates compressed
- * clusters.  Nothing may crash, hang or grow the image past what the
- * writes allocate.  Built with libFuzzer by `make fuzz`; without it,
+ * clusters and reads subcluster bitmaps.  Nothing may crash, hang or
+ * grow the image past what the writes allocate.  Built with libFuzzer by `make fuzz`; without it,
  * main() replays mutations of a small valid v3 image that it builds.
  */
 #include <stdio.h>
@@ -131,14 +131,69 @@ static size_t seed(uint8_t *img)
 	return 4096;
 }
 
+/*
+ * A valid v3 image with extended L2 entries, 16 KiB clusters (32
+ * subclusters of 512 bytes), 256 KiB disk: header at 0, L1 at 16K,
+ * refcount table at 32K, refcount block at 48K, L2 at 64K, one data
+ * cluster at 80K for guest cluster 0 with subclusters 0-3 allocated,
+ * 4-7 reading as zero, the rest unallocated (no backing file: zeroes);
+ * guest cluster 1 unallocated with every subcluster zero.
+ */
+static size_t seed_ext(uint8_t *img)
+{
+	const uint64_t k = 16384;
+
+	memset(img, 0, 6 * k);
+	be32(img, 0x514649fb);
+	be32(img + 4, 3);
+	be32(img + 20, 14);		/* cluster_bits */
+	be64(img + 24, 262144);		/* size */
+	be32(img + 36, 1);		/* l1_size */
+	be64(img + 40, k);
+	be64(img + 48, 2 * k);
+	be32(img + 56, 1);
+	be64(img + 72, 1ULL << 4);	/* incompatible: extended L2 */
+	be32(img + 96, 4);
+	be32(img + 100, 104);
+	be64(img + k, 4 * k | 1ULL << 63);
+	be64(img + 2 * k, 3 * k);
+	for (int i = 0; i < 6; i++)	/* clusters 0-5 in use */
+		img[3 * k + 2 * i + 1] = 1;
+	be64(img + 4 * k, 5 * k | 1ULL << 63);
+	be64(img + 4 * k + 8, 0xf0ULL << 32 | 0x0f);
+	be64(img + 4 * k + 24, 0xffffffffULL << 32);
+	memset(img + 5 * k, 0x5a, 2048);
+	return 6 * k;
+}
+
 int main(int argc, char **argv)
 {
-	static uint8_t img[8192];
+	static uint8_t img[8192], ext[6 * 16384];
 	uint64_t s = 0x2545f4914f6cdd1dULL;
 	long runs = argc > 1 ? atol(argv[1]) : 20000, n;
-	size_t len = seed(img);
+	size_t len = seed(img), elen = seed_ext(ext);
 
-	LLVMFuzzerTestOneInput(img, len);	/* the valid one, as is */
+	LLVMFuzzerTestOneInput(img, len);	/* the valid ones, as they are */
+	LLVMFuzzerTestOneInput(ext, elen);
+	/* Mutations of the extended one: its header, L1, L2 and bitmaps. */
+	for (n = 0; n < runs / 4; n++) {
+		static uint8_t m[6 * 16384];
+		static const size_t at[] = { 0, 16384, 65536 };
+		int k, flips;
+
+		memcpy(m, ext, elen);
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		flips = 1 + s % 4;
+		for (k = 0; k < flips; k++) {
+			s ^= s << 13;
+			s ^= s >> 7;
+			s ^= s << 17;
+			m[at[s % 3] + (s >> 16) % (s % 3 ? 64 : 112)] = s >> 40;
+		}
+		LLVMFuzzerTestOneInput(m, elen);
+	}
 	for (n = 0; n < runs; n++) {
 		static uint8_t m[8192];
 		int k, flips;
@@ -157,8 +212,9 @@ int main(int argc, char **argv)
 		}
 		LLVMFuzzerTestOneInput(m, (s >> 8) % 8 ? len : (s >> 20) % len);
 	}
-	printf("PASS qcow2 images: the valid one and %ld mutations of it\n"
-	       "1 passed, 0 failed\n", runs);
+	printf("PASS qcow2 images: two valid ones (one with extended L2 "
+	       "entries) and %ld mutations of them\n"
+	       "1 passed, 0 failed\n", runs + runs / 4);
 	return 0;
 }
 #endif
