@@ -136,12 +136,16 @@ $(B)/fuzz-replay/%: tests/fuzz/%.c tests/fuzz/replay.h $(SAN_OBJS)
 FUZZ_CFLAGS := -O1 -g -std=gnu11 -D_GNU_SOURCE -DLKVM_LIBFUZZER -Iinclude
 FUZZ_OBJS := $(LIB_SRCS:%.c=$(B)/fuzzobj/%.o) $(CLI_SRCS:%.c=$(B)/fuzzobj/%.o)
 
+# -MMD: a changed header rebuilds these too (stale layouts gave false crashes).
 $(B)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+	$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer-no-link,address,undefined \
 		-c -o $@ $<
 
-$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
+# A static pattern rule: its objects are then made like explicit ones (a
+# plain pattern rule was skipped once they were missing, keeping a
+# binary linked against objects of older headers).
+$(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%): $(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< \
 		$(FUZZ_OBJS) -pthread -lz
