@@ -20,6 +20,10 @@
  * Extended L2 entries (subclusters, 32 per cluster) are read and
  * written: a write allocates the subclusters it touches, not a cluster.
  *
+ * With cache=none the file is opened twice: O_DIRECT for the aligned
+ * asynchronous I/O of allocated clusters, and plainly for metadata and
+ * the synchronous path (see qcow2_open).
+ *
  * Refused at open with a message: encryption, external data files,
  * compression other than zlib, the corrupt bit,
  * unknown incompatible features, a dirty image opened for writing, and
@@ -84,15 +88,31 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 
 	if (!q)
 		return errf(err, errlen, -ENOMEM, "out of memory");
-	if (d->spec.cache == DISK_CACHE_NONE)
-		return errf(err, errlen, -EINVAL,
-			    "disk %s: cache=none (O_DIRECT) is not supported "
-			    "for qcow2 yet", d->spec.path);
 	d->priv = q;
 	pthread_mutex_init(&q->lock, NULL);
+	/*
+	 * cache=none: d->fd has O_DIRECT, which wants aligned offsets,
+	 * lengths and buffers.  Metadata (8-byte entries, a 12-byte
+	 * header update, compressed data at any byte) and the synchronous
+	 * path use a second descriptor of the same file without it; the
+	 * kernel keeps the two coherent (direct I/O writes back and drops
+	 * cached pages of its range).
+	 */
+	q->fd = d->fd;
+	if (d->spec.cache == DISK_CACHE_NONE) {
+		char self[64];
+
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", d->fd);
+		q->fd = open(self, (d->spec.ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (q->fd < 0)
+			return errf(err, errlen, -errno,
+				    "disk %s: cannot reopen it without O_DIRECT: %s",
+				    d->spec.path, strerror(errno));
+		q->own_fd = true;
+	}
 	/* cache=unsafe: no fdatasync at all, FLUSH included. */
 	q->barriers = d->spec.cache != DISK_CACHE_UNSAFE;
-	ret = disk_pread_full(d->fd, h, sizeof(h), 0);
+	ret = disk_pread_full(qcow2_fd(d), h, sizeof(h), 0);
 	if (ret)
 		return errf(err, errlen, ret, "disk %s: cannot read: %s",
 			    d->spec.path, strerror(-ret));
@@ -169,12 +189,12 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 	q->cbuf = malloc(2 * q->cluster_size);
 	if (!q->l1 || !q->rt || !buf || !q->cbuf || qcow2_cache_init(q))
 		goto nomem;
-	ret = disk_pread_full(d->fd, buf, (uint64_t)q->l1_size * 8,
+	ret = disk_pread_full(qcow2_fd(d), buf, (uint64_t)q->l1_size * 8,
 			      q->l1_offset);
 	for (i = 0; !ret && i < q->l1_size; i++)
 		q->l1[i] = be64(buf + 8 * i);
 	if (!ret)
-		ret = disk_pread_full(d->fd, buf, q->rt_entries * 8,
+		ret = disk_pread_full(qcow2_fd(d), buf, q->rt_entries * 8,
 				      q->rt_offset);
 	for (i = 0; !ret && i < q->rt_entries; i++)
 		q->rt[i] = be64(buf + 8 * i);
@@ -205,14 +225,14 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 		uint8_t eh[8];
 		uint32_t type, len;
 
-		if (disk_pread_full(d->fd, eh, 8, ext))
+		if (disk_pread_full(qcow2_fd(d), eh, 8, ext))
 			break;
 		type = be32(eh);
 		len = be32(eh + 4);
 		if (!type)
 			break;
 		if (type == QCOW2_EXT_BACKING_FMT && len < sizeof(fmt)) {
-			if (disk_pread_full(d->fd, fmt, len, ext + 8))
+			if (disk_pread_full(qcow2_fd(d), fmt, len, ext + 8))
 				break;
 			fmt[len] = 0;
 		}
@@ -222,7 +242,7 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 		if (!backing_len || backing_len >= sizeof(backing) ||
 		    !range_within(backing_off, backing_len, 0, q->cluster_size))
 			return BAD("bad backing file name", d->spec.path);
-		ret = disk_pread_full(d->fd, backing, backing_len, backing_off);
+		ret = disk_pread_full(qcow2_fd(d), backing, backing_len, backing_off);
 		if (ret)
 			return errf(err, errlen, ret, "disk %s: %s",
 				    d->spec.path, strerror(-ret));
@@ -260,6 +280,8 @@ static void qcow2_close(struct disk *d)
 			d->spec.path, strerror(-ret));
 	disk_close(q->backing);
 	qcow2_cache_free(q);
+	if (q->own_fd)
+		close(q->fd);
 	while (q->mio_all) {
 		struct qcow2_mio *m = q->mio_all;
 

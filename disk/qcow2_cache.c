@@ -78,7 +78,7 @@ static int cached_write(struct disk *d, struct qcow2_cache *c,
 			put_be64(q->wbuf + 8 * i, t[i]);
 		out = q->wbuf;
 	}
-	ret = pwrite_full(d->fd, out, q->cluster_size, e->off);
+	ret = pwrite_full(qcow2_fd(d), out, q->cluster_size, e->off);
 	if (!ret)
 		e->dirty = false;
 	return ret;
@@ -173,7 +173,7 @@ int qcow2_cache_get(struct disk *d, struct qcow2_cache *c, uint64_t off,
 			return ret;
 	}
 	victim->off = 0;
-	ret = disk_pread_full(d->fd, c->l2 ? q->wbuf : victim->buf,
+	ret = disk_pread_full(qcow2_fd(d), c->l2 ? q->wbuf : victim->buf,
 			      q->cluster_size, off);
 	if (ret)
 		return ret;

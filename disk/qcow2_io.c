@@ -39,7 +39,7 @@ static int compressed_read(struct disk *d, uint64_t e, uint8_t *out)
 		len = 2 * q->cluster_size;
 	if (off >= q->file_end)
 		return -EIO;
-	ret = disk_pread_full(d->fd, q->cbuf, len, off);
+	ret = disk_pread_full(qcow2_fd(d), q->cbuf, len, off);
 	if (ret)
 		return ret;
 	memset(&z, 0, sizeof(z));
@@ -103,7 +103,7 @@ static int sub_read(struct disk *d, uint8_t *buf, uint64_t vo, uint64_t len,
 			uint64_t ho = (e & QCOW2_OFFSET_MASK) + in;
 
 			ret = ho + k > q->file_end ? -EIO :
-			      disk_pread_full(d->fd, buf, k, ho);
+			      disk_pread_full(qcow2_fd(d), buf, k, ho);
 			break;
 		}
 		case SC_ZERO:
@@ -159,7 +159,7 @@ static int cluster_read(struct disk *d, uint8_t *buf, uint64_t vo,
 
 		if (ho + len > q->file_end)
 			return -EIO;
-		return disk_pread_full(d->fd, buf, len, ho);
+		return disk_pread_full(qcow2_fd(d), buf, len, ho);
 	}
 	return backing_read(d, buf, vo, len);
 }
@@ -226,13 +226,13 @@ static int cluster_clear(struct disk *d, uint64_t off)
 	uint8_t *z;
 	int ret;
 
-	if (!fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+	if (!fallocate(qcow2_fd(d), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
 		       q->cluster_size))
 		return 0;
 	z = calloc(1, q->cluster_size);
 	if (!z)
 		return -ENOMEM;
-	ret = pwrite_full(d->fd, z, q->cluster_size, off);
+	ret = pwrite_full(qcow2_fd(d), z, q->cluster_size, off);
 	free(z);
 	return ret;
 }
@@ -271,7 +271,7 @@ static int sub_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	if (hi % q->sc_size && !(bm >> last & 1))
 		hi = (uint64_t)(last + 1) * q->sc_size;
 	if (lo == in && hi == in + len && buf) {
-		ret = pwrite_full(d->fd, buf, len, host + in);
+		ret = pwrite_full(qcow2_fd(d), buf, len, host + in);
 	} else {
 		span = malloc(hi - lo);
 		if (!span)
@@ -285,7 +285,7 @@ static int sub_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 		else
 			memset(span + (in - lo), 0, len);
 		if (!ret)
-			ret = pwrite_full(d->fd, span, hi - lo, host + lo);
+			ret = pwrite_full(qcow2_fd(d), span, hi - lo, host + lo);
 		free(span);
 	}
 	if (ret)
@@ -321,9 +321,9 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 		if (!qcow2_cluster_ok(q, e & QCOW2_OFFSET_MASK))
 			return -EIO;	/* would write over metadata */
 		if (buf)
-			return pwrite_full(d->fd, buf, len, ho);
+			return pwrite_full(qcow2_fd(d), buf, len, ho);
 		c = calloc(1, len);
-		ret = c ? pwrite_full(d->fd, c, len, ho) : -ENOMEM;
+		ret = c ? pwrite_full(qcow2_fd(d), c, len, ho) : -ENOMEM;
 		free(c);
 		return ret;
 	}
@@ -343,7 +343,7 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 		if (!ret && !fresh)
 			ret = cluster_clear(d, n);
 		if (!ret)
-			ret = pwrite_full(d->fd, buf, len, n + in);
+			ret = pwrite_full(qcow2_fd(d), buf, len, n + in);
 	} else {
 		c = malloc(q->cluster_size);
 		if (!c)
@@ -357,7 +357,7 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 		if (!ret)
 			ret = qcow2_cluster_alloc(d, &n, &fresh);
 		if (!ret)
-			ret = pwrite_full(d->fd, c, q->cluster_size, n);
+			ret = pwrite_full(qcow2_fd(d), c, q->cluster_size, n);
 		free(c);
 	}
 	/* The pointer waits in the cache for write-back (qcow2_cache.c). */
@@ -511,8 +511,8 @@ static int extents_io(struct disk *d, uint8_t *buf, const struct extent *ext,
 
 	for (i = 0; !ret && i < n; i++) {
 		ret = write ?
-		      pwrite_full(d->fd, buf, ext[i].len, ext[i].host) :
-		      disk_pread_full(d->fd, buf, ext[i].len, ext[i].host);
+		      pwrite_full(qcow2_fd(d), buf, ext[i].len, ext[i].host) :
+		      disk_pread_full(qcow2_fd(d), buf, ext[i].len, ext[i].host);
 		buf += ext[i].len;
 	}
 	return ret;
@@ -540,9 +540,9 @@ static int extent_finish(struct disk *d, bool write, const struct iovec *iov,
 			continue;
 		}
 		ret = write ?
-		      pwrite_full(d->fd, (uint8_t *)iov[i].iov_base + done,
+		      pwrite_full(qcow2_fd(d), (uint8_t *)iov[i].iov_base + done,
 				  len - done, host + done) :
-		      disk_pread_full(d->fd, (uint8_t *)iov[i].iov_base + done,
+		      disk_pread_full(qcow2_fd(d), (uint8_t *)iov[i].iov_base + done,
 				      len - done, host + done);
 		host += len;
 		done = 0;
@@ -550,8 +550,10 @@ static int extent_finish(struct disk *d, bool write, const struct iovec *iov,
 	return ret;
 }
 
-static enum aio_hint qcow2_hint(struct qcow2 *q, bool write)
+static enum aio_hint qcow2_hint(struct disk *d, struct qcow2 *q, bool write)
 {
+	if (d->spec.cache == DISK_CACHE_NONE)
+		return AIO_ASYNC;	/* the device's own path */
 	/* As raw: buffered writes land in the page cache at once. */
 	if (write)
 		return AIO_INLINE;
@@ -662,9 +664,18 @@ static bool qcow2_submit_async(struct disk *d, struct aio *a,
 {
 	struct qcow2 *q = d->priv;
 	bool write = r->type == DISK_WRITE;
-	uint64_t skip = 0;
+	uint64_t skip = 0, a_mask = d->dio_align - 1;
 	unsigned int i, used = 0;
 
+	/* O_DIRECT: buffers, offsets and lengths aligned, or the slow path. */
+	if (a_mask) {
+		for (i = 0; i < r->niov; i++)
+			if (((uintptr_t)r->iov[i].iov_base | r->iov[i].iov_len) & a_mask)
+				return false;
+		for (i = 0; i < n; i++)
+			if ((ext[i].host | ext[i].len) & a_mask)
+				return false;
+	}
 	if (n == 1) {
 		memset(&r->io, 0, sizeof(r->io));
 		r->io.op = write ? AIO_WRITE : AIO_READ;
@@ -672,7 +683,7 @@ static bool qcow2_submit_async(struct disk *d, struct aio *a,
 		r->io.iov = r->iov;
 		r->io.niov = r->niov;
 		r->io.off = ext[0].host;
-		r->io.hint = qcow2_hint(q, write);
+		r->io.hint = qcow2_hint(d, q, write);
 		r->io.done = qcow2_io_done;
 		aio_submit(a, &r->io);
 		return true;
@@ -691,7 +702,7 @@ static bool qcow2_submit_async(struct disk *d, struct aio *a,
 		x->io.iov = m->iov + used;
 		x->io.niov = k;
 		x->io.off = ext[i].host;
-		x->io.hint = qcow2_hint(q, write);
+		x->io.hint = qcow2_hint(d, q, write);
 		x->io.done = mio_ext_done;
 		x->m = m;
 		x->len = ext[i].len;

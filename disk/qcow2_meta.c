@@ -90,7 +90,7 @@ static int refcount_new_block(struct disk *d, uint64_t ti)
 	q->file_end += q->cluster_size;
 	if (bc / q->rb_entries == ti)
 		rc_write(q, b, bc % q->rb_entries, 1);
-	ret = pwrite_full(d->fd, b, q->cluster_size, blk);
+	ret = pwrite_full(qcow2_fd(d), b, q->cluster_size, blk);
 	free(b);
 	if (!ret && bc / q->rb_entries != ti)
 		ret = refcount_add(d, bc, 1);
@@ -99,7 +99,7 @@ static int refcount_new_block(struct disk *d, uint64_t ti)
 	if (ret)
 		return ret;
 	put_be64(e, blk);
-	ret = pwrite_full(d->fd, e, 8, q->rt_offset + ti * 8);
+	ret = pwrite_full(qcow2_fd(d), e, 8, q->rt_offset + ti * 8);
 	if (!ret)
 		q->rt[ti] = blk;
 	return ret;
@@ -170,13 +170,13 @@ static int refcount_table_grow(struct disk *d, uint64_t need)
 		for (c = lo; c < hi; c++)
 			rc_write(q, blk, c % rb, 1);
 		nrt[ti] = (sc + k++) << q->cluster_bits;
-		ret = pwrite_full(d->fd, blk, q->cluster_size, nrt[ti]);
+		ret = pwrite_full(qcow2_fd(d), blk, q->cluster_size, nrt[ti]);
 	}
 	/* The new table, big-endian, after the new blocks. */
 	for (k = 0; !ret && k < entries / per; k++) {
 		for (c = 0; c < per; c++)
 			put_be64(blk + 8 * c, nrt[k * per + c]);
-		ret = pwrite_full(d->fd, blk, q->cluster_size,
+		ret = pwrite_full(qcow2_fd(d), blk, q->cluster_size,
 				  (sc + nb + k) << q->cluster_bits);
 	}
 	free(blk);
@@ -188,7 +188,7 @@ static int refcount_table_grow(struct disk *d, uint64_t need)
 		h[9] = (entries / per) >> 16;
 		h[10] = (entries / per) >> 8;
 		h[11] = entries / per;
-		ret = pwrite_full(d->fd, h, sizeof(h), 48);
+		ret = pwrite_full(qcow2_fd(d), h, sizeof(h), 48);
 	}
 	if (!ret && q->barriers && fdatasync(d->fd))
 		ret = -errno;
@@ -426,13 +426,13 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 				 q->ext_l2 && (i & 1) ? old[i] :
 				 old[i] & ~QCOW2_OFLAG_COPIED);
 		if (!ret)
-			ret = pwrite_full(d->fd, buf, q->cluster_size, n);
+			ret = pwrite_full(qcow2_fd(d), buf, q->cluster_size, n);
 		free(buf);
 		old_shared = *l2off;
 	} else {
 		uint8_t *zero = calloc(1, q->cluster_size);
 
-		ret = zero ? pwrite_full(d->fd, zero, q->cluster_size, n) :
+		ret = zero ? pwrite_full(qcow2_fd(d), zero, q->cluster_size, n) :
 			     -ENOMEM;
 		free(zero);
 	}
@@ -442,7 +442,7 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 	if (ret)
 		return ret;
 	put_be64(be, n | QCOW2_OFLAG_COPIED);
-	ret = pwrite_full(d->fd, be, 8, q->l1_offset + i1 * 8);
+	ret = pwrite_full(qcow2_fd(d), be, 8, q->l1_offset + i1 * 8);
 	if (ret)
 		return ret;
 	q->l1[i1] = n | QCOW2_OFLAG_COPIED;

@@ -120,6 +120,20 @@ for cs in 4096 65536; do
 		      qemu-img check -q $D/u.qcow2'
 done
 
+# cache=none: O_DIRECT for the aligned I/O of allocated clusters (the
+# io_uring engine), a plain descriptor for metadata and the rest.
+for o in cluster_size=4096 cluster_size=65536,extended_l2=on; do
+	qemu-img convert -q -O qcow2 -o $o $D/base.raw $D/u.qcow2
+	check "cache=none, $o: random I/O from aligned and unaligned buffers verifies, check clean" \
+		eval 'QCOW2IO_ALIGN=1 QCOW2IO_AIO=io_uring $Q verify "$D/u.qcow2,cache=none" 1 2000 > /dev/null &&
+		      QCOW2IO_AIO=io_uring $Q verify "$D/u.qcow2,cache=none" 2 1000 > /dev/null &&
+		      qemu-img check -q $D/u.qcow2'
+	check "cache=none, $o: writes, zeroes and discards: check clean, compare equal" \
+		eval 'qemu-img convert -O raw $D/u.qcow2 $D/mirror.raw &&
+		      QCOW2IO_AIO=io_uring $Q write "$D/u.qcow2,cache=none" $D/mirror.raw 4 300 > /dev/null &&
+		      qemu-img check -q $D/u.qcow2 && qemu-img compare -q $D/u.qcow2 $D/mirror.raw'
+done
+
 # kill -9 in the middle of allocating writes (a fresh image, metadata
 # written back in batches): no corruption (leaks are fine), and every
 # write flushed before the kill reads back.

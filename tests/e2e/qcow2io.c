@@ -68,7 +68,7 @@ static uint64_t rnd(uint64_t *s)
 static int verify(struct disk *d, uint64_t seed, unsigned long n)
 {
 	uint64_t size = d->size, off, len;
-	uint8_t *mirror = malloc(size), *mem = malloc((1 << 20) + 8192);
+	uint8_t *mirror = malloc(size), *mem = aligned_alloc(4096, (1 << 20) + 8192);
 	unsigned long i;
 	int ret;
 
@@ -76,8 +76,13 @@ static int verify(struct disk *d, uint64_t seed, unsigned long n)
 		return 1;
 	ret = io(d, DISK_READ, mirror, 0, size, false);
 	for (i = 0; !ret && i < n; i++) {
-		/* Any 512-byte multiple at any 512-byte offset, any buffer. */
-		uint8_t *buf = mem + rnd(&seed) % 8192;
+		/*
+		 * Any 512-byte multiple at any 512-byte offset, any buffer
+		 * (QCOW2IO_ALIGN=1: 4 KiB-aligned buffers, which O_DIRECT
+		 * takes without a bounce).
+		 */
+		uint8_t *buf = mem + (getenv("QCOW2IO_ALIGN") ?
+				      rnd(&seed) % 2 * 4096 : rnd(&seed) % 8192);
 		bool write = rnd(&seed) & 1;
 		uint64_t j;
 

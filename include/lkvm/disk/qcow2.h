@@ -96,6 +96,13 @@ struct qcow2 {
 	/* Requests mapped outside the lock, in flight (qcow2_io.c). */
 	atomic_uint inflight;
 	bool barriers;		/* fdatasync between dependency levels */
+	/*
+	 * The file without O_DIRECT: metadata and the synchronous path.
+	 * With cache=none d->fd has O_DIRECT and only the asynchronous
+	 * path's aligned I/O uses it; else this is d->fd.
+	 */
+	int fd;
+	bool own_fd;
 	struct disk *backing;	/* NULL: reads of unallocated are zero */
 	struct qcow2_cache l2c;	/* L2 tables */
 	struct qcow2_cache rbc;	/* refcount blocks */
@@ -113,6 +120,12 @@ struct qcow2 {
 	struct qcow2_mio *mio_all;
 	atomic_bool read_nowait_off;	/* RWF_NOWAIT unsupported here */
 };
+
+/* The descriptor for metadata and synchronous I/O (see struct qcow2). */
+static inline int qcow2_fd(const struct disk *d)
+{
+	return ((const struct qcow2 *)d->priv)->fd;
+}
 
 /* The L1 index of a guest offset. */
 static inline uint64_t qcow2_l1_index(const struct qcow2 *q, uint64_t vo)
