@@ -20,7 +20,8 @@
  * Threads: everything under the image lock.  The write-back thread
  * ("qcow2-wb", one per writable image) sleeps on wb_cond and takes the
  * lock to write back metadata left dirty for QCOW2_WRITEBACK_NS, so an
- * idle guest's metadata reaches the file too; it does no guest I/O.
+ * idle guest's metadata reaches the file too; it does no guest I/O.  It
+ * installs the VM's I/O seccomp filter first (disk_spec.thread_start).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -221,6 +222,10 @@ static void *qcow2_wb_main(void *arg)
 	struct disk *d = arg;
 	struct qcow2 *q = d->priv;
 
+	/* Filtered like I/O threads; if that fails, write-back is left to
+	 * FLUSH, eviction and close. */
+	if (d->spec.thread_start && d->spec.thread_start("qcow2-wb"))
+		return NULL;
 	pthread_mutex_lock(&q->lock);
 	while (!q->wb_stop) {
 		uint64_t due = q->dirty_since + QCOW2_WRITEBACK_NS, now;

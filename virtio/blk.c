@@ -27,6 +27,7 @@
 #include "lkvm/machine.h"
 #include "lkvm/virtio/blk.h"
 #include "lkvm/virtio/device.h"
+#include "lkvm/seccomp.h"
 #include "lkvm/vm.h"
 
 #define VIRTIO_BLK_F_SIZE_MAX		1
@@ -448,6 +449,12 @@ static unsigned int blk_default_queues(const struct lkvm *vm)
 	return n ? n : 1;
 }
 
+/* A disk backend's helper thread (qcow2's write-back) filters itself. */
+static int blk_helper_filter(const char *name)
+{
+	return seccomp_enter(SECCOMP_IO, name);
+}
+
 static int blk_create_one(struct machine *m, unsigned int index, char *err,
 			  size_t errlen)
 {
@@ -462,6 +469,8 @@ static int blk_create_one(struct machine *m, unsigned int index, char *err,
 	ret = disk_spec_parse(m->cfg->disks[index], &spec, err, errlen);
 	if (ret)
 		return ret;
+	if (vm->cfg.seccomp)
+		spec.thread_start = blk_helper_filter;
 	ret = disk_open(&disk, &spec, err, errlen);
 	nq = spec.queues ? spec.queues : blk_default_queues(vm);
 	disk_spec_free(&spec);

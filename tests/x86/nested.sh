@@ -57,7 +57,10 @@ for b in /usr/bin/passt /usr/bin/passt.avx2 /usr/bin/setpriv; do
 done
 (cd $W/l2 && find . | cpio -o -H newc --quiet) > $W/l1/g/l2.cpio
 cp build/x86_64-static/lkvm $W/l1/bin/lkvm
-cp guest/build/{hello,acpioff,counter,sysrq,vsock,usernet}.bin guest/build/hello.elf $W/l1/g/
+cp guest/build/{hello,acpioff,counter,sysrq,vsock,usernet,blk}.bin guest/build/hello.elf $W/l1/g/
+# A qcow2 disk with subclusters for the blk guest (its write-back thread
+# runs under the seccomp filter there).
+qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=16384 $W/l1/g/disk.qcow2 1M
 cp build/x86_64/tools/{vsockpeer,udpecho} $W/l1/bin/
 cp $KERNEL $W/l1/g/bzImage
 (cd $W/l1 && find . | cpio -o -H newc --quiet) > $W/l1.cpio
@@ -111,6 +114,13 @@ x1() { sed -n "s/^X1 $1//p" <<< "$LOG"; }
 
 check "L1 boots with /dev/kvm (kvm_amd on TCG's SVM)" has "X1 up, kvm yes"
 check "hello guest exits 0" has "X1 hello status 0"
+QB=$(sed -n 's/^X1 qcow2 image //p' <<< "$LOG" | tr -d '\r')
+check "blk guest on an extended-L2 qcow2 disk (seccomp on, write-back thread filtered): exit 0, qemu-img check clean, data as the guest wrote it" \
+	eval 'has "X1 qcow2 status 0" && [ -n "$QB" ] &&
+	      base64 -d <<< "$QB" | gunzip > $W/blk.qcow2 && qemu-img check -q $W/blk.qcow2 &&
+	      qemu-img convert -O raw $W/blk.qcow2 $W/blk.raw &&
+	      ! cmp -s <(head -c 131072 $W/blk.raw) <(head -c 131072 /dev/zero)'
+
 check "acpioff powers off through the ACPI sleep registers: exit 0" \
 	has "X1 acpioff status 0 acpioff: RSDP at e0000, 2 XSDT entries, sleep control at port 600, S5 SLP_TYP 5: powering off"
 check "acpioff with 4 vCPUs and virtio-mmio devices: exit 0" \

@@ -42,6 +42,12 @@ struct disk_spec {
 	bool no_lock;			/* lock=off */
 	bool has_fd;			/* fd=N given: */
 	int fd;				/* already open */
+	/*
+	 * Optional: a helper thread the backend starts (qcow2's write-back)
+	 * calls this first, on itself; non-zero ends the thread.  The VM
+	 * sets it to install its I/O seccomp filter.
+	 */
+	int (*thread_start)(const char *name);
 };
 
 enum disk_req_type {
