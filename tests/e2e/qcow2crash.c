@@ -35,6 +35,7 @@
 #include "lkvm/disk/disk.h"
 #include "lkvm/lib/aio.h"
 #include "lkvm/lib/util.h"
+#include "diskio.h"
 
 #define FLUSH_EVERY	16
 #define MAX_LEN		(32 * 1024)
@@ -129,27 +130,10 @@ static void op(uint64_t seed, uint64_t i, uint64_t size, uint64_t *off,
 			buf[j] = (uint8_t)((s >> (j % 56)) + j + i);
 }
 
-static struct aio *engine;
-static int last_err;
-
-static void done(struct disk_req *r, int err)
-{
-	(void)r;
-	last_err = err;
-}
-
 static int io(struct disk *d, enum disk_req_type type, void *buf,
 	      uint64_t off, uint64_t len)
 {
-	struct iovec v = { buf, len };
-	struct disk_req r = { .type = type, .iov = &v, .niov = buf ? 1 : 0,
-			      .off = off, .len = len, .done = done };
-
-	last_err = 1;
-	disk_submit(d, engine, &r);
-	while (last_err == 1)
-		engine->ops->poll(engine);
-	return last_err;
+	return diskio(d, type, buf, off, len, false);
 }
 
 static int open_disk(const char *path, bool ro, struct disk **d)

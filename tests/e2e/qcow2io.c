@@ -31,30 +31,7 @@
 
 #include "lkvm/lib/aio.h"
 #include "lkvm/disk/disk.h"
-
-static struct aio *engine;
-static int last_err;
-
-static void done(struct disk_req *r, int err)
-{
-	(void)r;
-	last_err = err;
-}
-
-static int io(struct disk *d, enum disk_req_type type, void *buf,
-	      uint64_t off, uint64_t len, bool unmap)
-{
-	struct iovec v = { buf, len };
-	struct disk_req r = { .type = type, .iov = &v, .niov = buf ? 1 : 0,
-			      .off = off, .len = len, .unmap = unmap,
-			      .done = done };
-
-	last_err = 1;
-	disk_submit(d, engine, &r);
-	while (last_err == 1)
-		engine->ops->poll(engine);	/* runs queued completions */
-	return last_err;
-}
+#include "diskio.h"
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -74,7 +51,7 @@ static int verify(struct disk *d, uint64_t seed, unsigned long n)
 
 	if (!mirror || !mem || size < (1 << 20))
 		return 1;
-	ret = io(d, DISK_READ, mirror, 0, size, false);
+	ret = diskio(d, DISK_READ, mirror, 0, size, false);
 	for (i = 0; !ret && i < n; i++) {
 		/*
 		 * Any 512-byte multiple at any 512-byte offset, any buffer
@@ -91,10 +68,10 @@ static int verify(struct disk *d, uint64_t seed, unsigned long n)
 		if (write) {
 			for (j = 0; j < len; j++)
 				buf[j] = (uint8_t)(rnd(&seed) >> 11);
-			ret = io(d, DISK_WRITE, buf, off, len, false);
+			ret = diskio(d, DISK_WRITE, buf, off, len, false);
 			memcpy(mirror + off, buf, len);
 		} else {
-			ret = io(d, DISK_READ, buf, off, len, false);
+			ret = diskio(d, DISK_READ, buf, off, len, false);
 			if (!ret && memcmp(buf, mirror + off, len)) {
 				fprintf(stderr, "qcow2io: read at %llu+%llu differs\n",
 					(unsigned long long)off,
@@ -108,7 +85,7 @@ static int verify(struct disk *d, uint64_t seed, unsigned long n)
 		return 1;
 	}
 	/* Everything, once more, in one read. */
-	ret = io(d, DISK_READ, mem, 0, 1 << 20, false);
+	ret = diskio(d, DISK_READ, mem, 0, 1 << 20, false);
 	if (ret || memcmp(mem, mirror, 1 << 20))
 		return 1;
 	printf("verified %lu operations on %s (block size %u, direct I/O alignment %u)\n",
@@ -152,7 +129,7 @@ int main(int argc, char **argv)
 			uint64_t n = d->size - off < sizeof(buf) ?
 				     d->size - off : sizeof(buf);
 
-			ret = io(d, DISK_READ, buf, off, n, false);
+			ret = diskio(d, DISK_READ, buf, off, n, false);
 			if (ret) {
 				fprintf(stderr, "qcow2io: read at %llu: %s\n",
 					(unsigned long long)off, strerror(-ret));
@@ -173,7 +150,7 @@ int main(int argc, char **argv)
 		if (!buf)
 			return 1;
 		memset(buf, 0xa5, len);
-		ret = io(d, DISK_WRITE, buf, off, len, false);
+		ret = diskio(d, DISK_WRITE, buf, off, len, false);
 		if (ret)
 			fprintf(stderr, "qcow2io: write at %llu: %s\n",
 				(unsigned long long)off, strerror(-ret));
@@ -187,9 +164,9 @@ int main(int argc, char **argv)
 
 		for (off = 0, ret = fd < 0; !ret && off < d->size; off += sizeof(buf))
 			ret = pread(fd, buf, sizeof(buf), off) != sizeof(buf) ? -EIO :
-			      io(d, DISK_WRITE, buf, off, sizeof(buf), false);
+			      diskio(d, DISK_WRITE, buf, off, sizeof(buf), false);
 		if (!ret)
-			ret = io(d, DISK_FLUSH, NULL, 0, 0, false);
+			ret = diskio(d, DISK_FLUSH, NULL, 0, 0, false);
 		if (ret)
 			fprintf(stderr, "qcow2io: copy: %s\n", strerror(-ret));
 		disk_close(d);
@@ -206,14 +183,14 @@ int main(int argc, char **argv)
 
 			for (off = 0; !ret && off < n; off++)
 				if ((pick >> (off % 64)) & 1)
-					ret = io(d, DISK_DISCARD, NULL, off << 20,
+					ret = diskio(d, DISK_DISCARD, NULL, off << 20,
 						 1 << 20, false);
 			for (off = 0; !ret && off < n; off++) {
 				if (!((pick >> (off % 64)) & 1))
 					continue;
 				for (j = 0; j < sizeof(buf); j += 8)
 					*(uint64_t *)(buf + j) = rnd(&seed);
-				ret = io(d, DISK_WRITE, buf, off << 20, sizeof(buf),
+				ret = diskio(d, DISK_WRITE, buf, off << 20, sizeof(buf),
 					 false);
 				if (!ret && pwrite(fd, buf, sizeof(buf), off << 20) !=
 					    sizeof(buf))
@@ -221,7 +198,7 @@ int main(int argc, char **argv)
 			}
 		}
 		if (!ret)
-			ret = io(d, DISK_FLUSH, NULL, 0, 0, false);
+			ret = diskio(d, DISK_FLUSH, NULL, 0, 0, false);
 		if (ret)
 			fprintf(stderr, "qcow2io: reuse: %s\n", strerror(-ret));
 		disk_close(d);
@@ -255,20 +232,20 @@ int main(int argc, char **argv)
 			if (kind < 7) {
 				for (j = 0; j < len; j++)
 					buf[j] = (uint8_t)(seed >> (j % 56)) + j;
-				ret = io(d, DISK_WRITE, buf, off, len, false);
+				ret = diskio(d, DISK_WRITE, buf, off, len, false);
 				if (!ret && pwrite(mfd, buf, len, off) != (ssize_t)len)
 					ret = -EIO;
 			} else if (kind < 9) {
-				ret = io(d, DISK_WRITE_ZEROES, NULL, off, len,
+				ret = diskio(d, DISK_WRITE_ZEROES, NULL, off, len,
 					 kind == 8);
 				memset(buf, 0, len);
 				if (!ret && pwrite(mfd, buf, len, off) != (ssize_t)len)
 					ret = -EIO;
 			} else {
-				ret = io(d, DISK_DISCARD, NULL, off, len, false);
+				ret = diskio(d, DISK_DISCARD, NULL, off, len, false);
 				/* Discarded bytes are whatever the image says. */
 				if (!ret)
-					ret = io(d, DISK_READ, buf, off, len, false);
+					ret = diskio(d, DISK_READ, buf, off, len, false);
 				if (!ret && pwrite(mfd, buf, len, off) != (ssize_t)len)
 					ret = -EIO;
 			}
@@ -283,7 +260,7 @@ int main(int argc, char **argv)
 				fflush(stdout);
 			}
 		}
-		ret = io(d, DISK_FLUSH, NULL, 0, 0, false);
+		ret = diskio(d, DISK_FLUSH, NULL, 0, 0, false);
 		printf("%lu operations, flushed (%s)\n", n, ret ? "failed" : "ok");
 		disk_close(d);
 		return ret != 0;
