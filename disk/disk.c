@@ -167,6 +167,23 @@ int disk_spec_parse(const char *s, struct disk_spec *spec, char *err,
 	return ret == -ENOMEM ? ret : err_input(ret);
 }
 
+int disk_pwrite_zeroes(int fd, uint64_t off, uint64_t len)
+{
+	static const uint8_t zero[65536];
+
+	while (len) {
+		ssize_t n = pwrite(fd, zero, MIN(len, sizeof(zero)), off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
 int disk_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
 	ssize_t n = pread_full(fd, buf, len, off);

@@ -14,8 +14,8 @@
  * are cached and written back in batches, refcounts before the pointers
  * that depend on them, one fdatasync between (qcow2_cache.c): what
  * reached the file is always consistent, up to leaked clusters.
- * New clusters are appended at the end of the file; freed ones are not
- * reused (they read as free to qemu-img check, not as leaks).
+ * Freed clusters are taken again (a search from a hint); else new ones
+ * are appended at the end of the file, and the refcount table grows.
  *
  * Extended L2 entries (subclusters, 32 per cluster) are read and
  * written: a write allocates the subclusters it touches, not a cluster.

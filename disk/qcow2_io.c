@@ -95,8 +95,7 @@ static int sub_read(struct disk *d, uint8_t *buf, uint64_t vo, uint64_t len,
 		enum sc_state st = sc_state(e, bm, sc);
 		uint64_t k = MIN(len, q->sc_size - in % q->sc_size);
 
-		while (k < len && sc_state(e, bm, sc + (in + k) / q->sc_size -
-					   in / q->sc_size) == st)
+		while (k < len && sc_state(e, bm, (in + k) / q->sc_size) == st)
 			k += MIN(len - k, q->sc_size);
 		switch (st) {
 		case SC_ALLOC: {
@@ -223,18 +222,11 @@ static bool old_zero(struct disk *d, uint64_t e, uint64_t cbase)
 static int cluster_clear(struct disk *d, uint64_t off)
 {
 	struct qcow2 *q = d->priv;
-	uint8_t *z;
-	int ret;
 
 	if (!fallocate(qcow2_fd(d), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
 		       q->cluster_size))
 		return 0;
-	z = calloc(1, q->cluster_size);
-	if (!z)
-		return -ENOMEM;
-	ret = pwrite_full(qcow2_fd(d), z, q->cluster_size, off);
-	free(z);
-	return ret;
+	return disk_pwrite_zeroes(qcow2_fd(d), off, q->cluster_size);
 }
 
 /*
@@ -258,9 +250,8 @@ static int sub_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	int ret;
 
 	if (!host) {
-		bool fresh;	/* no matter: unallocated subclusters are not read */
-
-		ret = qcow2_cluster_alloc(d, &host, &fresh);
+		/* Fresh or reused alike: unallocated subclusters are not read. */
+		ret = qcow2_cluster_alloc(d, &host, NULL);
 		if (ret)
 			return ret;
 	} else if (!qcow2_cluster_ok(q, host)) {
@@ -320,12 +311,8 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 
 		if (!qcow2_cluster_ok(q, e & QCOW2_OFFSET_MASK))
 			return -EIO;	/* would write over metadata */
-		if (buf)
-			return pwrite_full(qcow2_fd(d), buf, len, ho);
-		c = calloc(1, len);
-		ret = c ? pwrite_full(qcow2_fd(d), c, len, ho) : -ENOMEM;
-		free(c);
-		return ret;
+		return buf ? pwrite_full(qcow2_fd(d), buf, len, ho) :
+			     disk_pwrite_zeroes(qcow2_fd(d), ho, len);
 	}
 	/*
 	 * A new cluster.  Where the old contents read as zeroes, only our
@@ -354,8 +341,8 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 			memcpy(c + in, buf, len);
 		else
 			memset(c + in, 0, len);
-		if (!ret)
-			ret = qcow2_cluster_alloc(d, &n, &fresh);
+		if (!ret)	/* written whole: fresh or reused alike */
+			ret = qcow2_cluster_alloc(d, &n, NULL);
 		if (!ret)
 			ret = pwrite_full(qcow2_fd(d), c, q->cluster_size, n);
 		free(c);
@@ -454,9 +441,10 @@ struct extent {
  * Maps [off, off+len) to host extents if every cluster of it is a plain
  * allocated one (for a write: also ours alone, COPIED).  Returns false
  * when any part needs the full path.  Called with the lock held; the
- * I/O itself then runs without it: clusters are never reused, so a
- * mapping that goes stale meanwhile points at a cluster nobody else
- * uses, which is what racing guest requests to one sector deserve.
+ * I/O itself then runs without it.  A mapping that goes stale meanwhile
+ * (a racing discard) still points at a cluster nobody else uses: freed
+ * clusters are not taken again while such a request is in flight
+ * (q->inflight, qcow2_cluster_alloc).
  */
 static bool qcow2_map(struct disk *d, uint64_t off, uint64_t len, bool write,
 		      struct extent *ext, unsigned int *n)

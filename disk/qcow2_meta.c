@@ -1,6 +1,7 @@
 /*
- * qcow2_meta.c - qcow2 metadata: refcounts (any width), cluster
- * allocation at the end of the file, and the L2 tables, through the
+ * qcow2_meta.c - qcow2 metadata: refcounts (any width) and their table,
+ * cluster allocation (freed clusters again, else at the end of the
+ * file), and the L2 tables, through the
  * cache of qcow2_cache.c.  Runs under the image lock, on whichever
  * queue thread holds it.  Ordering for crash safety is described in
  * qcow2_cache.c.
@@ -273,10 +274,10 @@ static bool cluster_find_free(struct disk *d, uint64_t *c)
 	return true;
 }
 
-/* A new cluster at the end of the file, counted. */
 int qcow2_cluster_alloc(struct disk *d, uint64_t *off, bool *fresh)
 {
 	struct qcow2 *q = d->priv;
+	bool reused = false;
 	uint64_t c;
 	int ret;
 
@@ -287,13 +288,14 @@ int qcow2_cluster_alloc(struct disk *d, uint64_t *off, bool *fresh)
 	 */
 	if (!atomic_load_explicit(&q->inflight, memory_order_acquire) &&
 	    cluster_find_free(d, &c)) {
-		*fresh = false;
+		reused = true;
 		c <<= q->cluster_bits;
 	} else {
-		*fresh = true;
 		c = q->file_end;
 		q->file_end += q->cluster_size;
 	}
+	if (fresh)
+		*fresh = !reused;
 	ret = refcount_add(d, c >> q->cluster_bits, 1);
 	if (ret)
 		return ret;
@@ -395,7 +397,6 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 	uint64_t i1 = qcow2_l1_index(q, vo), e = q->l1[i1], n;
 	uint64_t old_shared = 0;
 	uint8_t be[8];
-	bool fresh;
 	int ret;
 
 	*l2off = e & QCOW2_OFFSET_MASK;
@@ -406,8 +407,7 @@ int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 		return 0;
 	}
 	/* New table, or a copy of one a snapshot shares. */
-	ret = qcow2_cluster_alloc(d, &n, &fresh);
-	(void)fresh;		/* the table is written whole */
+	ret = qcow2_cluster_alloc(d, &n, NULL);	/* written whole */
 	if (ret)
 		return ret;
 	if (*l2off) {

@@ -17,8 +17,6 @@
 #include "lkvm/disk/disk.h"
 #include "lkvm/lib/util.h"
 
-#define RAW_ZERO_CHUNK	65536
-
 #ifndef TMPFS_MAGIC
 #define TMPFS_MAGIC	0x01021994
 #endif
@@ -156,29 +154,12 @@ static int raw_bounce(struct disk *d, struct disk_req *r)
 }
 
 /* Write-zeroes where fallocate cannot: plain writes of zeroes. */
-static int raw_write_zeroes_slow(struct disk *d, uint64_t off, uint64_t len)
-{
-	static const uint8_t zero[RAW_ZERO_CHUNK];
-
-	while (len) {
-		ssize_t n = pwrite(d->fd, zero, MIN(len, sizeof(zero)), off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
 static void raw_zeroes_done(struct aio_io *io, long res)
 {
 	struct disk_req *r = container_of(io, struct disk_req, io);
 
 	if (res == -EOPNOTSUPP || res == -EINVAL)
-		res = raw_write_zeroes_slow(r->disk, r->off, r->len);
+		res = disk_pwrite_zeroes(r->disk->fd, r->off, r->len);
 	r->done(r, res < 0 ? (int)res : 0);
 }
 

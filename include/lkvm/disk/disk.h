@@ -127,6 +127,8 @@ void disk_close(struct disk *d);
  * past the end of its file: 0 or -errno.  Writes use pwrite_full().
  */
 int disk_pread_full(int fd, void *buf, size_t len, uint64_t off);
+/* Writes len zero bytes at off (no allocation): 0 or -errno. */
+int disk_pwrite_zeroes(int fd, uint64_t off, uint64_t len);
 
 static inline void disk_submit(struct disk *d, struct aio *a,
 			       struct disk_req *r)

@@ -203,7 +203,8 @@ void qcow2_wb_stop(struct disk *d);
 /* qcow2_meta.c: cluster allocation, L2 tables */
 /*
  * A cluster for new contents, counted: a free one again, or one
- * appended at the end of the file (*fresh: it reads as zeroes).
+ * appended at the end of the file (*fresh, if asked: it reads as
+ * zeroes).
  */
 int qcow2_cluster_alloc(struct disk *d, uint64_t *off, bool *fresh);
 /* Drops the references entries held (after writing back their new values). */
