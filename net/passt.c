@@ -301,6 +301,17 @@ out:
 	return ret;
 }
 
+/* A frame into iov after a zeroed virtio-net header: its length with it. */
+static ssize_t passt_deliver(const struct iovec *iov, unsigned int n,
+			     const uint8_t *frame, uint32_t len)
+{
+	static const uint8_t zero[NET_VNET_HDR_LEN];
+
+	buf_to_iov(iov, n, 0, zero, sizeof(zero));
+	buf_to_iov(iov, n, sizeof(zero), frame, len);
+	return sizeof(zero) + len;
+}
+
 /*
  * The next frame passt sent, into iov after a zeroed virtio-net header
  * (no offloads: nothing to say): its length with the header.
@@ -308,7 +319,6 @@ out:
 static ssize_t passt_recv(struct net_backend *nb, unsigned int q,
 			  const struct iovec *iov, unsigned int n)
 {
-	static const uint8_t zero[NET_VNET_HDR_LEN];
 	struct passt *ps = nb->priv;
 	uint32_t done;
 	ssize_t r;
@@ -328,11 +338,10 @@ static ssize_t passt_recv(struct net_backend *nb, unsigned int q,
 			done = stream_rx_whole(&ps->rx, ps->rbuf + ps->roff,
 					       ps->rlen - ps->roff);
 			if (done) {
-				buf_to_iov(iov, n, 0, zero, sizeof(zero));
-				buf_to_iov(iov, n, sizeof(zero),
-					   ps->rbuf + ps->roff + STREAM_HDR, done);
+				const uint8_t *f = ps->rbuf + ps->roff + STREAM_HDR;
+
 				ps->roff += STREAM_HDR + done;
-				return sizeof(zero) + done;
+				return passt_deliver(iov, n, f, done);
 			}
 			ps->roff += stream_rx_feed(&ps->rx, ps->rbuf + ps->roff,
 						   ps->rlen - ps->roff,
@@ -341,9 +350,7 @@ static ssize_t passt_recv(struct net_backend *nb, unsigned int q,
 				break;
 			if (!done)
 				continue;
-			buf_to_iov(iov, n, 0, zero, sizeof(zero));
-			buf_to_iov(iov, n, sizeof(zero), ps->frame, done);
-			return sizeof(zero) + done;
+			return passt_deliver(iov, n, ps->frame, done);
 		}
 		if (ps->rx.dropped != ps->told)
 			continue;		/* a drop to tell first */

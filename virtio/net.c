@@ -85,16 +85,17 @@ int net_backend_send(struct net_pair *p, const struct iovec *iov,
 }
 
 /*
- * The end of a transmit batch: a backend that gathers frames (a stream)
- * writes them now; what it cannot write yet waits for EPOLLOUT.
+ * The end of a transmit batch, or room again (EPOLLOUT): a backend that
+ * gathers frames (a stream) writes them now; what it cannot write yet
+ * waits for EPOLLOUT.  Returns the flush op's answer (0: all written).
  */
-void net_backend_flush(struct net_pair *p)
+int net_backend_flush(struct net_pair *p)
 {
 	struct net_backend *nb = p->net->nb;
 	int ret;
 
 	if (!nb->ops->flush || p->fd_dead)
-		return;
+		return 0;
 	ret = nb->ops->flush(nb, p->index);
 	if (ret > 0 && !p->tx_blocked) {
 		p->tx_blocked = true;
@@ -104,6 +105,7 @@ void net_backend_flush(struct net_pair *p)
 			p->net->dev.vdev.name, strerror(-ret));
 		net_backend_dead(p);
 	}
+	return ret;
 }
 
 /*

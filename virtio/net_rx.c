@@ -253,15 +253,8 @@ void net_rx_ready(void *opaque, uint32_t events)
 	}
 	/* Room in the backend again: the held transmit frame goes on. */
 	if ((events & EPOLLOUT) && p->tx_blocked) {
-		struct net_backend *nb = p->net->nb;
-		int r = nb->ops->flush ? nb->ops->flush(nb, p->index) : 0;
-
-		if (r < 0) {
-			net_backend_dead(p);
-			return;
-		}
-		if (r > 0)
-			return;		/* still more to write */
+		if (net_backend_flush(p))
+			return;		/* still more to write, or it broke */
 		p->tx_blocked = false;
 		net_watch(p, p->watching);
 		virtio_queue_service(p->txq);

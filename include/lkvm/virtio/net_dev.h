@@ -117,8 +117,11 @@ ssize_t net_backend_recv(struct net_pair *p, const struct iovec *iov,
 			 unsigned int n);
 int net_backend_send(struct net_pair *p, const struct iovec *iov,
 		     unsigned int n);
-/* A transmit batch ended: frames the backend gathered go out. */
-void net_backend_flush(struct net_pair *p);
+/*
+ * A transmit batch ended, or the fd is writable again: frames the
+ * backend gathered go out; 0 when all did.
+ */
+int net_backend_flush(struct net_pair *p);
 /* The backend broke: the pair stops, the guest's link goes down. */
 void net_backend_dead(struct net_pair *p);
 
