@@ -685,29 +685,18 @@ struct mover {
 	pthread_t thread;
 };
 
-/* The baseline's frame mover: a thread, as lkvm's queue thread is. */
-static void *base_main(void *arg)
+/*
+ * The guest side's thread: for the baseline it moves frames itself, as
+ * lkvm's queue thread does; for lkvm it is the simulated driver (the
+ * vCPU).  Both run the same receiver; transmit differs by transport.
+ */
+static void *guest_main(void *arg)
 {
 	struct mover *m = arg;
 
 	m->tid = gettid();
 	if (test == UDP_TX) {
-		base_udp_tx(m->sd);
-		return NULL;
-	}
-	while (!atomic_load_explicit(&stop, memory_order_relaxed))
-		side_recv(m->sd, 50, test == TCP_RX ? tcp_frame_in : count_frame,
-			  test == TCP_RX ? tcp_batch_end : NULL);
-	return NULL;
-}
-
-/* The simulated guest driver (lkvm): its own thread, the vCPU. */
-static void *drv_main(void *arg)
-{
-	struct mover *m = arg;
-
-	if (test == UDP_TX) {
-		lkvm_udp_tx(m->sd);
+		(m->sd->lkvm ? lkvm_udp_tx : base_udp_tx)(m->sd);
 		return NULL;
 	}
 	while (!atomic_load_explicit(&stop, memory_order_relaxed))
@@ -780,7 +769,7 @@ static int run(bool baseline, double seconds)
 	} else {
 		pthread_create(&host, NULL, writer_main, NULL);
 	}
-	pthread_create(&m.thread, NULL, sd.lkvm ? drv_main : base_main, &m);
+	pthread_create(&m.thread, NULL, guest_main, &m);
 	usleep(200000);			/* flowing before the clock starts */
 	mover_tid = sd.lkvm ? tid_named("net0-q0") : m.tid;
 	if (pin_mode & 1)
