@@ -166,6 +166,14 @@ static size_t seed_ext(uint8_t *img)
 	return 6 * k;
 }
 
+static uint64_t xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
 int main(int argc, char **argv)
 {
 	static uint8_t img[8192], ext[6 * 16384];
@@ -182,14 +190,9 @@ int main(int argc, char **argv)
 		int k, flips;
 
 		memcpy(m, ext, elen);
-		s ^= s << 13;
-		s ^= s >> 7;
-		s ^= s << 17;
-		flips = 1 + s % 4;
+		flips = 1 + xorshift(&s) % 4;
 		for (k = 0; k < flips; k++) {
-			s ^= s << 13;
-			s ^= s >> 7;
-			s ^= s << 17;
+			xorshift(&s);
 			m[at[s % 3] + (s >> 16) % (s % 3 ? 64 : 112)] = s >> 40;
 		}
 		LLVMFuzzerTestOneInput(m, elen);
@@ -199,14 +202,9 @@ int main(int argc, char **argv)
 		int k, flips;
 
 		memcpy(m, img, len);
-		s ^= s << 13;
-		s ^= s >> 7;
-		s ^= s << 17;
-		flips = 1 + s % 6;
+		flips = 1 + xorshift(&s) % 6;
 		for (k = 0; k < flips; k++) {
-			s ^= s << 13;
-			s ^= s >> 7;
-			s ^= s << 17;
+			xorshift(&s);
 			/* Mostly the metadata: header and tables. */
 			m[(s >> 16) % (s & 1 ? 112 : len)] = s >> 40;
 		}
