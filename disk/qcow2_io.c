@@ -350,7 +350,7 @@ static int cluster_write(struct disk *d, const uint8_t *buf, uint64_t vo,
 	/* The pointer waits in the cache for write-back (qcow2_cache.c). */
 	if (!ret)
 		ret = qcow2_l2_set(d, t, idx, n | QCOW2_OFLAG_COPIED,
-				   q->ext_l2 ? 0xffffffffULL : 0);
+				   q->ext_l2 ? QCOW2_SC_ALLOC_ALL : 0);
 	/* The old cluster loses this user (a snapshot may keep it). */
 	if (!ret)
 		ret = qcow2_entry_release(d, e);
@@ -374,7 +374,7 @@ static int cluster_unmap(struct disk *d, uint64_t vo, bool zero, uint64_t *old)
 	idx = qcow2_l2_index(q, vo);
 	*old = *qcow2_l2_desc(q, t, idx);
 	if (q->ext_l2)	/* zero: every subcluster reads as zero */
-		return qcow2_l2_set(d, t, idx, 0, zero ? 0xffffffffULL << 32 : 0);
+		return qcow2_l2_set(d, t, idx, 0, zero ? QCOW2_SC_ZERO_ALL : 0);
 	return qcow2_l2_set(d, t, idx, zero ? QCOW2_OFLAG_ZERO : 0, 0);
 }
 

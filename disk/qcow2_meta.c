@@ -185,10 +185,7 @@ static int refcount_table_grow(struct disk *d, uint64_t need)
 		ret = qcow2_writeback(d, true);
 	if (!ret) {
 		put_be64(h, (sc + nb) << q->cluster_bits);
-		h[8] = (entries / per) >> 24;
-		h[9] = (entries / per) >> 16;
-		h[10] = (entries / per) >> 8;
-		h[11] = entries / per;
+		put_be32(h + 8, entries / per);
 		ret = pwrite_full(qcow2_fd(d), h, sizeof(h), 48);
 	}
 	if (!ret && q->barriers && fdatasync(d->fd))

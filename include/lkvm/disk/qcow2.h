@@ -25,6 +25,9 @@
 #define QCOW2_INCOMPAT_EXTL2	(1ULL << 4)
 #define QCOW2_INCOMPAT_KNOWN	(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_EXTL2)
 #define QCOW2_SUBCLUSTERS	32	/* per cluster, with extended L2 */
+/* Extended L2 bitmaps: every subcluster allocated, or reading as zero. */
+#define QCOW2_SC_ALLOC_ALL	0xffffffffULL
+#define QCOW2_SC_ZERO_ALL	(0xffffffffULL << 32)
 #define QCOW2_EXT_BACKING_FMT	0xe2792aca
 #define QCOW2_MAX_CHAIN		16
 #define L2_CACHE		16
@@ -171,6 +174,14 @@ static inline uint64_t be64(const uint8_t *p)
 static inline uint32_t be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+}
+
+static inline void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
 }
 
 static inline void put_be64(uint8_t *p, uint64_t v)
