@@ -566,15 +566,6 @@ static int extent_result(struct disk *d, struct aio_io *io, long res,
 	return 0;
 }
 
-static uint64_t iovs_len(const struct iovec *iov, unsigned int n)
-{
-	uint64_t len = 0;
-
-	while (n--)
-		len += iov[n].iov_len;
-	return len;
-}
-
 /* A request mapped outside the lock has ended (see qcow2_cluster_alloc). */
 static void mapped_end(struct qcow2 *q)
 {
@@ -682,7 +673,7 @@ static bool qcow2_submit_async(struct disk *d, struct aio *a,
 		unsigned int k = iov_slice(m->iov + used, QCOW2_MIO_IOV - used,
 					   r->iov, r->niov, skip, ext[i].len);
 
-		if (!k || iovs_len(m->iov + used, k) != ext[i].len)
+		if (!k || iov_total(m->iov + used, k) != ext[i].len)
 			return false;
 		memset(&x->io, 0, sizeof(x->io));
 		x->io.op = write ? AIO_WRITE : AIO_READ;

@@ -70,15 +70,6 @@ struct aio_uring {
 	size_t sq_ring_size, cq_ring_size, sqes_size;
 };
 
-static uint64_t iov_total(const struct iovec *iov, unsigned int n)
-{
-	uint64_t t = 0;
-
-	while (n--)
-		t += iov++->iov_len;
-	return t;
-}
-
 static int uring_setup(unsigned int entries, struct io_uring_params *p)
 {
 	return syscall(__NR_io_uring_setup, entries, p);

@@ -239,6 +239,15 @@ size_t buf_to_iov(const struct iovec *iov, unsigned int n, size_t skip,
 	return iov_copy(iov, n, skip, (uint8_t *)buf, len, true);
 }
 
+uint64_t iov_total(const struct iovec *iov, unsigned int n)
+{
+	uint64_t t = 0;
+
+	while (n--)
+		t += iov++->iov_len;
+	return t;
+}
+
 unsigned int iov_slice(struct iovec *dst, unsigned int max,
 		       const struct iovec *iov, unsigned int n, size_t skip,
 		       size_t len)

@@ -396,12 +396,9 @@ static int passt_send(struct net_backend *nb, unsigned int q,
 		      const struct iovec *iov, unsigned int n)
 {
 	struct passt *ps = nb->priv;
-	size_t len = 0, room;
-	unsigned int i;
+	size_t len = iov_total(iov, n), room;
 	int ret;
 
-	for (i = 0; i < n; i++)
-		len += iov[i].iov_len;
 	if (len < NET_VNET_HDR_LEN + PASST_ETH_HLEN ||
 	    len > NET_VNET_HDR_LEN + PASST_MAX_FRAME)
 		return -EINVAL;

@@ -430,12 +430,7 @@ void vsock_hdr_from_le(struct vsock_hdr *h)
 
 static size_t pkt_bytes(const struct vsock_pkt *p)
 {
-	size_t n = 0;
-	unsigned int i;
-
-	for (i = 0; i < p->n; i++)
-		n += p->iov[i].iov_len;
-	return n;
+	return iov_total(p->iov, p->n);
 }
 
 /* A guest packet's header, in host order, and the packet's length. */

@@ -69,10 +69,21 @@ static void test_ranges(void)
 	CHECK(!range_overflows(UINT64_MAX, 0));
 }
 
+static void test_iov_total(void)
+{
+	char a[3], b[5];
+	struct iovec v[3] = { { a, 3 }, { b, 5 }, { b, 0 } };
+
+	CHECK_EQ(iov_total(v, 0), 0);
+	CHECK_EQ(iov_total(v, 1), 3);
+	CHECK_EQ(iov_total(v, 3), 8);
+}
+
 int main(void)
 {
 	test_mem_size();
 	test_uint();
 	test_ranges();
+	test_iov_total();
 	return test_done();
 }

@@ -83,6 +83,8 @@ size_t iov_to_buf(const struct iovec *iov, unsigned int n, size_t skip,
 		  void *buf, size_t len);
 size_t buf_to_iov(const struct iovec *iov, unsigned int n, size_t skip,
 		  const void *buf, size_t len);
+/* The bytes an iovec list holds. */
+uint64_t iov_total(const struct iovec *iov, unsigned int n);
 /*
  * The part of an iovec list from skip bytes on, at most len bytes long,
  * into dst (at most max entries); returns dst's entry count.
