@@ -538,8 +538,10 @@ static int extent_finish(struct disk *d, bool write, const struct iovec *iov,
 	return ret;
 }
 
-static enum aio_hint qcow2_hint(struct disk *d, struct qcow2 *q, bool write)
+static enum aio_hint qcow2_hint(struct disk *d, bool write)
 {
+	struct qcow2 *q = d->priv;
+
 	if (d->spec.cache == DISK_CACHE_NONE)
 		return AIO_ASYNC;	/* the device's own path */
 	/* As raw: buffered writes land in the page cache at once. */
@@ -641,8 +643,8 @@ static bool qcow2_submit_async(struct disk *d, struct aio *a,
 			       struct disk_req *r, const struct extent *ext,
 			       unsigned int n, struct qcow2_mio *m)
 {
-	struct qcow2 *q = d->priv;
 	bool write = r->type == DISK_WRITE;
+	enum aio_hint hint = qcow2_hint(d, write);
 	uint64_t skip = 0, a_mask = d->dio_align - 1;
 	unsigned int i, used = 0;
 
@@ -662,7 +664,7 @@ static bool qcow2_submit_async(struct disk *d, struct aio *a,
 		r->io.iov = r->iov;
 		r->io.niov = r->niov;
 		r->io.off = ext[0].host;
-		r->io.hint = qcow2_hint(d, q, write);
+		r->io.hint = hint;
 		r->io.done = qcow2_io_done;
 		aio_submit(a, &r->io);
 		return true;
@@ -681,7 +683,7 @@ static bool qcow2_submit_async(struct disk *d, struct aio *a,
 		x->io.iov = m->iov + used;
 		x->io.niov = k;
 		x->io.off = ext[i].host;
-		x->io.hint = qcow2_hint(d, q, write);
+		x->io.hint = hint;
 		x->io.done = mio_ext_done;
 		x->m = m;
 		x->len = ext[i].len;
