@@ -26,8 +26,12 @@
  *
  * Refused at open with a message: encryption, external data files,
  * compression other than zlib, the corrupt bit,
- * unknown incompatible features, a dirty image opened for writing, and
- * tables outside the file.  Snapshots are kept: a shared cluster or L2
+ * unknown incompatible features, and tables outside the file.
+ *
+ * Lazy refcounts: opened for writing, such an image is marked dirty and
+ * its refcount blocks are written lazily (qcow2_cache.c); a clean close
+ * clears the mark.  A dirty image opened for writing is repaired first
+ * (qcow2_repair.c); read-only, it is read as it is.  Snapshots are kept: a shared cluster or L2
  * table (no COPIED flag) is copied before it is written.
  */
 #include <errno.h>
@@ -76,11 +80,64 @@ static int qcow2_open_backing(struct disk *d, const char *name,
 	return disk_open(&q->backing, &spec, err, errlen);
 }
 
+/* The v3 header's feature words (incompatible, compatible, autoclear). */
+static int header_features(struct disk *d, uint64_t incompat, uint64_t compat)
+{
+	struct qcow2 *q = d->priv;
+	uint8_t f[24] = { 0 };
+	int ret;
+
+	put_be64(f, incompat);
+	put_be64(f + 8, compat);
+	ret = pwrite_full(qcow2_fd(d), f, sizeof(f), 72);
+	if (!ret && q->barriers && fdatasync(d->fd))
+		ret = -errno;
+	if (!ret)
+		q->incompat = incompat;
+	return ret;
+}
+
+/*
+ * Before the first write: autoclear features (bitmaps) cleared, as the
+ * specification asks of a writer that keeps none of them; a dirty image
+ * repaired; under lazy refcounts the dirty bit set and durable before
+ * any refcount is left unwritten.
+ */
+static int qcow2_open_writable(struct disk *d, uint64_t compat,
+			       uint64_t autoclear, char *err, size_t errlen)
+{
+	struct qcow2 *q = d->priv;
+	bool lazy = q->version == 3 && (compat & QCOW2_COMPAT_LAZY);
+	uint64_t incompat = q->incompat;
+	int ret = 0;
+
+	if (q->version == 3 && autoclear)
+		ret = header_features(d, incompat, compat);
+	if (!ret && (incompat & QCOW2_INCOMPAT_DIRTY)) {
+		ret = qcow2_repair(d, err, errlen);
+		if (ret)
+			return ret;
+		q->repaired = true;
+		if (!lazy)
+			ret = header_features(d, incompat & ~QCOW2_INCOMPAT_DIRTY,
+					      compat);
+	} else if (!ret && lazy) {
+		ret = header_features(d, incompat | QCOW2_INCOMPAT_DIRTY, compat);
+	}
+	if (ret)
+		return errf(err, errlen, ret, "disk %s: cannot update the header: %s",
+			    d->spec.path, strerror(-ret));
+	q->compat = compat;
+	q->lazy = lazy;
+	return 0;
+}
+
 static int qcow2_open(struct disk *d, char *err, size_t errlen)
 {
 	struct qcow2 *q = calloc(1, sizeof(*q));
 	uint8_t h[112] = { 0 }, *buf = NULL;
-	uint64_t incompat = 0, backing_off, ext, hdr_len, fsize = d->size;
+	uint64_t incompat = 0, compat = 0, autoclear = 0, backing_off, ext;
+	uint64_t hdr_len, fsize = d->size;
 	uint32_t backing_len, refcount_order = 4;
 	char backing[1024] = "", fmt[16] = "";
 	unsigned int i;
@@ -140,6 +197,8 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 	hdr_len = 72;
 	if (q->version == 3) {
 		incompat = be64(h + 72);
+		compat = be64(h + 80);
+		autoclear = be64(h + 88);
 		refcount_order = be32(h + 96);
 		hdr_len = be32(h + 100);
 		if (incompat & QCOW2_INCOMPAT_CORRUPT)
@@ -164,9 +223,7 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 		q->sc_size = q->cluster_size / QCOW2_SUBCLUSTERS;
 	}
 	q->l2_bits = __builtin_ctzll(q->l2_entries);
-	if ((incompat & QCOW2_INCOMPAT_DIRTY) && !d->spec.ro)
-		return BAD("the image is dirty (lazy refcounts); run qemu-img "
-			   "check -r all, or open it read-only", d->spec.path);
+	q->incompat = incompat;
 	if (refcount_order > 6)
 		return BAD("bad refcount order %u", d->spec.path, refcount_order);
 	q->refcount_bits = 1u << refcount_order;
@@ -254,6 +311,9 @@ static int qcow2_open(struct disk *d, char *err, size_t errlen)
 	}
 	d->size = ALIGN_DOWN(q->size, 512);
 	if (!d->spec.ro) {
+		ret = qcow2_open_writable(d, compat, autoclear, err, errlen);
+		if (ret)
+			return ret;
 		ret = qcow2_wb_start(d);
 		if (ret)
 			return errf(err, errlen, ret, "disk %s: %s", d->spec.path,
@@ -274,7 +334,12 @@ static void qcow2_close(struct disk *d)
 	if (!q)
 		return;
 	qcow2_wb_stop(d);
+	/* Everything out, refcount blocks included; then clean again. */
+	q->lazy = false;
 	ret = d->spec.ro ? 0 : qcow2_writeback(d, true);
+	if (!ret && !d->spec.ro && (q->incompat & QCOW2_INCOMPAT_DIRTY))
+		ret = header_features(d, q->incompat & ~QCOW2_INCOMPAT_DIRTY,
+				      q->compat);
 	if (ret)
 		fprintf(stderr, "lkvm: disk %s: writing back qcow2 metadata failed: %s\n",
 			d->spec.path, strerror(-ret));

@@ -12,6 +12,9 @@
  * it is left on disk; qcow2_meta.c and qcow2_io.c write back (and sync)
  * before they decrement.  Rarer changes, a new refcount block or L2
  * table and their table entries, are written through at once (qcow2_meta.c).
+ * Under lazy refcounts (struct qcow2's lazy) refcount blocks are left
+ * out of write-backs: they go when they leave the cache and at close,
+ * and the dirty bit in the header covers the time between.
  *
  * After kill -9 the file holds whatever write-backs completed: never a
  * pointer to an uncounted cluster; clusters counted but not yet pointed
@@ -127,7 +130,7 @@ int qcow2_writeback(struct disk *d, bool sync)
 	bool any = false;
 	int ret = 0;
 
-	if (cache_dirty(&q->rbc))
+	if (!q->lazy && cache_dirty(&q->rbc))
 		ret = cache_write(d, &q->rbc, &any);
 	if (!ret && cache_dirty(&q->l2c)) {
 		/* Counts and data durable before the pointers to them. */
@@ -170,6 +173,9 @@ int qcow2_cache_get(struct disk *d, struct qcow2_cache *c, uint64_t off,
 		return -EIO;		/* outside the image, or over metadata */
 	if (victim->off && victim->dirty) {
 		ret = qcow2_writeback(d, false);
+		/* A refcount block under lazy refcounts goes by itself. */
+		if (!ret && victim->dirty)
+			ret = cached_write(d, c, victim);
 		if (ret)
 			return ret;
 	}
@@ -199,7 +205,8 @@ void qcow2_cache_dirty(struct qcow2 *q, struct qcow2_cache *c,
 	for (i = 0; i < c->n; i++)
 		if (c->e[i].buf == buf && c->e[i].off)
 			c->e[i].dirty = true;
-	if (!q->dirty_since) {
+	/* Lazy refcounts: a refcount block alone is not due for write-back. */
+	if (!q->dirty_since && !(q->lazy && c == &q->rbc)) {
 		q->dirty_since = now_ns();
 		if (q->wb_running)
 			pthread_cond_signal(&q->wb_cond);

@@ -204,41 +204,88 @@ static int refcount_table_grow(struct disk *d, uint64_t need)
 	return ret;
 }
 
+/*
+ * The cached refcount block that holds cluster's count; with create,
+ * made (and the table grown) if there is none, else *blk is NULL.
+ */
+static int rb_for(struct disk *d, uint64_t cluster, bool create, uint8_t **blk)
+{
+	struct qcow2 *q = d->priv;
+	uint64_t ti = cluster / q->rb_entries;
+	int ret;
+
+	*blk = NULL;
+	if (!rb_exists(q, ti)) {
+		if (!create)
+			return 0;
+		if (ti >= q->rt_entries) {
+			ret = refcount_table_grow(d, ti);
+			if (ret)
+				return ret;
+		}
+		if (!rb_exists(q, ti)) {
+			ret = refcount_new_block(d, ti);
+			if (ret)
+				return ret;
+		}
+	}
+	ret = rb_get(d, ti, blk);
+	return ret ? ret : *blk ? 0 : -EIO;
+}
+
+/* Sets a cluster's count in its cached block (rb_for made it exist). */
+static void refcount_put(struct disk *d, uint8_t *blk, uint64_t cluster,
+			 uint64_t rc)
+{
+	struct qcow2 *q = d->priv;
+
+	rc_write(q, blk, cluster % q->rb_entries, rc);
+	qcow2_cache_dirty(q, &q->rbc, blk);
+	if (rc == 0 && cluster < q->free_hint)
+		q->free_hint = cluster;
+}
+
 /* Adds delta to a cluster's refcount, in the cached block. */
 static int refcount_add(struct disk *d, uint64_t cluster, int delta)
 {
 	struct qcow2 *q = d->priv;
-	uint64_t ti = cluster / q->rb_entries, rc;
+	uint64_t rc;
 	uint8_t *blk;
 	int ret;
 
-	if (ti >= q->rt_entries) {
-		if (delta < 0)
-			return -EIO;
-		ret = refcount_table_grow(d, ti);
-		if (ret)
-			return ret;
-	}
-	if (!(q->rt[ti] & ~511ULL)) {
-		if (delta < 0)
-			return -EIO;
-		ret = refcount_new_block(d, ti);
-		if (ret)
-			return ret;
-	}
-	ret = rb_get(d, ti, &blk);
+	ret = rb_for(d, cluster, delta > 0, &blk);
 	if (ret)
 		return ret;
 	if (!blk)
-		return -EIO;
+		return -EIO;		/* a drop from a count never made */
 	rc = rc_read(q, blk, cluster % q->rb_entries);
 	if ((delta < 0 && rc == 0) || (delta > 0 && rc == refcount_max(q)))
 		return -EIO;		/* would under- or overflow */
-	rc_write(q, blk, cluster % q->rb_entries, rc + delta);
-	qcow2_cache_dirty(q, &q->rbc, blk);
-	if (rc + delta == 0 && cluster < q->free_hint)
-		q->free_hint = cluster;
+	refcount_put(d, blk, cluster, rc + delta);
 	return 0;
+}
+
+int qcow2_refcount_get(struct disk *d, uint64_t cluster, uint64_t *rc)
+{
+	uint8_t *blk;
+	int ret = rb_for(d, cluster, false, &blk);
+
+	*rc = !ret && blk ? rc_read(d->priv, blk,
+				    cluster % ((struct qcow2 *)d->priv)->rb_entries) : 0;
+	return ret;
+}
+
+int qcow2_refcount_set(struct disk *d, uint64_t cluster, uint64_t rc)
+{
+	uint8_t *blk;
+	int ret;
+
+	if (rc > refcount_max(d->priv))
+		return -EOVERFLOW;
+	ret = rb_for(d, cluster, rc != 0, &blk);
+	if (!ret && blk)
+		refcount_put(d, blk, cluster, rc);
+	return ret;
 }
 
 /*

@@ -15,6 +15,8 @@
  *       point; writes before the last fdatasync before that point are
  *       all there, any subset of the writes after it is dropped.
  *       Prints "flushed K" for the last flush the cut kept.
+ *   qcow2crash open IMAGE
+ *       opens it for writing and closes it: a dirty image is repaired.
  *   qcow2crash check IMAGE SEED K N
  *       every sector the first K writes left, and none of writes K+1..N
  *       touched, reads back as written; the rest are not looked at.
@@ -23,6 +25,7 @@
  * all held; errors say what failed.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +51,17 @@ struct rec {
 	uint64_t off;		/* writes: file offset; flushed: K */
 };
 
-static int img_fd = -1, log_fd = -1;
+static int log_fd = -1;
+static struct stat img_st;	/* the image: its writes are logged */
+
+/* Is fd the image?  (Any descriptor of it: open's writes count too.) */
+static bool is_img(int fd)
+{
+	struct stat st;
+
+	return log_fd >= 0 && !syscall(SYS_fstat, fd, &st) &&
+	       st.st_ino == img_st.st_ino && st.st_dev == img_st.st_dev;
+}
 
 static void log_rec(uint32_t type, uint64_t off, const struct iovec *iov,
 		    unsigned int n, size_t len)
@@ -71,7 +84,7 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
 	ssize_t r = syscall(SYS_pwrite64, fd, buf, n, off);
 
-	if (fd == img_fd && r > 0)
+	if (r > 0 && is_img(fd))
 		log_rec(REC_WRITE, off, &(struct iovec){ (void *)buf, r }, 1, r);
 	return r;
 }
@@ -81,7 +94,7 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 	ssize_t r = syscall(SYS_pwritev, fd, iov, cnt, (long)off,
 			    (long)((uint64_t)off >> 32));
 
-	if (fd == img_fd && r > 0) {
+	if (r > 0 && is_img(fd)) {
 		/* Only what went: a short write logs its first r bytes. */
 		struct iovec v[64];
 		size_t left = r;
@@ -102,7 +115,7 @@ int fdatasync(int fd)
 {
 	int r = syscall(SYS_fdatasync, fd);
 
-	if (fd == img_fd && !r)
+	if (!r && is_img(fd))
 		log_rec(REC_SYNC, 0, NULL, 0, 0);
 	return r;
 }
@@ -161,9 +174,8 @@ static int run(const char *path, uint64_t seed, uint64_t n, const char *logp)
 		if (log_fd < 0)
 			return 1;
 	}
-	if (open_disk(path, false, &d))
+	if (stat(path, &img_st) || open_disk(path, false, &d))
 		return 1;
-	img_fd = d->fd;
 	for (i = 0; i < n; i++) {
 		op(seed, i, d->size, &off, &len, buf);
 		ret = io(d, DISK_WRITE, buf, off, len);
@@ -320,10 +332,18 @@ int main(int argc, char **argv)
 			   strtoull(argv[4], NULL, 0), argv[5]);
 	if (argc == 6 && !strcmp(argv[1], "cut"))
 		return cut(argv[2], argv[3], strtoull(argv[4], NULL, 0), argv[5]);
+	if (argc == 3 && !strcmp(argv[1], "open")) {
+		struct disk *d;
+
+		if (open_disk(argv[2], false, &d))
+			return 1;
+		disk_close(d);
+		return 0;
+	}
 	if (argc == 6 && !strcmp(argv[1], "check"))
 		return check(argv[2], strtoull(argv[3], NULL, 0),
 			     strtoull(argv[4], NULL, 0),
 			     strtoull(argv[5], NULL, 0));
-	fprintf(stderr, "usage: qcow2crash run IMAGE SEED N LOG | cut BASE LOG SEED OUT | check IMAGE SEED K N\n");
+	fprintf(stderr, "usage: qcow2crash run IMAGE SEED N LOG | cut BASE LOG SEED OUT | open IMAGE | check IMAGE SEED K N\n");
 	return 2;
 }

@@ -3,7 +3,8 @@
  * input is an image file: it is opened through lkvm's disk layer, and if
  * accepted, read from start to end (at most 256 KiB) and written a
  * little, which walks the L1/L2/refcount tables and inflates compressed
- * clusters and reads subcluster bitmaps.  Nothing may crash, hang or
+ * clusters and reads subcluster bitmaps; a dirty image (lazy refcounts)
+ * is repaired at open, which walks every table and the snapshots.  Nothing may crash, hang or
  * grow the image past what the writes allocate.  Built with libFuzzer by `make fuzz`; without it,
  * main() replays mutations of a small valid v3 image that it builds.
  */
@@ -166,6 +167,30 @@ static size_t seed_ext(uint8_t *img)
 	return 6 * k;
 }
 
+/*
+ * seed()'s image left dirty by a writer with lazy refcounts, with one
+ * snapshot (table at 4096, sharing the L1 table): a writable open
+ * rebuilds the refcounts, which parses the snapshot table and walks
+ * every table.
+ */
+static size_t seed_dirty(uint8_t *img)
+{
+	seed(img);
+	memset(img + 4096, 0, 512);
+	be64(img + 72, 1);		/* incompatible: dirty */
+	be64(img + 80, 1);		/* compatible: lazy refcounts */
+	be32(img + 60, 1);		/* one snapshot */
+	be64(img + 64, 4096);
+	be64(img + 4096, 512);		/* its L1 table, 2 entries */
+	be32(img + 4104, 2);
+	img[4109] = 1;			/* id "1", name "s" */
+	img[4111] = 1;
+	img[4135] = 16;			/* extra data: v3's 16 bytes */
+	img[4152] = '1';
+	img[4153] = 's';
+	return 4608;
+}
+
 static uint64_t xorshift(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -176,13 +201,29 @@ static uint64_t xorshift(uint64_t *s)
 
 int main(int argc, char **argv)
 {
-	static uint8_t img[8192], ext[6 * 16384];
+	static uint8_t img[8192], ext[6 * 16384], dirty[8192];
 	uint64_t s = 0x2545f4914f6cdd1dULL;
 	long runs = argc > 1 ? atol(argv[1]) : 20000, n;
-	size_t len = seed(img), elen = seed_ext(ext);
+	size_t len = seed(img), elen = seed_ext(ext), dlen = seed_dirty(dirty);
 
 	LLVMFuzzerTestOneInput(img, len);	/* the valid ones, as they are */
 	LLVMFuzzerTestOneInput(ext, elen);
+	LLVMFuzzerTestOneInput(dirty, dlen);
+	/* Mutations of the dirty one: header, L2 table, snapshot entry. */
+	for (n = 0; n < runs / 4; n++) {
+		static uint8_t m[8192];
+		static const size_t at[] = { 0, 2048, 4096 };
+		int k, flips;
+
+		memcpy(m, dirty, dlen);
+		flips = 1 + xorshift(&s) % 4;
+		for (k = 0; k < flips; k++) {
+			xorshift(&s);
+			m[at[s % 3] + (s >> 16) % (s % 3 == 1 ? 32 : 72)] = s >> 40;
+		}
+		m[79] |= 1;	/* it stays dirty: the repair runs */
+		LLVMFuzzerTestOneInput(m, dlen);
+	}
 	/* Mutations of the extended one: its header, L1, L2 and bitmaps. */
 	for (n = 0; n < runs / 4; n++) {
 		static uint8_t m[6 * 16384];
@@ -210,9 +251,9 @@ int main(int argc, char **argv)
 		}
 		LLVMFuzzerTestOneInput(m, (s >> 8) % 8 ? len : (s >> 20) % len);
 	}
-	printf("PASS qcow2 images: two valid ones (one with extended L2 "
-	       "entries) and %ld mutations of them\n"
-	       "1 passed, 0 failed\n", runs + runs / 4);
+	printf("PASS qcow2 images: three valid ones (one with extended L2 "
+	       "entries, one dirty with a snapshot) and %ld mutations of them\n"
+	       "1 passed, 0 failed\n", runs + 2 * (runs / 4));
 	return 0;
 }
 #endif

@@ -24,6 +24,8 @@
 #define QCOW2_INCOMPAT_CORRUPT	(1ULL << 1)
 #define QCOW2_INCOMPAT_EXTL2	(1ULL << 4)
 #define QCOW2_INCOMPAT_KNOWN	(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_EXTL2)
+#define QCOW2_COMPAT_LAZY	(1ULL << 0)	/* lazy refcounts */
+#define QCOW2_MAX_SNAPSHOTS	65536
 #define QCOW2_SUBCLUSTERS	32	/* per cluster, with extended L2 */
 /* Extended L2 bitmaps: every subcluster allocated, or reading as zero. */
 #define QCOW2_SC_ALLOC_ALL	0xffffffffULL
@@ -99,6 +101,17 @@ struct qcow2 {
 	/* Requests mapped outside the lock, in flight (qcow2_io.c). */
 	atomic_uint inflight;
 	bool barriers;		/* fdatasync between dependency levels */
+	/*
+	 * Lazy refcounts (compatible bit 0, v3): while the image is open
+	 * for writing its dirty bit is set and refcount blocks are written
+	 * only when they leave the cache and at close; a crash leaves the
+	 * dirty bit, and the next writable open rebuilds the refcounts
+	 * from the tables (qcow2_repair.c).
+	 */
+	bool lazy;
+	bool repaired;		/* it was dirty, and repaired at open */
+	uint64_t incompat;	/* the header's feature words */
+	uint64_t compat;
 	/*
 	 * The file without O_DIRECT: metadata and the synchronous path.
 	 * With cache=none d->fd has O_DIRECT and only the asynchronous
@@ -226,6 +239,19 @@ int qcow2_l2_set(struct disk *d, uint64_t *table, uint64_t idx, uint64_t val,
 		 uint64_t bitmap);
 int qcow2_l2_lookup(struct disk *d, uint64_t vo, bool alloc,
 		    uint64_t *l2off, uint64_t **table);
+/* A cluster's count (0 where no block holds it); setting makes blocks. */
+int qcow2_refcount_get(struct disk *d, uint64_t cluster, uint64_t *rc);
+int qcow2_refcount_set(struct disk *d, uint64_t cluster, uint64_t rc);
+
+/*
+ * qcow2_repair.c: refcounts rebuilt from every table that points at a
+ * cluster (the header, L1, refcount, L2 tables, snapshots), as
+ * `qemu-img check -r all` would, and the active tables' COPIED flags
+ * made to agree; then written back and synced.  At open, before any
+ * other thread.  An error (a table outside the file, a count that
+ * overflows) is described in err.
+ */
+int qcow2_repair(struct disk *d, char *err, size_t errlen);
 
 /* qcow2_io.c: requests */
 void qcow2_submit(struct disk *d, struct aio *a, struct disk_req *r);
