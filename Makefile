@@ -39,9 +39,10 @@ B := build/$(ARCH)
 # core), virtio/ platform/ (devices), machine/ (assembly), the arch; the
 # command line (cli/) is built on the library alone.
 LIB_SRCS := $(wildcard lib/*.c) $(wildcard disk/*.c) $(wildcard net/*.c) \
+	$(wildcard fs/*.c) \
 	$(wildcard vmm/*.c) $(wildcard virtio/*.c) $(wildcard platform/*.c) \
 	$(wildcard machine/*.c) $(wildcard $(ARCH_DIR)/*.c)
-CLI_SRCS := cli/cli.c cli/ctl.c cli/term.c
+CLI_SRCS := cli/cli.c cli/ctl.c cli/term.c cli/export.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/obj/%.o)
 SAN_OBJS := $(LIB_SRCS:%.c=$(B)/san/%.o) $(CLI_SRCS:%.c=$(B)/san/%.o)

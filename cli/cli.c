@@ -34,6 +34,8 @@ const char cli_usage[] =
 	"            [--watch SECONDS [--count N]] [--memory]\n"
 	"  debug     [-n] NAME --dump | --nmi CPU | --sysrq KEY\n"
 	"  balloon   [-n] NAME --inflate MIB | --deflate MIB\n"
+	"  export    serve a disk image as a file over FUSE: IMAGE MOUNTPOINT\n"
+	"            (lkvm export --help for options)\n"
 	"  version   print the version\n"
 	"  help      print this text\n";
 

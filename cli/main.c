@@ -231,6 +231,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (cli_is_ctl_command(cmd))
 		return cli_ctl_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "export"))
+		return cli_export_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("lkvm %s\n", LKVM_VERSION);
 		return LKVM_STATUS_OK;

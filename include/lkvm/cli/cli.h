@@ -53,6 +53,9 @@ extern const char cli_usage[];
  * balloon), in ctl.c: argv[0] is the command.  Returns the exit status.
  */
 bool cli_is_ctl_command(const char *cmd);
+/* lkvm export (cli/export.c): argv[0] is "export". */
+extern const char cli_export_usage[];
+int cli_export_main(int argc, char **argv);
 int cli_ctl_main(int argc, char **argv);
 struct ctl_opts;
 int cli_parse_ctl(int argc, char **argv, struct ctl_opts *o, int *cmd,
