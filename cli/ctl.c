@@ -355,6 +355,10 @@ static void print_queue_totals(const struct reply *r)
 {
 	unsigned int i;
 
+	for (i = 0; i < r->n && strcmp(r->rec[i].type, "queue"); i++)
+		;
+	if (i == r->n)
+		return;		/* an export: no queues */
 	printf("%-8s %2s %-10s %9s %4s %9s %9s %7s %6s %10s %10s %4s %9s %9s %8s %7s\n",
 	       "DEVICE", "Q", "THREAD", "REQUESTS", "INFL", "READS",
 	       "WRITES", "FLUSHES", "DISCRD", "READ_MiB", "WRITE_MiB",
@@ -518,9 +522,21 @@ static int do_stat(const struct ctl_opts *o, const char *dir,
 		if (o->json) {
 			print_json_reply(&cur);
 		} else {
-			for (i = 0; i < cur.n; i++)
-				if (!strcmp(cur.rec[i].type, "vm"))
-					print_vm_line(&cur.rec[i]);
+			for (i = 0; i < cur.n; i++) {
+				const struct ctl_record *r = &cur.rec[i];
+				unsigned int k;
+
+				if (!strcmp(r->type, "vm"))
+					print_vm_line(r);
+				/* An export's records, as they come. */
+				if (strcmp(r->type, "export") &&
+				    strcmp(r->type, "worker"))
+					continue;
+				printf("%s", r->type);
+				for (k = 0; k < r->n; k++)
+					printf(" %s=%s", r->key[k], r->val[k]);
+				printf("\n");
+			}
 			print_queue_totals(&cur);
 		}
 		reply_free(&cur);

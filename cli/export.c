@@ -162,11 +162,12 @@ static int ctl_request(void *opaque, const struct ctl_request *req,
 	struct fsx_stats st;
 	struct timespec now;
 	unsigned long long up;
+	unsigned int i;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	up = (now.tv_sec - c->t0.tv_sec) * 1000ULL +
 	     (now.tv_nsec - c->t0.tv_nsec) / 1000000;
-	fsx_stats(c->x, &st);
+	fsx_stats(c->x, -1, &st);
 	if (!strcmp(req->argv[0], "info") && req->argc == 1) {
 		ctl_reply_printf(rep,
 				 "vm proto=1 name=%s pid=%d state=exporting cpus=0 mem_mib=0 uptime_ms=%llu paused_ms=0 devices=export\n",
@@ -185,6 +186,19 @@ static int ctl_request(void *opaque, const struct ctl_request *req,
 				 (unsigned long long)st.bytes_written,
 				 (unsigned long long)st.errors,
 				 (unsigned long long)st.bad, up);
+		for (i = 0; i < st.threads; i++) {
+			struct fsx_stats w;
+
+			fsx_stats(c->x, i, &w);
+			ctl_reply_printf(rep,
+					 "worker name=fsx-%u reads=%llu writes=%llu flushes=%llu zeroes=%llu errors=%llu cpu_ns=%llu\n",
+					 i, (unsigned long long)w.reads,
+					 (unsigned long long)w.writes,
+					 (unsigned long long)w.flushes,
+					 (unsigned long long)w.zeroes,
+					 (unsigned long long)w.errors,
+					 (unsigned long long)w.cpu_ns);
+		}
 		return 0;
 	}
 	if (!strcmp(req->argv[0], "stop") && req->argc == 1) {

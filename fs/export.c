@@ -118,8 +118,6 @@ static void reply_iov(struct fsx_worker *w, uint64_t unique, int err,
 		v[1 + i] = iov[i];
 		oh.len += iov[i].iov_len;
 	}
-	if (err)
-		w->errors++;
 	/* ENOENT: the request was interrupted meanwhile; nothing to do. */
 	if (writev(w->fd, v, 1 + i) < 0 && errno != ENOENT)
 		w->errors++;
@@ -155,6 +153,11 @@ static void slot_put(struct fsx_slot *s)
 static void reply(struct fsx_slot *s, int err, const void *data, size_t len)
 {
 	struct iovec v = { (void *)data, len };
+
+	/* Errors counted are the data path's (ENOSYS for xattrs is not). */
+	if (err && (s->opcode == FUSE_READ || s->opcode == FUSE_WRITE ||
+		    s->opcode == FUSE_FSYNC || s->opcode == FUSE_FALLOCATE))
+		s->w->errors++;
 
 	reply_iov(s->w, s->unique, err, &v, data ? 1 : 0);
 	slot_put(s);
@@ -916,7 +919,7 @@ int fsx_end_fd(const struct fsx *x)
 	return x->end_fd;
 }
 
-void fsx_stats(struct fsx *x, struct fsx_stats *st)
+void fsx_stats(struct fsx *x, int worker, struct fsx_stats *st)
 {
 	unsigned int i;
 
@@ -924,6 +927,8 @@ void fsx_stats(struct fsx *x, struct fsx_stats *st)
 	st->threads = x->nworkers;
 	st->size = x->d->size;
 	for (i = 0; i < x->nworkers; i++) {
+		if (worker >= 0 && i != (unsigned int)worker)
+			continue;
 		struct fsx_worker *w = &x->w[i];
 
 #define ADD(f) st->f += __atomic_load_n(&w->f, __ATOMIC_RELAXED)
@@ -936,6 +941,8 @@ void fsx_stats(struct fsx *x, struct fsx_stats *st)
 		ADD(errors);
 		ADD(bad);
 #undef ADD
+		if (w->t_init)
+			st->cpu_ns += iothread_cpu_ns(&w->t);
 	}
 }
 

@@ -27,10 +27,11 @@ struct fsx_opts {
 	bool allow_other;
 };
 
-/* Totals over the workers (counters are per worker, summed here). */
+/* One worker's counters, or (worker -1) the sums over all. */
 struct fsx_stats {
 	uint64_t reads, writes, flushes, zeroes, bytes_read, bytes_written;
 	uint64_t errors, bad;	/* requests failed; malformed, dropped */
+	uint64_t cpu_ns;	/* the workers' CPU time */
 	unsigned int threads;
 	uint64_t size;
 };
@@ -46,7 +47,7 @@ int fsx_open(struct fsx **xp, const struct fsx_opts *o, char *err,
 	     size_t errlen);
 /* Readable (an eventfd) once the session ended: unmounted from outside. */
 int fsx_end_fd(const struct fsx *x);
-void fsx_stats(struct fsx *x, struct fsx_stats *st);
+void fsx_stats(struct fsx *x, int worker, struct fsx_stats *st);
 /*
  * Unmounts (lazily if the file is still in use), lets requests in
  * flight finish, stops the workers, flushes and closes the image.
