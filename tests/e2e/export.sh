@@ -111,7 +111,8 @@ loop_ext4() {
 check "losetup + mount ext4 on the exported qcow2: write and read a file, unmount" loop_ext4
 qemu-img convert -O raw $D/fs.qcow2 $D/fs2.raw
 check "... qemu-img check clean after unexport" qemu-img check -q $D/fs.qcow2
-check "... e2fsck -fn of the image's contents: clean" e2fsck -fn $D/fs2.raw > /dev/null 2>&1
+check "... e2fsck -fn of the image's contents: clean" \
+	eval 'e2fsck -fn $D/fs2.raw > $D/fsck.out 2>&1 || { cat $D/fsck.out; false; }'
 check "... and the file is in it" \
 	eval 'debugfs -R "cat /payload" $D/fs2.raw 2> /dev/null | cmp -s - $D/payload'
 
