@@ -66,6 +66,7 @@ struct fuse_queue {
 	uint8_t *mem;		/* the slots' buffers */
 	uint8_t *priv;		/* the filesystem's per-request state */
 	uint64_t bad;		/* malformed requests (dropped or EINVAL) */
+	uint64_t requests;	/* read from the descriptor */
 };
 
 struct fuse_devq {
@@ -234,6 +235,7 @@ static void on_fuse(void *opaque, uint32_t events)
 		n = read(q->fd, s->buf + DEVQ_ROOM - DEVQ_WRITE_HDR,
 			 DEVQ_READ_MAX);
 		if (n > 0) {
+			q->requests++;
 			dispatch(q, s, s->buf + DEVQ_ROOM - DEVQ_WRITE_HDR, n);
 			continue;
 		}
@@ -492,6 +494,11 @@ unsigned int fuse_devq_threads(const struct fuse_devq *d)
 uint64_t fuse_devq_cpu_ns(const struct fuse_devq *d, unsigned int i)
 {
 	return i < d->n && d->q[i].t_init ? iothread_cpu_ns(&d->q[i].t) : 0;
+}
+
+uint64_t fuse_devq_requests(const struct fuse_devq *d, unsigned int i)
+{
+	return i < d->n ? __atomic_load_n(&d->q[i].requests, __ATOMIC_RELAXED) : 0;
 }
 
 uint64_t fuse_devq_malformed(const struct fuse_devq *d, unsigned int i)

@@ -6,7 +6,8 @@
  *   hostmount DIR MOUNTPOINT [--ro] [--threads N] [--cache auto|always|never]
  *
  * Serves until SIGINT/SIGTERM or an unmount; prints "mounted" once the
- * mount is up.  Needs root.  Only the transport differs from virtio-fs:
+ * mount is up, and at the end "queue I: N requests" for each queue and
+ * the inodes and open files the tables still hold.  Needs root.  Only the transport differs from virtio-fs:
  * the request handling is fs/passthrough.c's.
  */
 #include <errno.h>
@@ -79,7 +80,16 @@ int main(int argc, char **argv)
 	pfd[1] = (struct pollfd){ .fd = fuse_devq_end_fd(dq), .events = POLLIN };
 	while (poll(pfd, 2, -1) < 0 && errno == EINTR)
 		;
+	for (i = 0; i < (int)fuse_devq_threads(dq); i++)
+		printf("queue %d: %llu requests\n", i,
+		       (unsigned long long)fuse_devq_requests(dq, i));
 	fuse_devq_close(dq);
+	{
+		uint32_t ni, nf;
+
+		pfs_counts(p, &ni, &nf);
+		printf("held: %u inodes, %u open files\n", ni, nf);
+	}
 	pfs_close(p);
 	return 0;
 }

@@ -43,6 +43,7 @@ unsigned int fuse_devq_threads(const struct fuse_devq *d);
 /* Queue i's thread's CPU time, and the malformed requests it got. */
 uint64_t fuse_devq_cpu_ns(const struct fuse_devq *d, unsigned int i);
 uint64_t fuse_devq_malformed(const struct fuse_devq *d, unsigned int i);
+uint64_t fuse_devq_requests(const struct fuse_devq *d, unsigned int i);
 /*
  * Unmounts (lazily if still in use), lets every request in flight be
  * answered, stops the queues and closes the session.
