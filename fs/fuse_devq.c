@@ -51,12 +51,11 @@ struct devq_slot {
 	struct devq_slot *next;	/* free list */
 };
 
-struct fuse_queue {
+struct devq_queue {
+	struct fuse_queue fq;	/* index and engine, for the filesystem */
 	struct fuse_devq *d;
-	unsigned int idx;
 	struct iothread t;
 	bool t_init;
-	struct aio *aio;
 	int fd;			/* this queue's /dev/fuse descriptor */
 	int quit_fd;		/* eventfd: finish what is in flight, stop */
 	bool quitting, watching, done;
@@ -74,26 +73,21 @@ struct fuse_devq {
 	const struct fuse_fs_ops *ops;
 	void *fs;
 	unsigned int n;
-	struct fuse_queue *q;
+	struct devq_queue *q;
 	int end_fd;		/* eventfd: the session ended */
 	int done_fd;		/* eventfd: a quitting queue is idle */
 	bool aio_sync;
 };
 
-struct aio *fuse_queue_aio(const struct fuse_queue *q)
+static struct devq_queue *to_devq(struct fuse_queue *fq)
 {
-	return q->aio;
-}
-
-unsigned int fuse_queue_index(const struct fuse_queue *q)
-{
-	return q->idx;
+	return container_of(fq, struct devq_queue, fq);
 }
 
 /* ---- slots and replies ---- */
 
 /* A quitting queue with nothing in flight tells fuse_devq_close, once. */
-static void check_done(struct fuse_queue *q)
+static void check_done(struct devq_queue *q)
 {
 	uint64_t one = 1;
 
@@ -106,7 +100,7 @@ static void check_done(struct fuse_queue *q)
 
 static void slot_put(struct devq_slot *s)
 {
-	struct fuse_queue *q = s->r.q;
+	struct devq_queue *q = to_devq(s->r.q);
 
 	s->next = q->free;
 	q->free = s;
@@ -143,7 +137,7 @@ static void devq_reply(struct fuse_req *r, int err, const struct iovec *iov,
 	 * A failure is the requester's loss, not ours: ENOENT, it was
 	 * interrupted meanwhile; ENODEV, the session is gone.
 	 */
-	if (writev(r->q->fd, v, k) < 0)
+	if (writev(to_devq(r->q)->fd, v, k) < 0)
 		(void)errno;
 	slot_put(s);
 }
@@ -158,7 +152,7 @@ static const struct fuse_transport_ops devq_ops = {
 	.drop = devq_drop,
 };
 
-static struct devq_slot *slot_get(struct fuse_queue *q)
+static struct devq_slot *slot_get(struct devq_queue *q)
 {
 	struct devq_slot *s = q->free;
 
@@ -170,7 +164,7 @@ static struct devq_slot *slot_get(struct fuse_queue *q)
 }
 
 /* n bytes at p (inside s->buf): checked, then to the filesystem. */
-static void dispatch(struct fuse_queue *q, struct devq_slot *s, const void *p,
+static void dispatch(struct devq_queue *q, struct devq_slot *s, const void *p,
 		     size_t n)
 {
 	struct fuse_req *r = &s->r;
@@ -219,7 +213,7 @@ static void session_end(struct fuse_devq *d)
 /* The queue's descriptor is readable: requests while there are slots. */
 static void on_fuse(void *opaque, uint32_t events)
 {
-	struct fuse_queue *q = opaque;
+	struct devq_queue *q = opaque;
 	struct devq_slot *s;
 	ssize_t n;
 
@@ -254,7 +248,7 @@ static void on_fuse(void *opaque, uint32_t events)
 
 static void on_quit(void *opaque, uint32_t events)
 {
-	struct fuse_queue *q = opaque;
+	struct devq_queue *q = opaque;
 	uint64_t v;
 
 	(void)events;
@@ -269,14 +263,14 @@ static void on_quit(void *opaque, uint32_t events)
 /* ---- queues ---- */
 
 /* A queue's slots and buffers; fd is its descriptor. */
-static int queue_setup(struct fuse_devq *d, struct fuse_queue *q,
+static int queue_setup(struct fuse_devq *d, struct devq_queue *q,
 		       unsigned int i, int fd)
 {
 	size_t priv = ALIGN_UP(d->ops->req_priv, 64);
 	unsigned int k;
 
 	q->d = d;
-	q->idx = i;
+	q->fq.index = i;
 	q->fd = fd;
 	q->quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	q->mem = mmap(NULL, (size_t)DEVQ_SLOTS * DEVQ_BUF,
@@ -291,7 +285,7 @@ static int queue_setup(struct fuse_devq *d, struct fuse_queue *q,
 		struct devq_slot *s = &q->slot[k];
 
 		s->buf = q->mem + (size_t)k * DEVQ_BUF;
-		s->r.q = q;
+		s->r.q = &q->fq;
 		s->r.t = &devq_ops;
 		s->r.priv = priv ? q->priv + k * priv : NULL;
 		s->next = q->free;
@@ -301,17 +295,17 @@ static int queue_setup(struct fuse_devq *d, struct fuse_queue *q,
 }
 
 /* Its thread, with an io_uring engine (or the synchronous one). */
-static int queue_thread(struct fuse_devq *d, struct fuse_queue *q)
+static int queue_thread(struct fuse_devq *d, struct devq_queue *q)
 {
 	char name[16];
 	int ret;
 
-	snprintf(name, sizeof(name), "fuse-%u", q->idx);
+	snprintf(name, sizeof(name), "fuse-%u", q->fq.index);
 	ret = iothread_init(&q->t, name);
 	if (ret)
 		return ret;
 	q->t_init = true;
-	ret = aio_create(&q->aio, &q->t, DEVQ_SLOTS * 2, !d->aio_sync);
+	ret = aio_create(&q->fq.aio, &q->t, DEVQ_SLOTS * 2, !d->aio_sync);
 	if (!ret)
 		ret = iothread_add(&q->t, q->quit_fd, EPOLLIN, on_quit, q);
 	if (!ret)
@@ -323,14 +317,14 @@ static int queue_thread(struct fuse_devq *d, struct fuse_queue *q)
 	return iothread_start(&q->t);
 }
 
-static void queue_free(struct fuse_queue *q)
+static void queue_free(struct devq_queue *q)
 {
 	if (q->t_init) {
 		iothread_stop(&q->t);
 		iothread_free(&q->t);
 	}
-	if (q->aio)
-		aio_free(q->aio);
+	if (q->fq.aio)
+		aio_free(q->fq.aio);
 	if (q->quit_fd >= 0)
 		close(q->quit_fd);
 	if (q->fd >= 0 && q->fd != q->d->s.fd)
@@ -534,7 +528,7 @@ int fuse_devq_test_open(struct fuse_devq **dp, const struct fuse_fs_ops *ops,
 	if (!ret)
 		ret = queue_setup(d, &d->q[0], 0, reply_fd);
 	if (!ret)
-		ret = aio_sync_create(&d->q[0].aio);
+		ret = aio_sync_create(&d->q[0].fq.aio);
 	if (ret) {
 		if (d) {
 			d->q[0].fd = -1;
@@ -548,7 +542,7 @@ int fuse_devq_test_open(struct fuse_devq **dp, const struct fuse_fs_ops *ops,
 
 void fuse_devq_test_request(struct fuse_devq *d, const void *buf, size_t n)
 {
-	struct fuse_queue *q = &d->q[0];
+	struct devq_queue *q = &d->q[0];
 	struct devq_slot *s = slot_get(q);
 	uint8_t *p;
 
@@ -559,7 +553,7 @@ void fuse_devq_test_request(struct fuse_devq *d, const void *buf, size_t n)
 	memcpy(p, buf, n);
 	dispatch(q, s, p, n);
 	while (q->busy)
-		q->aio->ops->poll(q->aio);
+		q->fq.aio->ops->poll(q->fq.aio);
 }
 
 void fuse_devq_test_close(struct fuse_devq *d)

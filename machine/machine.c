@@ -35,6 +35,7 @@ extern const struct device_type virtio_console_type;
 extern const struct device_type virtio_rng_type;
 extern const struct device_type virtio_balloon_type;
 extern const struct device_type virtio_vsock_type;
+extern const struct device_type virtio_fs_type;
 
 static const struct device_type *const device_types[] = {
 	&virtio_blk_type,
@@ -43,6 +44,7 @@ static const struct device_type *const device_types[] = {
 	&virtio_rng_type,
 	&virtio_balloon_type,
 	&virtio_vsock_type,
+	&virtio_fs_type,
 };
 
 /* --- the shared low-rate thread --- */

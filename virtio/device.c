@@ -302,8 +302,9 @@ static void virtio_thread_died(void *opaque, struct iothread *t, int err)
 int virtio_thread_filter(void *opaque, struct iothread *t)
 {
 	const struct virtio_device *d = opaque;
-	int ret = seccomp_enter(d && d->ops->host_sockets ?
-				SECCOMP_IO_SOCKETS : SECCOMP_IO, t->name);
+	int ret = seccomp_enter(d && d->ops->host_sockets ? SECCOMP_IO_SOCKETS :
+				d && d->ops->host_files ? SECCOMP_FS : SECCOMP_IO,
+				t->name);
 
 	if (!ret)
 		seccomp_test_violation(t->name);

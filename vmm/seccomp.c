@@ -8,7 +8,8 @@
  *   I/O threads (queue threads and the low-rate thread): their rings
  *     (io_uring_enter, epoll), file I/O (p{read,write}v, fdatasync,
  *     fallocate), eventfd writes, madvise (the balloon), getrandom,
- *     and the same ioctls.
+ *     and the same ioctls; virtio-vsock's also sockets, virtio-fs's
+ *     also the *at() calls of a passthrough filesystem.
  * Everything else traps: SIGSYS, whose handler says which thread made
  * which call and then lets SIGSYS end the process.  The thread that
  * calls lkvm_run() is the embedder's and is never filtered.
@@ -91,6 +92,20 @@ static const int socket_calls[] = {
 	__NR_timerfd_settime,
 };
 
+/*
+ * virtio-fs queue threads: a passthrough filesystem's calls, every one
+ * relative to a descriptor the share handed out (fs/passthrough.c).
+ */
+static const int fs_calls[] = {
+	__NR_openat, __NR_openat2, __NR_mkdirat, __NR_mknodat,
+	__NR_symlinkat, __NR_linkat, __NR_unlinkat, __NR_renameat2,
+	__NR_readlinkat, __NR_fchownat, __NR_fchmodat, __NR_utimensat,
+	__NR_getdents64, __NR_truncate, __NR_ftruncate, __NR_statfs,
+	__NR_fstatfs, __NR_getxattr, __NR_setxattr, __NR_listxattr,
+	__NR_removexattr, __NR_faccessat, __NR_faccessat2,
+	__NR_copy_file_range, __NR_syncfs, __NR_statx, __NR_fcntl,
+};
+
 /* ioctls made after the VM starts, by a vCPU or an I/O thread. */
 static const unsigned long run_ioctls[] = {
 	KVM_IOEVENTFD, KVM_IRQFD, KVM_SET_GSI_ROUTING, KVM_SIGNAL_MSI,
@@ -104,7 +119,7 @@ static const unsigned long run_ioctls[] = {
 #endif
 };
 
-#define MAX_FILTER 160
+#define MAX_FILTER 256
 
 struct bpf {
 	struct sock_filter f[MAX_FILTER];
@@ -144,6 +159,8 @@ static void build(struct bpf *b, enum seccomp_kind kind)
 	for (i = 0; kind == SECCOMP_IO_SOCKETS &&
 		    i < ARRAY_SIZE(socket_calls); i++)
 		allow_if(b, socket_calls[i]);
+	for (i = 0; kind == SECCOMP_FS && i < ARRAY_SIZE(fs_calls); i++)
+		allow_if(b, fs_calls[i]);
 	/* ioctl: by request (the low 32 bits of the second argument). */
 	emit(b, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, __NR_ioctl);
 	emit(b, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_TRAP);

@@ -9,6 +9,7 @@ enum seccomp_kind {
 	SECCOMP_VCPU,
 	SECCOMP_IO,		/* queue threads and the low-rate thread */
 	SECCOMP_IO_SOCKETS,	/* ... that also open host Unix sockets */
+	SECCOMP_FS,		/* ... that also open, make and remove files */
 };
 
 /* Filters the calling thread for good; name is what a report says. */

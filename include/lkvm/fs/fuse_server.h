@@ -23,8 +23,17 @@
 #include "lkvm/fs/fuse_msg.h"
 
 struct aio;
-struct fuse_queue;
 struct fuse_req;
+
+/*
+ * A transport's queue as the filesystem sees it: its index (for
+ * per-queue state) and its I/O engine (io_uring, or synchronous; NULL on
+ * a queue that takes no I/O requests, virtio-fs's hiprio).
+ */
+struct fuse_queue {
+	unsigned int index;
+	struct aio *aio;
+};
 
 /* What a transport does with a request's answer. */
 struct fuse_transport_ops {
@@ -97,8 +106,14 @@ static inline void fuse_reply_none(struct fuse_req *r)
 	r->t->drop(r);
 }
 
-/* A queue's I/O engine (io_uring, or synchronous), and its index. */
-struct aio *fuse_queue_aio(const struct fuse_queue *q);
-unsigned int fuse_queue_index(const struct fuse_queue *q);
+static inline struct aio *fuse_queue_aio(const struct fuse_queue *q)
+{
+	return q->aio;
+}
+
+static inline unsigned int fuse_queue_index(const struct fuse_queue *q)
+{
+	return q->index;
+}
 
 #endif

@@ -102,6 +102,8 @@ struct virtio_device_ops {
 	uint32_t pci_class;		/* class code on virtio-pci */
 	/* Its threads dial and accept host sockets (their seccomp filter). */
 	bool host_sockets;
+	/* Its threads open, make and remove host files (virtio-fs). */
+	bool host_files;
 	void (*config_read)(struct virtio_device *d, uint32_t off, void *data,
 			    unsigned int len);
 	void (*config_write)(struct virtio_device *d, uint32_t off,
