@@ -11,7 +11,7 @@ GUEST_CFLAGS := -O2 -std=gnu11 -Wall -Wextra -Werror -ffreestanding -nostdlib \
 	-fno-asynchronous-unwind-tables -fcf-protection=none -Iguest
 GUESTS := hello exitcode spin smp irq panic reboot triple echo emufail \
 	rng batch batchintx msix vconsole hostile blk blkro blkmq net netbasic \
-	counter sysrq acpioff vsock usernet
+	counter sysrq acpioff vsock usernet fs fshostile
 GUEST_RT := guest/build/rt/entry.o guest/build/rt/vectors.o guest/build/rt/lib.o \
 	guest/build/rt/virtio.o guest/build/rt/vblk.o
 
@@ -38,5 +38,6 @@ guest/build/%.bin: guest/build/%.elf
 
 # netbasic is net.c built with NET_BASIC.
 guest/build/netbasic.o: guest/net.c
+guest/build/fshostile.o: guest/fs.c
 
 .SECONDARY: $(GUESTS:%=guest/build/%.o) $(GUEST_RT)

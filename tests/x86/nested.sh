@@ -57,7 +57,7 @@ for b in /usr/bin/passt /usr/bin/passt.avx2 /usr/bin/setpriv; do
 done
 (cd $W/l2 && find . | cpio -o -H newc --quiet) > $W/l1/g/l2.cpio
 cp build/x86_64-static/lkvm $W/l1/bin/lkvm
-cp guest/build/{hello,acpioff,counter,sysrq,vsock,usernet,blk}.bin guest/build/hello.elf $W/l1/g/
+cp guest/build/{hello,acpioff,counter,sysrq,vsock,usernet,blk,fs,fshostile}.bin guest/build/hello.elf $W/l1/g/
 # A qcow2 disk with subclusters for the blk guest (its write-back thread
 # runs under the seccomp filter there).
 qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=16384 $W/l1/g/disk.qcow2 1M
@@ -187,6 +187,21 @@ check "vsock: the guest exits 0, its 3 bad packets reset" \
 	grep -q "^X1 vsock status 0: .*resets for 3 bad packets" <<< "$LOG"
 grep "^X1 vsock status" <<< "$LOG" | sed 's/^X1 /  /'
 check "vsock: PATH removed when lkvm ends" has "X1 vsock path left 0"
+check "fs guest (virtio-pci, seccomp on): INIT, LOOKUP, OPEN, READ print hello.txt's first line" \
+	grep -q "^X1 fs status 0: .*fs: hello.txt: first line of hello|" <<< "$LOG"
+check "fs guest: CREATE + WRITE left from-guest.txt with its bytes, FORGET on hiprio came back" \
+	eval 'has "X1 fs written: written by the fs guest over virtio-fs" &&
+	      grep -q "^X1 fs status 0: .*released, forgot|fs: ok|" <<< "$LOG"'
+check "fs guest on virtio-mmio with 2 request queues: the same" \
+	eval 'grep -q "^X1 fs-mmio status 0: fs: tag mm, 2 request queue.*fs: ok|" <<< "$LOG" &&
+	      has "X1 fs-mmio written: written by the fs guest over virtio-fs"'
+FB=$(x1 "fshostile before: ")
+FA=$(x1 "fshostile after: ")
+check "fshostile: every malformed request and escape attempt refused, the device still serves ($(x1 "fshostile status " | tr '|' ' '))" \
+	grep -q "^X1 fshostile status 0: .*checks, 0 unexpected" <<< "$LOG"
+check "fshostile: nothing outside the share changed, inside only its symlink" \
+	eval '[ -n "$FB" ] && [ "$(tr " " "\n" <<< "$FA" | grep -v "^./share/esc:" | tr "\n" " ")" = "$(tr " " "\n" <<< "$FB" | tr "\n" " ")" ] &&
+	      tr " " "\n" <<< "$FA" | grep -q "^./share/esc:"'
 check "usernet: as nobody, -n mode=user: the guest's DHCP lease and UDP echo, exit 0" \
 	grep -q "^X1 usernet status 0: usernet: DHCP lease 10.0.2.15, gateway 10.0.2.2 usernet: UDP echo from 10.0.2.2 port 5555: received" <<< "$LOG"
 grep "^X1 usernet" <<< "$LOG" | sed 's/^X1 /  /'

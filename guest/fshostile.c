@@ -1,0 +1,3 @@
+/* fshostile: fs.c with malformed requests and escape attempts. */
+#define FS_HOSTILE 1
+#include "fs.c"
