@@ -21,7 +21,7 @@ rootfs $W/l2 tests/arm64/l2-init virtio_mmio virtio_pci virtio_pci_modern_dev \
 	virtio_pci_legacy_dev virtio_blk virtio_console virtio-rng ext4 jbd2 \
 	mbcache crc16 crc32c_generic libcrc32c virtio_net net_failover failover \
 	virtio_balloon vsock vmw_vsock_virtio_transport_common \
-	vmw_vsock_virtio_transport
+	vmw_vsock_virtio_transport fuse virtiofs
 aarch64-linux-gnu-gcc -O2 -Wall -Wextra -static -pthread -o $W/l2/bin/race \
 	tests/arm64/race.c > $W/race-build.log 2>&1 ||
 	{ cat $W/race-build.log; fail "the racing guest program builds"; }
@@ -301,6 +301,35 @@ check "control: lkvm balloon --inflate 16 reaches L2; stat --memory shows it (40
 check "control: lkvm stop --all stops ci2, paused (exit 0), no socket left" \
 	eval 'grep -q "^L1 ctl ci2 status after stop --all: 0" <<< "$S" &&
 	grep -q "^L1 ctl sockets left: 0" <<< "$S"'
+
+S=$(section virtiofs)
+if [ -z "${LKVM_NESTED_ONLY:-}" ] || [ "$LKVM_NESTED_ONLY" = virtiofs ]; then
+	VB=$(sed -n 's/^L1 virtiofs big //p' <<< "$LOG")
+	check "virtiofs: L2 mounts the share (mount -t virtiofs host)" \
+		grep -q "^L2 virtiofs mounted: host virtiofs" <<< "$S"
+	check "virtiofs: cp -a of the tree, then sha256sum -c of its 49 files in the copy" \
+		eval 'grep -q "^L2 virtiofs cp -a done" <<< "$S" &&
+		      grep -q "^L2 virtiofs sha256sum -c ok 49 files" <<< "$S"'
+	check "virtiofs: a 3 MiB file (larger than a read) reads with L1's checksum" \
+		eval '[ -n "$VB" ] && grep -q "^L2 virtiofs big $VB" <<< "$S"'
+	check "virtiofs: mv, ln, ln -s, chmod, truncate, rm -rf through the share" \
+		grep -q "^L2 virtiofs mv ln ln-s chmod truncate rm-rf done" <<< "$S"
+	VD=$(sed -n 's/^L2 virtiofs dd sha256 //p' <<< "$S")
+	check "virtiofs: dd conv=fsync of 5 MiB reads back, and L1 has the same bytes" \
+		eval '[ -n "$VD" ] && grep -q "^L2 virtiofs dd read back $VD" <<< "$S" &&
+		      grep -q "^L1 virtiofs after: dd.out $VD" <<< "$LOG"'
+	check "virtiofs: L1 sees L2's changes (links, mode, size, the removed directory)" \
+		eval 'grep -q "^L1 virtiofs after: hard links 2, soft moved/f2, mode 600, size 7" <<< "$LOG" &&
+		      grep -q "^L1 virtiofs after: copy big d3 d4 d5 d6 hard link moved soft" <<< "$LOG"'
+	check "virtiofs: L2 unmounts, lkvm exits 0" \
+		eval 'grep -q "^L2 virtiofs unmounted" <<< "$S" && grep -q "^L1 end virtiofs status 0" <<< "$S"'
+	S=$(section vfsroot)
+	check "virtiofs root: L2 boots with root=rootfs rootfstype=virtiofs and runs init from the share" \
+		grep -q "^L2 vfsroot init: pid 1, / is rootfs virtiofs" <<< "$S"
+	check "virtiofs root: what L2 wrote there is in L1's directory, lkvm exits 0" \
+		eval 'grep -q "^L1 vfsroot after: L2 vfsroot wrote" <<< "$LOG" &&
+		      grep -q "^L1 end vfsroot status 0" <<< "$S"'
+fi
 
 S=$(section panic)
 check "panic: L2 panics (sysrq c)" grep -q "Kernel panic" <<< "$S"
