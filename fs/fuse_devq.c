@@ -32,6 +32,7 @@
 
 #include "lkvm/fs/fuse_devq.h"
 #include "lkvm/fs/fuse_dev.h"
+#include "lkvm/fs/fuse_pool.h"
 #include "lkvm/lib/aio.h"
 #include "lkvm/lib/iothread.h"
 #include "lkvm/lib/util.h"
@@ -113,8 +114,9 @@ static void slot_put(struct devq_slot *s)
 	}
 }
 
-static void devq_reply(struct fuse_req *r, int err, const struct iovec *iov,
-		       unsigned int n, size_t len)
+/* The reply on the queue's descriptor (any thread: one writev). */
+static void devq_send(struct fuse_req *r, int err, const struct iovec *iov,
+		      unsigned int n, size_t len)
 {
 	struct devq_slot *s = container_of(r, struct devq_slot, r);
 	struct fuse_out_header oh = { .error = err, .unique = r->unique };
@@ -139,17 +141,31 @@ static void devq_reply(struct fuse_req *r, int err, const struct iovec *iov,
 	 */
 	if (writev(to_devq(r->q)->fd, v, k) < 0)
 		(void)errno;
-	slot_put(s);
+}
+
+static void devq_finish(struct fuse_req *r, bool replied)
+{
+	(void)replied;
+	slot_put(container_of(r, struct devq_slot, r));
+}
+
+static void devq_reply(struct fuse_req *r, int err, const struct iovec *iov,
+		       unsigned int n, size_t len)
+{
+	devq_send(r, err, iov, n, len);
+	devq_finish(r, true);
 }
 
 static void devq_drop(struct fuse_req *r)
 {
-	slot_put(container_of(r, struct devq_slot, r));
+	devq_finish(r, false);
 }
 
 static const struct fuse_transport_ops devq_ops = {
 	.reply = devq_reply,
 	.drop = devq_drop,
+	.send = devq_send,
+	.finish = devq_finish,
 };
 
 static struct devq_slot *slot_get(struct devq_queue *q)
@@ -311,6 +327,15 @@ static int queue_thread(struct fuse_devq *d, struct devq_queue *q)
 	if (!ret)
 		ret = iothread_add(&q->t, q->fd, EPOLLIN | EPOLLEXCLUSIVE,
 				   on_fuse, q);
+	if (!ret && d->ops->pool_threads) {
+		struct fuse_pool_opts po = {
+			.threads = d->ops->pool_threads,
+			.name = name,
+			.owner = &q->t,
+		};
+
+		ret = fuse_pool_create(&q->fq.pool, &po);
+	}
 	if (ret)
 		return ret;
 	q->watching = true;
@@ -319,10 +344,12 @@ static int queue_thread(struct fuse_devq *d, struct devq_queue *q)
 
 static void queue_free(struct devq_queue *q)
 {
-	if (q->t_init) {
+	if (q->t_init)
 		iothread_stop(&q->t);
+	/* Its helpers hold nothing now: the queue answered everything. */
+	fuse_pool_free(q->fq.pool);
+	if (q->t_init)
 		iothread_free(&q->t);
-	}
 	if (q->fq.aio)
 		aio_free(q->fq.aio);
 	if (q->quit_fd >= 0)

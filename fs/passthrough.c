@@ -19,9 +19,11 @@
  * reads and writes, fsync and fallocate go to the queue's engine
  * (io_uring; a page-cache hit is done on the spot) and are answered
  * from the completion; the descriptor they use is held by a table
- * reference until then.  Metadata operations are done on the queue
- * thread.  The tables are the only state shared between queues; they
- * take no lock to find an entry by id (fs_table.h).
+ * reference until then.  Metadata operations, which may wait on the disk, run on the
+ * queue's helper threads (fuse_pool.h) where it has them, so a slow
+ * lookup does not hold up reads; bookkeeping (FORGET) runs at once.
+ * The tables are the only state shared between queues and helpers;
+ * they take no lock to find an entry by id (fs_table.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,6 +40,7 @@
 #include <unistd.h>
 
 #include "lkvm/fs/fs_table.h"
+#include "lkvm/fs/fuse_pool.h"
 #include "lkvm/fs/passthrough.h"
 #include "lkvm/lib/aio.h"
 #include "lkvm/lib/util.h"
@@ -1174,7 +1177,8 @@ out:
 	fuse_reply_err(r, n < 0 ? n : 0);
 }
 
-static void pfs_request(void *fs, struct fuse_req *r)
+/* A request that may block, on a helper of its queue (or here). */
+static void pfs_blocking(void *fs, struct fuse_req *r)
 {
 	struct pfs *p = fs;
 
@@ -1230,6 +1234,28 @@ static void pfs_request(void *fs, struct fuse_req *r)
 	}
 }
 
+/*
+ * On the queue's thread: data I/O goes to its ring, bookkeeping is done
+ * at once, everything that may wait on the disk to a helper.
+ */
+static void pfs_request(void *fs, struct fuse_req *r)
+{
+	struct pfs *p = fs;
+
+	switch (r->opcode) {
+	case FUSE_READ:		do_read(p, r); break;
+	case FUSE_WRITE:	do_write(p, r); break;
+	case FUSE_FSYNC:	do_fsync(p, r); break;
+	case FUSE_FALLOCATE:	do_fallocate(p, r); break;
+	case FUSE_FORGET:	do_forget(p, r); break;
+	case FUSE_BATCH_FORGET:	do_batch_forget(p, r); break;
+	case FUSE_FLUSH:
+	case FUSE_DESTROY:	fuse_reply_err(r, 0); break;
+	case FUSE_INTERRUPT:	fuse_reply_none(r); break;
+	default:		fuse_run_blocking(r, pfs_blocking, p); break;
+	}
+}
+
 static void pfs_init(void *fs, const struct fuse_init_in *in,
 		     struct fuse_init_out *out)
 {
@@ -1242,6 +1268,7 @@ static void pfs_init(void *fs, const struct fuse_init_in *in,
 
 const struct fuse_fs_ops pfs_fuse_ops = {
 	.req_priv = sizeof(struct pfs_req),
+	.pool_threads = 4,
 	.init = pfs_init,
 	.request = pfs_request,
 };

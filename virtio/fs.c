@@ -16,6 +16,10 @@
  * io_uring engine: a kick wakes it, its drain hands every chain to the
  * filesystem, data I/O completes on the same thread, and after each
  * round of completions one interrupt says so (the batch hook).
+ * Requests that may block (lookups, directory listings, renames, ...)
+ * go to the queue's own helper threads (fs/fuse_pool.c), so a slow one
+ * does not hold up the reads behind it; their replies are written by
+ * the helper and finished on the queue's thread.
  * Everything in struct vfs_queue belongs to its thread.  The hiprio
  * queue (0: FORGET, BATCH_FORGET, INTERRUPT, which get no reply) runs on
  * the low-rate thread.  The filesystem's tables are the only state the
@@ -32,6 +36,7 @@
 #include <unistd.h>
 
 #include "lkvm/fs/fuse_msg.h"
+#include "lkvm/fs/fuse_pool.h"
 #include "lkvm/fs/fuse_server.h"
 #include "lkvm/fs/passthrough.h"
 #include "lkvm/lib/aio.h"
@@ -39,12 +44,14 @@
 #include "lkvm/lib/util.h"
 #include "lkvm/log.h"
 #include "lkvm/machine.h"
+#include "lkvm/seccomp.h"
 #include "lkvm/virtio/device.h"
 #include "lkvm/vm.h"
 
 #define VIRTIO_ID_FS		26
 #define FS_QUEUE_SIZE		128
-#define FS_MAX_IOV		(FS_QUEUE_SIZE + 4)
+/* A largest READ or WRITE: max_pages pages, the headers, some slack. */
+#define FS_MAX_IOV		(FS_MAX_WRITE / 4096 + 8)
 #define FS_MAX_QUEUES		16
 #define FS_TAG_MAX		36
 #define FS_MAX_WRITE		(1u << 20)
@@ -68,6 +75,8 @@ struct vfs_slot {
 	struct iovec in[FS_MAX_IOV];
 	struct iovec out[FS_MAX_IOV];
 	uint8_t hdr[FS_HDR_MAX] __attribute__((aligned(8)));
+	uint32_t reply_len;		/* what vfs_send wrote */
+	int reply_err;
 };
 
 struct vfs_queue {
@@ -108,11 +117,15 @@ static void slot_free(struct vfs_queue *vq, struct vfs_slot *s)
 
 /* ---- replies ---- */
 
-static void vfs_reply(struct fuse_req *r, int err, const struct iovec *iov,
-		      unsigned int n, size_t len)
+/*
+ * The reply into the chain's writable part (guest memory; any thread).
+ * A reset in between would move the rings under a helper, so a reset
+ * first drains the pool (vfs_queue_reset).
+ */
+static void vfs_send(struct fuse_req *r, int err, const struct iovec *iov,
+		     unsigned int n, size_t len)
 {
 	struct vfs_slot *s = container_of(r, struct vfs_slot, r);
-	struct vfs_queue *vq = s->vq;
 	struct fuse_out_header oh = { .error = err, .unique = r->unique };
 	const struct iovec *w = s->iov + s->elem.nout;
 	size_t plen = err ? 0 : iov ? iov_total(iov, n) : len;
@@ -124,36 +137,49 @@ static void vfs_reply(struct fuse_req *r, int err, const struct iovec *iov,
 		plen = 0;
 	}
 	oh.len = sizeof(oh) + plen;
+	buf_to_iov(w, s->elem.nin, 0, &oh, sizeof(oh));
+	for (i = 0, at = sizeof(oh); iov && plen && i < n; i++) {
+		buf_to_iov(w, s->elem.nin, at, iov[i].iov_base, iov[i].iov_len);
+		at += iov[i].iov_len;
+	}
+	s->reply_len = oh.len;
+	s->reply_err = oh.error;
+}
+
+/* On the queue's thread: the chain goes back (empty if not replied). */
+static void vfs_finish(struct fuse_req *r, bool replied)
+{
+	struct vfs_slot *s = container_of(r, struct vfs_slot, r);
+	struct vfs_queue *vq = s->vq;
+
 	if (s->gen == vq->gen) {
-		buf_to_iov(w, s->elem.nin, 0, &oh, sizeof(oh));
-		for (i = 0, at = sizeof(oh); iov && plen && i < n; i++) {
-			buf_to_iov(w, s->elem.nin, at, iov[i].iov_base,
-				   iov[i].iov_len);
-			at += iov[i].iov_len;
-		}
-		if (oh.error) {
+		if (replied && s->reply_err) {
 			vq->errors++;
 			virtio_queue_count_error(vq->q);
 		}
-		virtio_queue_complete(vq->q, &s->elem, oh.len);
+		virtio_queue_complete(vq->q, &s->elem, replied ? s->reply_len : 0);
 	}
 	slot_free(vq, s);
+}
+
+static void vfs_reply(struct fuse_req *r, int err, const struct iovec *iov,
+		      unsigned int n, size_t len)
+{
+	vfs_send(r, err, iov, n, len);
+	vfs_finish(r, true);
 }
 
 /* No reply: the chain goes back as it came. */
 static void vfs_drop(struct fuse_req *r)
 {
-	struct vfs_slot *s = container_of(r, struct vfs_slot, r);
-	struct vfs_queue *vq = s->vq;
-
-	if (s->gen == vq->gen)
-		virtio_queue_complete(vq->q, &s->elem, 0);
-	slot_free(vq, s);
+	vfs_finish(r, false);
 }
 
 static const struct fuse_transport_ops vfs_transport = {
 	.reply = vfs_reply,
 	.drop = vfs_drop,
+	.send = vfs_send,
+	.finish = vfs_finish,
 };
 
 /* ---- requests ---- */
@@ -304,6 +330,9 @@ static void vfs_queue_reset(struct virtio_device *d, struct virtio_queue *q)
 {
 	struct vfs_queue *vq = &to_fs(d)->vq[q->index];
 
+	/* Helpers write replies into guest memory: none may be left. */
+	if (vq->fq.pool)
+		fuse_pool_drain(vq->fq.pool);
 	vq->gen++;
 	vq->starved = false;
 }
@@ -350,6 +379,7 @@ static void vfs_free(struct virtio_device *d)
 	unsigned int i;
 
 	for (i = 0; fs->vq && i <= fs->nreq; i++) {
+		fuse_pool_free(fs->vq[i].fq.pool);
 		if (fs->vq[i].fq.aio)
 			aio_free(fs->vq[i].fq.aio);
 		free(fs->vq[i].slots);
@@ -376,6 +406,12 @@ static const struct virtio_device_ops virtio_fs_ops = {
 	.start = vfs_dev_start,
 	.free = vfs_free,
 };
+
+/* A request queue's helpers filter themselves as its thread does. */
+static int vfs_helper_filter(const char *name)
+{
+	return seccomp_enter(SECCOMP_FS, name);
+}
 
 static int vfs_queue_init(struct virtio_fs *fs, unsigned int i,
 			  struct iothread *t, bool io)
@@ -404,9 +440,21 @@ static int vfs_queue_init(struct virtio_fs *fs, unsigned int i,
 		vq->free = s;
 	}
 	if (io) {
+		struct fuse_pool_opts po = {
+			.threads = pfs_fuse_ops.pool_threads,
+			.name = t->name,
+			.owner = t,
+			.thread_start = fs->dev.vm->cfg.seccomp ? vfs_helper_filter :
+								  NULL,
+			.flush = vfs_batch_done,
+			.flush_opaque = vq,
+		};
+
 		ret = aio_create(&vq->fq.aio, t, FS_QUEUE_SIZE, true);
 		if (!ret)
 			ret = aio_add_batch_hook(vq->fq.aio, vfs_batch_done, vq);
+		if (!ret && po.threads)
+			ret = fuse_pool_create(&vq->fq.pool, &po);
 	}
 	if (!ret)
 		ret = virtio_queue_attach(&fs->dev, i, t);

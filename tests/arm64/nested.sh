@@ -323,12 +323,12 @@ if [ -z "${LKVM_NESTED_ONLY:-}" ] || [ "$LKVM_NESTED_ONLY" = virtiofs ]; then
 		      grep -q "^L1 virtiofs after: copy big d3 d4 d5 d6 hard link moved soft" <<< "$LOG"'
 	check "virtiofs: L2 unmounts, lkvm exits 0" \
 		eval 'grep -q "^L2 virtiofs unmounted" <<< "$S" && grep -q "^L1 end virtiofs status 0" <<< "$S"'
-	S=$(section vfsroot)
+	S=$(section virtiofs-root)
 	check "virtiofs root: L2 boots with root=rootfs rootfstype=virtiofs and runs init from the share" \
 		grep -q "^L2 vfsroot init: pid 1, / is rootfs virtiofs" <<< "$S"
 	check "virtiofs root: what L2 wrote there is in L1's directory, lkvm exits 0" \
 		eval 'grep -q "^L1 vfsroot after: L2 vfsroot wrote" <<< "$LOG" &&
-		      grep -q "^L1 end vfsroot status 0" <<< "$S"'
+		      grep -q "^L1 end virtiofs-root status 0" <<< "$S"'
 fi
 
 S=$(section panic)

@@ -23,6 +23,7 @@
 #include "lkvm/fs/fuse_msg.h"
 
 struct aio;
+struct fuse_pool;
 struct fuse_req;
 
 /*
@@ -33,6 +34,7 @@ struct fuse_req;
 struct fuse_queue {
 	unsigned int index;
 	struct aio *aio;
+	struct fuse_pool *pool;	/* helpers for blocking requests, or NULL */
 };
 
 /* What a transport does with a request's answer. */
@@ -46,6 +48,15 @@ struct fuse_transport_ops {
 		      unsigned int n, size_t len);
 	/* A request that gets no reply (FORGET, INTERRUPT) is over. */
 	void (*drop)(struct fuse_req *r);
+	/*
+	 * reply in two halves, for a request a pool helper ran
+	 * (fuse_pool.h): send writes the reply (any thread); finish, on
+	 * the queue's thread, ends the request (replied: send came first;
+	 * else it was dropped).
+	 */
+	void (*send)(struct fuse_req *r, int err, const struct iovec *iov,
+		     unsigned int n, size_t len);
+	void (*finish)(struct fuse_req *r, bool replied);
 };
 
 /*
@@ -67,10 +78,18 @@ struct fuse_req {
 	struct fuse_queue *q;
 	const struct fuse_transport_ops *t;
 	void *priv;		/* the filesystem's per-request state */
+	/* While a pool helper has it (fuse_pool.c). */
+	const struct fuse_transport_ops *t_owner;
+	void (*pool_fn)(void *fs, struct fuse_req *r);
+	void *pool_fs;
+	struct fuse_req *pool_next;
+	bool pool_replied;
 };
 
 struct fuse_fs_ops {
 	size_t req_priv;	/* bytes of per-request state it wants */
+	/* Helpers per queue for its blocking requests (0: none). */
+	unsigned int pool_threads;
 	/*
 	 * INIT: out has the transport's limits (max_write, max_pages) and
 	 * the version; the filesystem sets the flags it wants, from the
