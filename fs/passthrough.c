@@ -54,6 +54,12 @@ struct pfs {
 	struct fs_table inodes, files;
 	uint64_t ttl;			/* entry and attribute validity, s */
 	bool chown_new;			/* root: new files get the caller's ids */
+	/*
+	 * Test hook (the benchmark's slow-request injection):
+	 * LKVM_TEST_FAULT=fs-slow-lookup:MS makes every LOOKUP of a name
+	 * that starts with "slow" take MS milliseconds more.
+	 */
+	unsigned int slow_lookup_ms;
 };
 
 /* A request with I/O in flight: the open file it holds, its buffers. */
@@ -241,6 +247,8 @@ static void do_lookup(struct pfs *p, struct fuse_req *r)
 	else
 		ret = lookup(p, dir->fd, name, &out);
 	fst_put(&p->inodes, dir);
+	if (p->slow_lookup_ms && !strncmp(name, "slow", 4))
+		usleep(p->slow_lookup_ms * 1000);
 	reply_entry(r, ret, &out);
 }
 
@@ -1310,6 +1318,12 @@ int pfs_open(struct pfs **pp, const struct pfs_opts *o, char *err,
 	p->ttl = o->cache == PFS_CACHE_NEVER ? 0 :
 		 o->cache == PFS_CACHE_ALWAYS ? 86400 : 1;
 	p->chown_new = geteuid() == 0;
+	{
+		const char *f = getenv("LKVM_TEST_FAULT");
+
+		if (f && !strncmp(f, "fs-slow-lookup:", 15))
+			p->slow_lookup_ms = atoi(f + 15);
+	}
 	*pp = p;
 	return 0;
 }

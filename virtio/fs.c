@@ -46,6 +46,7 @@
 #include "lkvm/machine.h"
 #include "lkvm/seccomp.h"
 #include "lkvm/virtio/device.h"
+#include "lkvm/virtio/fs.h"
 #include "lkvm/vm.h"
 
 #define VIRTIO_ID_FS		26
@@ -574,17 +575,18 @@ static int fs_check(const char *options, char *err, size_t errlen)
 	return fs_spec_parse(options, &sp, err, errlen);
 }
 
-static int fs_create_one(struct machine *m, const char *opts,
-			 unsigned int index, char *err, size_t errlen)
+int virtio_fs_create(struct lkvm *vm, const char *opts, struct iothread *hiprio,
+		     unsigned int index, struct virtio_device **dp, char *err,
+		     size_t errlen)
 {
 	struct virtio_fs *fs = calloc(1, sizeof(*fs));
 	struct pfs_opts po = { 0 };
-	struct iothread *lo;
 	struct fs_spec sp;
-	char name[16], what[64];
+	char name[16];
 	unsigned int i;
 	int ret;
 
+	*dp = NULL;
 	if (!fs)
 		return errf(err, errlen, -ENOMEM, "out of memory");
 	ret = fs_spec_parse(opts, &sp, err, errlen);
@@ -600,19 +602,13 @@ static int fs_create_one(struct machine *m, const char *opts,
 		free(fs);
 		return err_input(ret);
 	}
-	lo = machine_lowrate(m, err, errlen);
-	if (!lo) {
-		pfs_close(fs->pfs);
-		free(fs);
-		return -ENOMEM;
-	}
 	fs->nreq = sp.queues;
 	fs->cpus = sp.cpus;
 	fs->pin = sp.pin;
 	memcpy(fs->config.tag, sp.tag, strlen(sp.tag));
 	fs->config.num_request_queues = fs->nreq;
 	snprintf(name, sizeof(name), "fs%u", index);
-	ret = virtio_device_init(&fs->dev, m->vm, &virtio_fs_ops, name,
+	ret = virtio_device_init(&fs->dev, vm, &virtio_fs_ops, name,
 				 1 + fs->nreq);
 	if (!ret) {
 		fs->vq = calloc(1 + fs->nreq, sizeof(*fs->vq));
@@ -622,11 +618,29 @@ static int fs_create_one(struct machine *m, const char *opts,
 	if (!ret)
 		ret = virtio_device_threads(&fs->dev, fs->nreq);
 	if (!ret)
-		ret = vfs_queue_init(fs, 0, lo, false);
+		ret = vfs_queue_init(fs, 0, hiprio, false);
 	for (i = 0; !ret && i < fs->nreq; i++)
 		ret = vfs_queue_init(fs, 1 + i, &fs->dev.threads[i], true);
-	snprintf(what, sizeof(what), "virtio-fs %s", sp.tag);
-	return virtio_device_finish(&fs->dev, ret, what, err, errlen);
+	*dp = &fs->dev;
+	if (ret)
+		errf(err, errlen, ret, "virtio-fs %s: %s", sp.tag, strerror(-ret));
+	return ret;
+}
+
+static int fs_create_one(struct machine *m, const char *opts,
+			 unsigned int index, char *err, size_t errlen)
+{
+	struct virtio_device *d = NULL;
+	struct iothread *lo;
+	int ret;
+
+	lo = machine_lowrate(m, err, errlen);
+	if (!lo)
+		return -ENOMEM;
+	ret = virtio_fs_create(m->vm, opts, lo, index, &d, err, errlen);
+	if (ret && !d)
+		return ret;
+	return virtio_device_finish(d, ret, "virtio-fs", err, errlen);
 }
 
 static int fs_create_all(struct machine *m, char *err, size_t errlen)

@@ -61,6 +61,8 @@ static const int common_calls[] = {
 	__NR_sched_yield, __NR_getrandom, __NR_ppoll, __NR_fstat,
 	__NR_newfstatat, __NR_restart_syscall, __NR_writev, __NR_lseek,
 	__NR_rt_sigpending,
+	/* glibc's malloc asks it when a thread needs a new arena. */
+	__NR_sched_getaffinity,
 #ifdef __NR_poll
 	__NR_poll,
 #endif
