@@ -216,6 +216,7 @@ bench: lkvm guests $(BENCH_BINS)
 	tests/bench/vsock.py $(if $(BENCH_JSON),--json $(BENCH_JSON:.json=-vsock.json))
 	tests/bench/usernet.py $(if $(BENCH_JSON),--json $(BENCH_JSON:.json=-usernet.json))
 	tests/bench/export.py $(if $(BENCH_JSON),--json $(BENCH_JSON:.json=-export.json))
+	tests/bench/fs.py $(if $(BENCH_JSON),--json $(BENCH_JSON:.json=-fs.json))
 
 # A real Linux guest's I/O speed, nested under qemu-system-aarch64
 # (tests/arm64/bench.sh; its settings are environment variables there).

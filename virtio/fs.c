@@ -55,7 +55,13 @@
 #define FS_MAX_IOV		(FS_MAX_WRITE / 4096 + 8)
 #define FS_MAX_QUEUES		16
 #define FS_TAG_MAX		36
-#define FS_MAX_WRITE		(1u << 20)
+/*
+ * A chain may not be longer than the queue (virtio 1.2, 2.7.5.3.1, even
+ * through an indirect table), and older guests (Linux before 6.11) do
+ * not cap their requests to that themselves: max_pages leaves room for
+ * the headers.
+ */
+#define FS_MAX_WRITE		((FS_QUEUE_SIZE - 8) * 4096u)
 #define FS_HDR_MAX		(sizeof(struct fuse_in_header) + 128)
 
 struct fs_config {

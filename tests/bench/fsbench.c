@@ -9,7 +9,7 @@
  *           --queues Q --seconds S [--slow N]
  *     DIR holds "data" (the file READ and WRITE use, 4 KiB at random
  *     offsets) and, for lookup, the files "n0".."n999" (looked up at
- *     random).  --slow N: queue 0 sends instead N at a time LOOKUPs of
+ *     random; --names N: n0..n(N-1)).  --slow N: queue 0 sends instead N at a time LOOKUPs of
  *     "slow" (lkvm's LKVM_TEST_FAULT=fs-slow-lookup:MS makes them
  *     slow), the other queues the op: the other queues' latency shows
  *     whether a blocking request stalls them.
@@ -72,7 +72,7 @@ struct sim {
 	uint16_t avail_idx, kicked_idx, last_used;
 	enum op op;
 	unsigned int depth;
-	uint64_t rng, unique, fh, node, size;
+	uint64_t rng, unique, fh, node, size, names;
 	uint64_t t_post[MAX_DEPTH];
 	uint32_t *lat;
 	size_t nlat, maxlat;
@@ -163,7 +163,7 @@ static void post(struct sim *s, unsigned int slot, enum op op)
 			snprintf(name, sizeof(name), "slow");
 		else
 			snprintf(name, sizeof(name), "n%u",
-				 (unsigned int)(xorshift(&s->rng) % 1000));
+				 (unsigned int)(xorshift(&s->rng) % s->names));
 		memcpy(h + 1, name, strlen(name) + 1);
 		h->len += strlen(name) + 1;
 		break;
@@ -382,7 +382,8 @@ static uint64_t cpu_self_ns(void)
 }
 
 static int run(const char *dir, enum op op, unsigned int depth,
-	       unsigned int nq, double seconds, unsigned int slow)
+	       unsigned int nq, double seconds, unsigned int slow,
+	       unsigned int names)
 {
 	struct bench *b = calloc(1, sizeof(*b));
 	struct fuse_init_in init = { .major = 7, .minor = 38,
@@ -424,6 +425,7 @@ static int run(const char *dir, enum op op, unsigned int depth,
 		s->node = node;
 		s->fh = fh;
 		s->size = st.st_size;
+		s->names = names;
 		s->op = slow && i == 0 ? OP_SLOW : op;
 		s->depth = slow && i == 0 ? slow : depth;
 		s->maxlat = (size_t)(seconds * 2e6) + 1024;
@@ -549,10 +551,11 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 's' },
 		{ "slow", required_argument, NULL, 'w' },
 		{ "direct", required_argument, NULL, 'D' },
+		{ "names", required_argument, NULL, 'N' },
 		{ 0 },
 	};
 	const char *dir = NULL, *direct = NULL;
-	unsigned int depth = 1, nq = 1, slow = 0;
+	unsigned int depth = 1, nq = 1, slow = 0, names = 1000;
 	enum op op = OP_READ;
 	double seconds = 2;
 	int c;
@@ -566,15 +569,16 @@ int main(int argc, char **argv)
 		case 's': seconds = atof(optarg); break;
 		case 'w': slow = atoi(optarg); break;
 		case 'D': direct = optarg; break;
+		case 'N': names = atoi(optarg); break;
 		default: return 2;
 		}
 	}
-	if (!dir || !depth || depth > MAX_DEPTH || !nq || nq > MAX_QUEUES ||
+	if (!dir || !names || !depth || depth > MAX_DEPTH || !nq || nq > MAX_QUEUES ||
 	    (slow && (nq < 2 || slow > MAX_DEPTH))) {
 		fprintf(stderr, "usage: fsbench --dir DIR --op read|write|getattr|lookup --depth D --queues Q --seconds S [--slow N]\n");
 		return 2;
 	}
 	if (direct)
 		return run_direct(dir, parse_op(direct), nq, seconds);
-	return run(dir, op, depth, nq, seconds, slow);
+	return run(dir, op, depth, nq, seconds, slow, names);
 }
