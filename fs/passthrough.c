@@ -45,7 +45,7 @@
 #include "lkvm/lib/aio.h"
 #include "lkvm/lib/util.h"
 
-#define PFS_IOV_MAX	64
+#define PFS_IOV_MAX	264		/* a 1 MiB request in guest pages, and headers */
 #define PFS_XATTR_MAX	65536		/* XATTR_SIZE_MAX */
 
 struct pfs {
