@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,16 +90,29 @@ static int reopen(int fd, int flags)
 	return nfd < 0 ? -errno : nfd;
 }
 
-/* One component, in the parent's directory only. */
+/*
+ * One component, in the parent's directory only.  Without openat2
+ * (kernels before 5.6, qemu-user) plain openat is as safe for it: the
+ * name is one checked component and O_NOFOLLOW keeps the last (and
+ * only) step from following any link, magic or not.
+ */
 static int open_beneath(int dirfd, const char *name, int flags, mode_t mode)
 {
+	static atomic_bool no_openat2;
 	struct open_how how = {
 		.flags = flags | O_NOFOLLOW | O_CLOEXEC,
 		.mode = (flags & O_CREAT) ? mode : 0,
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
-	long fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	long fd = -1;
 
+	if (!atomic_load_explicit(&no_openat2, memory_order_relaxed)) {
+		fd = syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+		if (fd >= 0 || errno != ENOSYS)
+			return fd < 0 ? -errno : (int)fd;
+		atomic_store(&no_openat2, true);
+	}
+	fd = openat(dirfd, name, how.flags, how.mode);
 	return fd < 0 ? -errno : (int)fd;
 }
 
