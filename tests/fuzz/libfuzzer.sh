@@ -5,7 +5,7 @@
 set -u
 cd "$(dirname "$0")/../.."
 B=${B:-build/x86_64}
-SECS=${FUZZ_SECS:-5}
+SECS=${FUZZ_SECS:-3}
 pass=0
 fail=0
 if ! command -v clang > /dev/null; then
