@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -1271,6 +1272,12 @@ static void pfs_request(void *fs, struct fuse_req *r)
 	case FUSE_FALLOCATE:	do_fallocate(p, r); break;
 	case FUSE_FORGET:	do_forget(p, r); break;
 	case FUSE_BATCH_FORGET:	do_batch_forget(p, r); break;
+	/*
+	 * The inode is pinned in memory by its O_PATH descriptor: a stat
+	 * of it reads no disk on a local filesystem (a share on NFS could
+	 * still wait here).
+	 */
+	case FUSE_GETATTR:	do_getattr(p, r); break;
 	case FUSE_FLUSH:
 	case FUSE_DESTROY:	fuse_reply_err(r, 0); break;
 	case FUSE_INTERRUPT:	fuse_reply_none(r); break;
@@ -1328,6 +1335,22 @@ int pfs_open(struct pfs **pp, const struct pfs_opts *o, char *err,
 	if (ret) {
 		pfs_close(p);
 		return errf(err, errlen, ret, "%s: %s", o->dir, strerror(-ret));
+	}
+	/*
+	 * Every inode the client holds is a descriptor: the soft limit
+	 * (1024 by default) would turn lookups into EMFILE long before the
+	 * table is full.  Raised toward the hard limit, for the process
+	 * (lkvm is one; an embedder shares this), as virtiofsd does.
+	 */
+	{
+		struct rlimit rl;
+		rlim_t want = (rlim_t)p->inodes.cap + p->files.cap + 256;
+
+		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < want) {
+			rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want :
+				      MIN(want, rl.rlim_max);
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
 	}
 	p->ttl = o->cache == PFS_CACHE_NEVER ? 0 :
 		 o->cache == PFS_CACHE_ALWAYS ? 86400 : 1;

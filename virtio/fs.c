@@ -321,6 +321,19 @@ static void vfs_drain(struct virtio_device *d, struct virtio_queue *q)
 	}
 }
 
+/* Busy-poll step: new requests without waiting for the kick (as blk). */
+static bool vfs_poll(void *opaque)
+{
+	struct vfs_queue *vq = opaque;
+	struct virtio_queue *q = vq->q;
+	uint16_t taken = q->vq.last_avail;
+
+	if (vq->starved || !vq_has_work(&q->vq))
+		return false;
+	virtio_queue_service(q);
+	return q->vq.last_avail != taken;
+}
+
 /* After each round of completions: one interrupt, then more work. */
 static void vfs_batch_done(void *opaque)
 {
@@ -460,6 +473,11 @@ static int vfs_queue_init(struct virtio_fs *fs, unsigned int i,
 		ret = aio_create(&vq->fq.aio, t, FS_QUEUE_SIZE, true);
 		if (!ret)
 			ret = aio_add_batch_hook(vq->fq.aio, vfs_batch_done, vq);
+		/* The adaptive poll window, as virtio-blk's queues have it. */
+		if (!ret)
+			ret = aio_poll_on(vq->fq.aio, t);
+		if (!ret)
+			ret = iothread_add_poller(t, vfs_poll, vq);
 		if (!ret && po.threads)
 			ret = fuse_pool_create(&vq->fq.pool, &po);
 	}

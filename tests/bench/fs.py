@@ -12,7 +12,7 @@ and 2 queues.  The direct side: fio on the same file (psync at depth 1,
 io_uring at 32, numjobs = queues, page cache warm for both), and for
 GETATTR and LOOKUP what the server does for them (fstatat; openat
 O_PATH + fstatat + close) in as many threads as queues.  Then two
-special rows: LOOKUPs of 20000 files with the root filesystem's caches
+special rows: LOOKUPs of 12000 files with the root filesystem's caches
 dropped first (requests that block) on 1 and 2 queues; and a queue
 doing 4 KiB reads at depth 1 while another queue's LOOKUPs take 20 ms
 each (LKVM_TEST_FAULT=fs-slow-lookup:20), against the same with fast
@@ -122,7 +122,7 @@ def main():
     if not a.quick:
         # Requests that block: lookups with the dentry and inode caches cold.
         d = dirs[0][1]
-        make_dir(d, 20000)
+        make_dir(d, 12000)
         cold = {}
         for q in (1, 2):
             v = []
@@ -133,9 +133,9 @@ def main():
                         f.write("3\n")
                 except OSError:
                     pass
-                v.append(lkvm(d, "lookup", 32, q, a.seconds, names=20000)["ops"])
+                v.append(lkvm(d, "lookup", 32, q, a.seconds, names=12000)["ops"])
             cold[q] = v
-        print("\nlookups with cold caches (rootfs, 20000 names): 1 queue %.0f (%s), "
+        print("\nlookups with cold caches (rootfs, 12000 names): 1 queue %.0f (%s), "
               "2 queues %.0f (%s) op/s: %.2fx" %
               (med(cold[1]), spread(cold[1]), med(cold[2]), spread(cold[2]),
                med(cold[2]) / med(cold[1])))
