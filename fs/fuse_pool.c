@@ -101,17 +101,15 @@ static void *helper_main(void *arg)
 	return NULL;
 }
 
-/* The owner's eventfd: finish what the helpers answered. */
-static void on_done(void *opaque, uint32_t events)
+/*
+ * On the owner (or for it, while it is paused): finishes every request
+ * the helpers answered; returns how many.
+ */
+static unsigned int finish_done(struct fuse_pool *p)
 {
-	struct fuse_pool *p = opaque;
 	struct fuse_req *r, *next;
-	uint64_t v;
 	unsigned int n = 0;
 
-	(void)events;
-	if (read(p->efd, &v, 8) != 8)
-		return;
 	pthread_mutex_lock(&p->lock);
 	r = p->done;
 	p->done = NULL;
@@ -127,7 +125,19 @@ static void on_done(void *opaque, uint32_t events)
 	if (!p->inflight)
 		pthread_cond_broadcast(&p->idle);
 	pthread_mutex_unlock(&p->lock);
-	if (n && p->o.flush)
+	return n;
+}
+
+/* The owner's eventfd: finish what the helpers answered. */
+static void on_done(void *opaque, uint32_t events)
+{
+	struct fuse_pool *p = opaque;
+	uint64_t v;
+
+	(void)events;
+	if (read(p->efd, &v, 8) != 8)
+		return;
+	if (finish_done(p) && p->o.flush)
 		p->o.flush(p->o.flush_opaque);
 }
 
@@ -202,31 +212,16 @@ unsigned int fuse_pool_inflight(struct fuse_pool *p)
 
 void fuse_pool_drain(struct fuse_pool *p)
 {
-	struct fuse_req *r, *next;
 	uint64_t v;
 
 	/*
 	 * The owner is paused, so on_done will not run: finish here what
 	 * the helpers hand back, until nothing is out.
 	 */
-	pthread_mutex_lock(&p->lock);
-	while (p->inflight) {
-		r = p->done;
-		p->done = NULL;
-		pthread_mutex_unlock(&p->lock);
-		for (; r; r = next) {
-			next = r->pool_next;
-			r->t = r->t_owner;
-			r->t->finish(r, r->pool_replied);
-			pthread_mutex_lock(&p->lock);
-			p->inflight--;
-			pthread_mutex_unlock(&p->lock);
-		}
-		if (read(p->efd, &v, 8) < 0)
+	while (fuse_pool_inflight(p)) {
+		if (!finish_done(p) && read(p->efd, &v, 8) < 0)
 			usleep(1000);
-		pthread_mutex_lock(&p->lock);
 	}
-	pthread_mutex_unlock(&p->lock);
 }
 
 void fuse_run_blocking(struct fuse_req *r,

@@ -19,9 +19,10 @@
  * reads and writes, fsync and fallocate go to the queue's engine
  * (io_uring; a page-cache hit is done on the spot) and are answered
  * from the completion; the descriptor they use is held by a table
- * reference until then.  Metadata operations, which may wait on the disk, run on the
- * queue's helper threads (fuse_pool.h) where it has them, so a slow
- * lookup does not hold up reads; bookkeeping (FORGET) runs at once.
+ * reference until then.  Metadata operations, which may wait on the
+ * disk, run on the queue's helper threads (fuse_pool.h) where it has
+ * them, so a slow lookup does not hold up reads; bookkeeping (FORGET)
+ * and GETATTR (a stat of a pinned inode) run at once.
  * The tables are the only state shared between queues and helpers;
  * they take no lock to find an entry by id (fs_table.h).
  */
@@ -1200,16 +1201,16 @@ out:
 	fuse_reply_err(r, n < 0 ? n : 0);
 }
 
-/* A request that may block, on a helper of its queue (or here). */
+/*
+ * A request that may block, on a helper of its queue (or here); the
+ * rest never come here (pfs_request).
+ */
 static void pfs_blocking(void *fs, struct fuse_req *r)
 {
 	struct pfs *p = fs;
 
 	switch (r->opcode) {
 	case FUSE_LOOKUP:	do_lookup(p, r); break;
-	case FUSE_FORGET:	do_forget(p, r); break;
-	case FUSE_BATCH_FORGET:	do_batch_forget(p, r); break;
-	case FUSE_GETATTR:	do_getattr(p, r); break;
 	case FUSE_SETATTR:	do_setattr(p, r); break;
 	case FUSE_MKDIR:	do_mkdir(p, r); break;
 	case FUSE_MKNOD:	do_mknod(p, r); break;
@@ -1229,12 +1230,8 @@ static void pfs_blocking(void *fs, struct fuse_req *r)
 	case FUSE_READLINK:	do_readlink(p, r); break;
 	case FUSE_OPEN:		do_open(p, r); break;
 	case FUSE_CREATE:	do_create(p, r); break;
-	case FUSE_READ:		do_read(p, r); break;
-	case FUSE_WRITE:	do_write(p, r); break;
-	case FUSE_FLUSH:	fuse_reply_err(r, 0); break;
 	case FUSE_RELEASE:
 	case FUSE_RELEASEDIR:	do_release(p, r); break;
-	case FUSE_FSYNC:	do_fsync(p, r); break;
 	case FUSE_OPENDIR:	do_opendir(p, r); break;
 	case FUSE_READDIR:	do_readdir(p, r, false); break;
 	case FUSE_READDIRPLUS:	do_readdir(p, r, true); break;
@@ -1245,14 +1242,11 @@ static void pfs_blocking(void *fs, struct fuse_req *r)
 	case FUSE_LISTXATTR:	do_xattr(p, r, XLIST); break;
 	case FUSE_SETXATTR:	do_xattr(p, r, XSET); break;
 	case FUSE_REMOVEXATTR:	do_xattr(p, r, XREMOVE); break;
-	case FUSE_FALLOCATE:	do_fallocate(p, r); break;
 	case FUSE_LSEEK:	do_lseek(p, r); break;
 	case FUSE_COPY_FILE_RANGE: do_copy_file_range(p, r); break;
 	case FUSE_SYNCFS:
 		fuse_reply_err(r, syncfs(p->root_fd) ? -errno : 0);
 		break;
-	case FUSE_DESTROY:	fuse_reply_err(r, 0); break;
-	case FUSE_INTERRUPT:	fuse_reply_none(r); break;
 	default:		fuse_reply_err(r, -ENOSYS); break;
 	}
 }

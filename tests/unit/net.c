@@ -688,7 +688,7 @@ static void test_dev_random(void)
 			sim.q[1].avail[2 + sim.q[1].avail_idx++ % NSIM_QSIZE] =
 				base;
 			nsim_kick(&sim, 1);
-			if (!nsim_wait(&sim, 1, &id, &len, 500) || id != base ||
+			if (!nsim_wait(&sim, 1, &id, &len, 5000) || id != base ||
 			    len)
 				bad++;
 			while (peer_recv(0, junk, sizeof(junk), 0) > 0)
