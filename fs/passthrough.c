@@ -683,10 +683,23 @@ static void do_create(struct pfs *p, struct fuse_req *r)
 		return;
 	}
 	ret = flags;
+	/*
+	 * O_NONBLOCK: the name may already be a FIFO, whose open would
+	 * wait for a writer for ever (libFuzzer found that).  Only a
+	 * regular file is opened through the share, as OPEN insists too.
+	 */
 	if (flags >= 0)
 		ret = fd = open_beneath(dir->fd, name,
-					flags | O_CREAT | (in->flags & O_EXCL),
-					in->mode & 07777);
+					flags | O_CREAT | O_NONBLOCK |
+					(in->flags & O_EXCL), in->mode & 07777);
+	if (ret >= 0) {
+		struct stat st;
+
+		if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+			ret = -EINVAL;
+		else if (fcntl(fd, F_SETFL, flags & (O_APPEND | O_NOATIME)))
+			ret = -errno;
+	}
 	if (ret >= 0) {
 		own(p, dir->fd, name, r);
 		ret = lookup(p, dir->fd, name, &out.e);

@@ -216,11 +216,17 @@ int main(void)
 		CHECK_EQ(req(FUSE_LINK, FUSE_ROOT_ID, &in2, sizeof(in2), "../x", 5), -EINVAL);
 		CHECK_EQ(req(FUSE_LINK, FUSE_ROOT_ID, &in2, sizeof(in2), "a2", 3), 0);
 	}
-	/* No device nodes. */
+	/* No device nodes.  A FIFO may be made, but not opened: its open
+	 * would wait for a writer for ever (CREATE of an existing one). */
 	{
 		struct fuse_mknod_in in = { .mode = S_IFCHR | 0666, .rdev = 0x0103 };
+		struct fuse_mknod_in fifo = { .mode = S_IFIFO | 0644 };
 
 		CHECK_EQ(req(FUSE_MKNOD, FUSE_ROOT_ID, &in, sizeof(in), "null", 5), -EPERM);
+		CHECK_EQ(req(FUSE_MKNOD, FUSE_ROOT_ID, &fifo, sizeof(fifo), "fifo", 5), 0);
+		CHECK_EQ(create(FUSE_ROOT_ID, "fifo", &fh), -EINVAL);
+		CHECK_EQ(lookup(FUSE_ROOT_ID, "fifo", &id), 0);
+		CHECK_EQ(open_file(id, O_RDONLY, &fh), -EINVAL);
 	}
 	/* A rename of the parent while it is in use: the inode moves along. */
 	{
@@ -292,7 +298,7 @@ int main(void)
 
 	/* Read-only: every change refused. */
 	system("rm -f /tmp/lkvm-pfs.*/share/made.txt");
-	snprintf(path, sizeof(path), "rm -f %s/s %s/a2 && mv %s/sub2 %s/sub", root, root, root, root);
+	snprintf(path, sizeof(path), "rm -f %s/s %s/a2 %s/fifo && mv %s/sub2 %s/sub", root, root, root, root, root);
 	CHECK_EQ(system(path), 0);
 	listing(top, before, sizeof(before));
 	tx = start(root, true, 0, &p);
