@@ -88,9 +88,10 @@ static void setup(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fuse_in_header *h = (struct fuse_in_header *)req;
+	struct fuse_in_header *h;
 
-	setup();
+	setup();	/* req exists from here on */
+	h = (struct fuse_in_header *)req;
 	if (size > REQ_MAX)
 		size = REQ_MAX;
 	memcpy(req, data, size);
