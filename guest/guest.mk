@@ -1,7 +1,7 @@
 # Test guests: freestanding x86_64 kernels linked at 0x10000, each built
 # as a flat binary (guest/build/NAME.bin) and a PVH ELF (NAME.elf).
 # The flags keep the compiler away from instructions this machine's KVM
-# cannot emulate (see shared/KVM-HERE.md).
+# cannot emulate (README, "Measured here").
 GUEST_CC ?= gcc
 GUEST_LD ?= ld
 GUEST_OBJCOPY ?= objcopy

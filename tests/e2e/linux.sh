@@ -2,7 +2,7 @@
 # Smoke test with Debian's x86_64 kernel (package linux-image-amd64).
 #
 # This machine's KVM emulates kernel-mode guest code instruction by
-# instruction, so a stock kernel cannot boot far (shared/KVM-HERE.md).
+# instruction, so a stock kernel cannot boot far (README, "Measured here").
 # What is checked:
 #  1. the bzImage through the 64-bit boot protocol: its decompressor runs
 #     and prints the early message our command line asked for (nokaslr);
