@@ -63,12 +63,6 @@ static void rc_write(const struct qcow2 *q, uint8_t *blk, uint64_t bi,
 		blk[bit / 8 + nbytes - 1 - i] = rc >> (8 * i);
 }
 
-static uint64_t refcount_max(const struct qcow2 *q)
-{
-	return q->refcount_bits == 64 ? UINT64_MAX :
-					(1ULL << q->refcount_bits) - 1;
-}
-
 static int refcount_add(struct disk *d, uint64_t cluster, int delta);
 
 /*
@@ -259,7 +253,7 @@ static int refcount_add(struct disk *d, uint64_t cluster, int delta)
 	if (!blk)
 		return -EIO;		/* a drop from a count never made */
 	rc = rc_read(q, blk, cluster % q->rb_entries);
-	if ((delta < 0 && rc == 0) || (delta > 0 && rc == refcount_max(q)))
+	if ((delta < 0 && rc == 0) || (delta > 0 && rc == qcow2_refcount_max(q)))
 		return -EIO;		/* would under- or overflow */
 	refcount_put(d, blk, cluster, rc + delta);
 	return 0;
@@ -280,7 +274,7 @@ int qcow2_refcount_set(struct disk *d, uint64_t cluster, uint64_t rc)
 	uint8_t *blk;
 	int ret;
 
-	if (rc > refcount_max(d->priv))
+	if (rc > qcow2_refcount_max(d->priv))
 		return -EOVERFLOW;
 	ret = rb_for(d, cluster, rc != 0, &blk);
 	if (!ret && blk)

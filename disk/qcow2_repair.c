@@ -202,8 +202,7 @@ static int apply(struct walk *w)
 {
 	struct qcow2 *q = w->d->priv;
 	uint64_t ti, c, rc, want, nt = q->rt_entries;
-	uint64_t max = q->refcount_bits == 64 ? UINT64_MAX :
-					       (1ULL << q->refcount_bits) - 1;
+	uint64_t max = qcow2_refcount_max(q);
 	int ret;
 
 	for (c = 0; c < w->n; c++)

@@ -203,9 +203,7 @@ static void dispatch(struct devq_queue *q, struct devq_slot *s, const void *p,
 		fuse_reply_err(r, -EPROTO);
 		return;
 	}
-	fixed = fuse_msg_body_size(r->opcode);
-	if (fixed == SIZE_MAX || fixed == 1)
-		fixed = 0;		/* unknown, or a name: all variable */
+	fixed = fuse_msg_fixed_size(r->opcode);
 	s->in_iov = (struct iovec){ (uint8_t *)r->m.body + fixed,
 				    r->m.body_len - fixed };
 	r->in = &s->in_iov;
@@ -373,7 +371,7 @@ static int answer_init(struct fuse_devq *d, char *err, size_t errlen)
 {
 	static uint8_t buf[DEVQ_ROOM + 8192];
 	const struct fuse_init_in *in;
-	struct fuse_init_out out = { 0 };
+	struct fuse_init_out out;
 	struct fuse_out_header oh = { 0 };
 	struct fuse_msg m;
 	struct iovec v[2];
@@ -390,7 +388,9 @@ static int answer_init(struct fuse_devq *d, char *err, size_t errlen)
 			    "FUSE: the first request is not INIT");
 	in = m.body;
 	oh.unique = m.h->unique;
-	if (in->major != FUSE_KERNEL_VERSION || in->minor < FUSE_MSG_MIN_MINOR) {
+	/* Background (asynchronous) requests: one per slot. */
+	if (fuse_init_answer(in, FUSE_DEVQ_MAX_WRITE, DEVQ_SLOTS * d->n,
+			     d->ops, d->fs, &out)) {
 		oh.error = -EPROTO;
 		oh.len = sizeof(oh);
 		if (write(d->s.fd, &oh, sizeof(oh)) < 0)
@@ -399,18 +399,6 @@ static int answer_init(struct fuse_devq *d, char *err, size_t errlen)
 			    "FUSE: the kernel speaks %u.%u, lkvm needs 7.%u or later",
 			    in->major, in->minor, FUSE_MSG_MIN_MINOR);
 	}
-	out.major = FUSE_KERNEL_VERSION;
-	out.minor = MIN(in->minor, (uint32_t)FUSE_KERNEL_MINOR_VERSION);
-	out.max_readahead = in->max_readahead;
-	/* Background (asynchronous) requests: one per slot. */
-	out.max_background = MIN(DEVQ_SLOTS * d->n, 65535u);
-	out.congestion_threshold = out.max_background * 3 / 4;
-	out.max_write = FUSE_DEVQ_MAX_WRITE;
-	out.time_gran = 1;
-	out.max_pages = FUSE_DEVQ_MAX_WRITE / 4096;
-	d->ops->init(d->fs, in, &out);
-	if (out.max_pages)
-		out.flags |= in->flags & FUSE_MAX_PAGES;
 	oh.len = sizeof(oh) + sizeof(out);
 	v[0] = (struct iovec){ &oh, sizeof(oh) };
 	v[1] = (struct iovec){ &out, sizeof(out) };

@@ -1,13 +1,17 @@
 /*
- * fuse_msg.c - checking FUSE requests as bytes (see fuse_msg.h).  The
+ * fuse_msg.c - checking FUSE requests as bytes (see fuse_msg.h), and
+ * the INIT answer every transport gives (fuse_server.h).  The
  * kernel is the peer of /dev/fuse and a guest the peer of virtio-fs;
  * either way nothing past the header is read before this says it is
  * there.
  */
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lkvm/fs/fuse_msg.h"
+#include "lkvm/fs/fuse_server.h"
+#include "lkvm/lib/util.h"
 
 size_t fuse_msg_body_size(uint32_t opcode)
 {
@@ -83,6 +87,13 @@ size_t fuse_msg_body_size(uint32_t opcode)
 	}
 }
 
+size_t fuse_msg_fixed_size(uint32_t opcode)
+{
+	size_t n = fuse_msg_body_size(opcode);
+
+	return n == SIZE_MAX || n == 1 ? 0 : n;
+}
+
 int fuse_msg_parse(const void *buf, size_t n, struct fuse_msg *m)
 {
 	const struct fuse_in_header *h = buf;
@@ -96,5 +107,26 @@ int fuse_msg_parse(const void *buf, size_t n, struct fuse_msg *m)
 	need = fuse_msg_body_size(h->opcode);
 	if (need != SIZE_MAX && m->body_len < need)
 		return -EINVAL;
+	return 0;
+}
+
+int fuse_init_answer(const struct fuse_init_in *in, uint32_t max_write,
+		     uint32_t max_background, const struct fuse_fs_ops *ops,
+		     void *fs, struct fuse_init_out *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (in->major != FUSE_KERNEL_VERSION || in->minor < FUSE_MSG_MIN_MINOR)
+		return -EPROTO;
+	out->major = FUSE_KERNEL_VERSION;
+	out->minor = MIN(in->minor, (uint32_t)FUSE_KERNEL_MINOR_VERSION);
+	out->max_readahead = in->max_readahead;
+	out->max_background = MIN(max_background, 65535u);
+	out->congestion_threshold = out->max_background * 3 / 4;
+	out->max_write = max_write;
+	out->time_gran = 1;
+	out->max_pages = max_write / 4096;
+	ops->init(fs, in, out);
+	if (out->max_pages)
+		out->flags |= in->flags & FUSE_MAX_PAGES;
 	return 0;
 }

@@ -107,7 +107,6 @@ struct virtio_fs {
 	struct vfs_queue *vq;		/* [0] hiprio, then the request queues */
 	cpu_set_t cpus;
 	bool pin;
-	uint32_t minor;			/* agreed at INIT */
 };
 
 static struct virtio_fs *to_fs(struct virtio_device *d)
@@ -194,26 +193,13 @@ static const struct fuse_transport_ops vfs_transport = {
 /* INIT: the version and what the filesystem does. */
 static void vfs_init(struct virtio_fs *fs, struct fuse_req *r)
 {
-	const struct fuse_init_in *in = r->m.body;
-	struct fuse_init_out out = { 0 };
+	struct fuse_init_out out;
 
-	if (in->major != FUSE_KERNEL_VERSION || in->minor < FUSE_MSG_MIN_MINOR) {
-		out.major = FUSE_KERNEL_VERSION;
+	if (fuse_init_answer(r->m.body, FS_MAX_WRITE, FS_QUEUE_SIZE,
+			     &pfs_fuse_ops, fs->pfs, &out))
 		fuse_reply_err(r, -EPROTO);
-		return;
-	}
-	out.major = FUSE_KERNEL_VERSION;
-	out.minor = MIN(in->minor, (uint32_t)FUSE_KERNEL_MINOR_VERSION);
-	out.max_readahead = in->max_readahead;
-	out.max_background = FS_QUEUE_SIZE;
-	out.congestion_threshold = FS_QUEUE_SIZE * 3 / 4;
-	out.max_write = FS_MAX_WRITE;
-	out.time_gran = 1;
-	out.max_pages = FS_MAX_WRITE / 4096;
-	pfs_fuse_ops.init(fs->pfs, in, &out);
-	out.flags |= in->flags & FUSE_MAX_PAGES;
-	fs->minor = out.minor;
-	fuse_reply(r, 0, &out, sizeof(out));
+	else
+		fuse_reply(r, 0, &out, sizeof(out));
 }
 
 /*
@@ -247,9 +233,7 @@ static int vfs_parse(struct vfs_slot *s)
 	    r->opcode != FUSE_FORGET && r->opcode != FUSE_BATCH_FORGET &&
 	    r->opcode != FUSE_INTERRUPT)
 		return -1;	/* no room even for an error */
-	fixed = fuse_msg_body_size(h->opcode);
-	if (fixed == SIZE_MAX || fixed == 1)
-		fixed = 0;
+	fixed = fuse_msg_fixed_size(h->opcode);
 	if (h->len != e->out_bytes || e->out_bytes - hl < fixed ||
 	    fixed > FS_HDR_MAX - hl) {
 		fuse_reply_err(r, -EINVAL);

@@ -174,6 +174,13 @@ static inline uint32_t qcow2_sc_mask(unsigned int first, unsigned int last)
 	return (uint32_t)((((uint64_t)2 << last) - 1) & ~((1ULL << first) - 1));
 }
 
+/* The largest count a refcount entry of the image holds. */
+static inline uint64_t qcow2_refcount_max(const struct qcow2 *q)
+{
+	return q->refcount_bits == 64 ? UINT64_MAX :
+					(1ULL << q->refcount_bits) - 1;
+}
+
 static inline uint64_t be64(const uint8_t *p)
 {
 	uint64_t v = 0;

@@ -35,6 +35,14 @@ struct fuse_msg {
 size_t fuse_msg_body_size(uint32_t opcode);
 
 /*
+ * The part of an opcode's body a transport keeps contiguous beside the
+ * header: the fixed body, or 0 for an opcode whose body is all
+ * variable (a name) or unknown.  The rest goes to the filesystem as
+ * fuse_req.in.
+ */
+size_t fuse_msg_fixed_size(uint32_t opcode);
+
+/*
  * Checks n bytes read from a transport as one request: a whole header
  * whose length is n, and at least the opcode's fixed body.  Returns 0
  * and fills m, -EPROTO for bytes that are not one request (drop them,

@@ -101,6 +101,17 @@ struct fuse_fs_ops {
 	void (*request)(void *fs, struct fuse_req *r);
 };
 
+/*
+ * INIT, for any transport: out gets the version agreed, the transport's
+ * limits (max_write, one request page each for max_pages; asynchronous
+ * requests up to max_background) and the flags the filesystem picks
+ * from the kernel's.  -EPROTO if the kernel's version is not one lkvm
+ * speaks (7.FUSE_MSG_MIN_MINOR or later).
+ */
+int fuse_init_answer(const struct fuse_init_in *in, uint32_t max_write,
+		     uint32_t max_background, const struct fuse_fs_ops *ops,
+		     void *fs, struct fuse_init_out *out);
+
 static inline void fuse_reply(struct fuse_req *r, int err, const void *data,
 			      size_t len)
 {
