@@ -676,18 +676,17 @@ void fsx_stats(struct fsx *x, int worker, struct fsx_stats *st)
 int fsx_close(struct fsx *x)
 {
 	struct disk *d = x->d;
-	struct aio *a;
 	int ret;
 
 	/* Requests in flight are answered, then the queues stop. */
 	fuse_devq_close(x->dq);
+	/*
+	 * Everything written is made durable before the image closes, on
+	 * a queue's synchronous engine (its thread is gone).
+	 */
+	ret = d->spec.ro ? 0 : sync_io(d, x->q[0].sync, DISK_FLUSH, NULL, 0, 0,
+				       false);
 	fsx_free(x);
-	/* Everything written is made durable before the image closes. */
-	ret = d->spec.ro ? 0 : aio_sync_create(&a);
-	if (!ret && !d->spec.ro) {
-		ret = sync_io(d, a, DISK_FLUSH, NULL, 0, 0, false);
-		aio_free(a);
-	}
 	disk_close(d);
 	return ret;
 }
