@@ -98,6 +98,13 @@ static inline void wait_for_irq(void)
 	__asm__ volatile("sti; hlt; cli" ::: "memory");
 }
 
+/*
+ * As wait_for_irq, but the local APIC timer ends the sleep after about
+ * ms milliseconds (at most 4294); true if it was the timer that woke
+ * us (another interrupt may have come too).  Uses vector 63.
+ */
+bool wait_for_irq_or_timer(unsigned int ms);
+
 /* Console. */
 void putchar_serial(char c);
 void puts_serial(const char *s);

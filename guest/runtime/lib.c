@@ -208,6 +208,38 @@ void lapic_eoi(void)
 	lapic_write(0xb0, 0);
 }
 
+/*
+ * The bounded sleep's timer: the local APIC's one-shot timer on the last
+ * vector the IDT has, which no test guest uses for anything else.
+ */
+#define WAKE_VECTOR	63
+static volatile bool wake_fired;
+
+static void on_wake_timer(struct trap_frame *f)
+{
+	(void)f;
+	wake_fired = true;
+	lapic_eoi();
+}
+
+bool wait_for_irq_or_timer(unsigned int ms)
+{
+	bool fired;
+
+	irq_set_handler(WAKE_VECTOR, on_wake_timer);
+	wake_fired = false;
+	lapic_write(0xf0, 0x1ff);		/* enabled, spurious 0xff */
+	lapic_write(0x3e0, 0xb);		/* divide by 1 */
+	lapic_write(0x320, WAKE_VECTOR);	/* one-shot */
+	/* KVM's APIC timer counts at 1 GHz. */
+	lapic_write(0x380, ms * 1000000u);
+	wait_for_irq();
+	lapic_write(0x380, 0);			/* stopped */
+	fired = wake_fired;
+	wake_fired = false;
+	return fired;
+}
+
 void ioapic_route(unsigned int pin, unsigned int vector, unsigned int apic)
 {
 	mmio_write32(IOAPIC_BASE, 0x10 + 2 * pin + 1);

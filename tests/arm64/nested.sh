@@ -70,7 +70,7 @@ WANT_B=$(expect $W/disk-b.img)
 
 T0=$(date +%s)
 RACE_ITERS=${LKVM_RACE_ITERS:-3000}
-timeout $((300 + RACE_ITERS / 25)) qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 \
+timeout $((900 + RACE_ITERS / 25)) qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 \
 	-cpu max,pauth-impdef=on -smp 2 -m 2048 -nographic -nic none -no-reboot \
 	-kernel $IMAGE -initrd $W/l1.cpio \
 	-append "console=ttyAMA0 rdinit=/init panic=-1 quiet racen=$RACE_ITERS${LKVM_NESTED_ONLY:+ lkvmonly=$LKVM_NESTED_ONLY}" \

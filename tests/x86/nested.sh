@@ -189,6 +189,7 @@ check "vsock: the guest exits 0, its 3 bad packets reset" \
 	grep -q "^X1 vsock status 0: .*resets for 3 bad packets" <<< "$LOG"
 grep "^X1 vsock status" <<< "$LOG" | sed 's/^X1 /  /'
 check "vsock: PATH removed when lkvm ends" has "X1 vsock path left 0"
+F0=$FAILED
 check "fs guest (virtio-pci, seccomp on): INIT, LOOKUP, OPEN, READ print hello.txt's first line" \
 	grep -q "^X1 fs status 0: .*fs: hello.txt: first line of hello|" <<< "$LOG"
 check "fs guest: CREATE + WRITE left from-guest.txt with its bytes, FORGET on hiprio came back" \
@@ -197,6 +198,11 @@ check "fs guest: CREATE + WRITE left from-guest.txt with its bytes, FORGET on hi
 check "fs guest on virtio-mmio with 2 request queues: the same" \
 	eval 'grep -q "^X1 fs-mmio status 0: fs: tag mm, 2 request queue.*fs: ok|" <<< "$LOG" &&
 	      has "X1 fs-mmio written: written by the fs guest over virtio-fs"'
+# Interrupts that never came show as work the guests' 200 ms timer found.
+echo "  $(x1 "vsock timer: ")"
+grep "^X1 fs.*status" <<< "$LOG" | grep -o "fs: [0-9]* replies found by[^|]*" | sed 's/^/  /'
+# What the fs runs printed, when one of them failed.
+[ $FAILED = $F0 ] || grep "^X1 fs" <<< "$LOG" | cut -c1-300 | sed 's/^/  /'
 FB=$(x1 "fshostile before: ")
 FA=$(x1 "fshostile after: ")
 check "fshostile: every malformed request and escape attempt refused, the device still serves ($(x1 "fshostile status " | tr '|' ' '))" \
