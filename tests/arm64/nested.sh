@@ -218,8 +218,8 @@ if [ -z "${LKVM_NESTED_ONLY:-}" ] || [ "$LKVM_NESTED_ONLY" = usernet ]; then
 fi
 
 S=$(section balloon)
-read -r R0 R1 R2 <<< "$(sed -n 's/^L1 balloon rss KiB: before \([0-9]*\), holding 200 MiB \([0-9]*\), 8 s after freeing \([0-9]*\)/\1 \2 \3/p' <<< "$S")"
-echo "  balloon: lkvm RSS $R0 KiB before, $R1 KiB holding 200 MiB, $R2 KiB after L2 freed them"
+read -r R0 R1 R2 <<< "$(sed -n 's/^L1 balloon rss KiB: before \([0-9]*\), holding 200 MiB \([0-9]*\), [0-9.]* s after freeing \([0-9]*\)/\1 \2 \3/p' <<< "$S")"
+echo "  balloon: lkvm RSS $R0 KiB before, $R1 KiB holding 200 MiB, $R2 KiB $(sed -n 's/.*, \([0-9.]*\) s after freeing.*/\1/p' <<< "$S") s after L2 freed them"
 check "balloon: L2's virtio_balloon negotiated free page reporting (bit 5)" \
 	grep -qE "^L2 balloon features [01]{5}1" <<< "$S"
 check "balloon: L2 allocated 200 MiB" grep -q "^L2 balloon allocated 200 MiB" <<< "$S"
