@@ -189,6 +189,7 @@ check "vsock: the guest's connection to PATH_5000 carried its line" \
 check "vsock: the guest exits 0, its 3 bad packets reset" \
 	grep -q "^X1 vsock status 0: .*resets for 3 bad packets" <<< "$LOG"
 grep "^X1 vsock status" <<< "$LOG" | sed 's/^X1 /  /'
+grep "^X1 vsock log" <<< "$LOG" | sed 's/^X1 /  /'
 check "vsock: PATH removed when lkvm ends" has "X1 vsock path left 0"
 F0=$FAILED
 check "fs guest (virtio-pci, seccomp on): INIT, LOOKUP, OPEN, READ print hello.txt's first line" \
