@@ -57,7 +57,7 @@ for b in /usr/bin/passt /usr/bin/passt.avx2 /usr/bin/setpriv; do
 done
 (cd $W/l2 && find . | cpio -o -H newc --quiet) > $W/l1/g/l2.cpio
 cp build/x86_64-static/lkvm $W/l1/bin/lkvm
-cp guest/build/{hello,acpioff,counter,sysrq,vsock,usernet,blk,fs,fshostile}.bin guest/build/hello.elf $W/l1/g/
+cp guest/build/{hello,acpioff,counter,spin,sysrq,vsock,usernet,blk,fs,fshostile}.bin guest/build/hello.elf $W/l1/g/
 # A qcow2 disk with subclusters for the blk guest (its write-back thread
 # runs under the seccomp filter there).
 qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=16384 $W/l1/g/disk.qcow2 1M
