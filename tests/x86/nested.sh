@@ -80,7 +80,7 @@ l1() {
 	# A frozen L1 (TCG's nested SVM has hung whole here under load)
 	# says nothing more of its own ("X1" lines, among them a heartbeat
 	# every 10 s; a stuck kernel still prints soft-lockup reports):
-	# after 60 s of that it is stopped.  A stuck step in a live L1 is
+	# after 45 s of that it is stopped.  A stuck step in a live L1 is
 	# its hang catcher's ("to") or, at worst, qemu's timeout.
 	while kill -0 $q 2> /dev/null; do
 		sleep 2
@@ -91,7 +91,7 @@ l1() {
 			still=0
 			last=$size
 		fi
-		if [ $still -ge 60 ]; then
+		if [ $still -ge 45 ]; then
 			kill $q
 			wait $q
 			return 125
@@ -106,7 +106,7 @@ QS=$?
 # too), so one in sixteen would freeze twice.
 for try in 2 3; do
 	grep -q "^X1 up" $W/console.log && grep -q "^X1 done" $W/console.log && break
-	echo "L1 did not finish (qemu status $QS; 125: no X1 line, heartbeat included, for 60 s); its console ended:"
+	echo "L1 did not finish (qemu status $QS; 125: no X1 line, heartbeat included, for 45 s); its console ended:"
 	tr -d '\r' < $W/console.log | grep -av '^X1 alive' | tail -15
 	cp $W/console.log $W/console-$try.log
 	echo "running L1 again (run $try of 3)"
