@@ -253,13 +253,8 @@ static void blk_drain(struct virtio_device *d, struct virtio_queue *q)
 static bool blk_poll(void *opaque)
 {
 	struct blk_queue *bq = opaque;
-	struct virtio_queue *q = bq->q;
-	uint16_t taken = q->vq.last_avail;
 
-	if (bq->starved || !vq_has_work(&q->vq))
-		return false;
-	virtio_queue_service(q);
-	return q->vq.last_avail != taken;
+	return !bq->starved && virtio_queue_poll(bq->q);
 }
 
 /* After each round of completions: one interrupt, then more work. */

@@ -413,6 +413,16 @@ void virtio_queue_service(struct virtio_queue *q)
 		virtio_queue_publish(q);
 }
 
+bool virtio_queue_poll(struct virtio_queue *q)
+{
+	uint16_t taken = q->vq.last_avail;
+
+	if (!vq_has_work(&q->vq))
+		return false;
+	virtio_queue_service(q);
+	return q->vq.last_avail != taken;
+}
+
 void virtio_queue_publish(struct virtio_queue *q)
 {
 	if (q->lat_count) {

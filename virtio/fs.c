@@ -309,13 +309,8 @@ static void vfs_drain(struct virtio_device *d, struct virtio_queue *q)
 static bool vfs_poll(void *opaque)
 {
 	struct vfs_queue *vq = opaque;
-	struct virtio_queue *q = vq->q;
-	uint16_t taken = q->vq.last_avail;
 
-	if (vq->starved || !vq_has_work(&q->vq))
-		return false;
-	virtio_queue_service(q);
-	return q->vq.last_avail != taken;
+	return !vq->starved && virtio_queue_poll(vq->q);
 }
 
 /* After each round of completions: one interrupt, then more work. */

@@ -147,13 +147,8 @@ static void net_drain(struct virtio_device *d, struct virtio_queue *q)
 static bool net_poll(void *opaque)
 {
 	struct net_pair *p = opaque;
-	uint16_t taken = p->txq->vq.last_avail;
-	bool work = false;
+	bool work = virtio_queue_poll(p->txq);
 
-	if (vq_has_work(&p->txq->vq)) {
-		virtio_queue_service(p->txq);
-		work = p->txq->vq.last_avail != taken;
-	}
 	/*
 	 * The backend is looked at only while frames keep coming: once it
 	 * runs dry, epoll says when more arrive, and the spin costs no

@@ -265,6 +265,11 @@ static inline void virtio_queue_count_error(struct virtio_queue *q)
 }
 /* Runs a drain now, on the calling (owner) thread: after backend input. */
 void virtio_queue_service(struct virtio_queue *q);
+/*
+ * A busy-poll step, on the owner thread: services q if the guest has
+ * added chains; true if the drain took any.
+ */
+bool virtio_queue_poll(struct virtio_queue *q);
 /* A copy of q's counters, from any thread. */
 void virtio_queue_stats_read(const struct virtio_queue *q,
 			     struct virtio_queue_stats *out);
