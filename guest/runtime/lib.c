@@ -224,14 +224,19 @@ static void on_wake_timer(struct trap_frame *f)
 
 bool wait_for_irq_or_timer(unsigned int ms)
 {
+	static bool set_up;
 	bool fired;
 
-	irq_set_handler(WAKE_VECTOR, on_wake_timer);
+	/* Once: each APIC write is an exit, and the guests call this a lot. */
+	if (!set_up) {
+		irq_set_handler(WAKE_VECTOR, on_wake_timer);
+		lapic_write(0xf0, 0x1ff);	/* enabled, spurious 0xff */
+		lapic_write(0x3e0, 0xb);	/* divide by 1 */
+		lapic_write(0x320, WAKE_VECTOR);	/* one-shot */
+		set_up = true;
+	}
 	wake_fired = false;
-	lapic_write(0xf0, 0x1ff);		/* enabled, spurious 0xff */
-	lapic_write(0x3e0, 0xb);		/* divide by 1 */
-	lapic_write(0x320, WAKE_VECTOR);	/* one-shot */
-	/* KVM's APIC timer counts at 1 GHz. */
+	/* KVM's APIC timer counts at 1 GHz; writing the count starts it. */
 	lapic_write(0x380, ms * 1000000u);
 	wait_for_irq();
 	lapic_write(0x380, 0);			/* stopped */
