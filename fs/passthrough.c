@@ -1309,6 +1309,23 @@ const struct fuse_fs_ops pfs_fuse_ops = {
 	.request = pfs_request,
 };
 
+/*
+ * Every inode the client holds is a descriptor: the soft limit (1024 by
+ * default) would turn lookups into EMFILE long before the tables are
+ * full.  Raised toward want, up to the hard limit, for the process
+ * (lkvm is one; an embedder shares this), as virtiofsd does.
+ */
+static void raise_nofile(rlim_t want)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want :
+			      MIN(want, rl.rlim_max);
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int pfs_open(struct pfs **pp, const struct pfs_opts *o, char *err,
 	     size_t errlen)
 {
@@ -1343,22 +1360,7 @@ int pfs_open(struct pfs **pp, const struct pfs_opts *o, char *err,
 		pfs_close(p);
 		return errf(err, errlen, ret, "%s: %s", o->dir, strerror(-ret));
 	}
-	/*
-	 * Every inode the client holds is a descriptor: the soft limit
-	 * (1024 by default) would turn lookups into EMFILE long before the
-	 * table is full.  Raised toward the hard limit, for the process
-	 * (lkvm is one; an embedder shares this), as virtiofsd does.
-	 */
-	{
-		struct rlimit rl;
-		rlim_t want = (rlim_t)p->inodes.cap + p->files.cap + 256;
-
-		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < want) {
-			rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? want :
-				      MIN(want, rl.rlim_max);
-			setrlimit(RLIMIT_NOFILE, &rl);
-		}
-	}
+	raise_nofile((rlim_t)p->inodes.cap + p->files.cap + 256);
 	p->ttl = o->cache == PFS_CACHE_NEVER ? 0 :
 		 o->cache == PFS_CACHE_ALWAYS ? 86400 : 1;
 	p->chown_new = geteuid() == 0;
